@@ -1,0 +1,12 @@
+# Faster R-CNN R50-FPN 1x on COCO with SE after conv3 of every bottleneck, as in SE-ResNet-50
+# (Hu et al., CVPR 2018). Everything else is mmdet's baseline config.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(plugins=[
+        dict(cfg=dict(type='mmattn.SE', reduction=16),
+             stages=(True, True, True, True),
+             position='after_conv3')
+    ]))

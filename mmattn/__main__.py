@@ -1,0 +1,32 @@
+"""``python -m mmattn list``: every registered module with its family and paper."""
+import argparse
+import sys
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m mmattn',
+                                     description='mmattn command line')
+    sub = parser.add_subparsers(dest='command', required=True)
+    ls = sub.add_parser('list', help='list the registered attention modules')
+    ls.add_argument('--family', help='only this family (channel, spatial, context)')
+    args = parser.parse_args(argv)
+
+    import mmattn
+    rows = [r for r in mmattn.list_attention()
+            if args.family is None or r['family'] == args.family]
+    headers = ('type', 'family', 'plugin', 'paper', 'authors\' code')
+    table = [(f"mmattn.{r['name']}", r['family'], 'yes' if r['plugin'] else 'no',
+              r['paper'], r['code']) for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) if table else len(h)
+              for i, h in enumerate(headers)]
+    line = '  '.join(h.ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print('  '.join('-' * w for w in widths))
+    for t in table:
+        print('  '.join(c.ljust(w) for c, w in zip(t, widths)))
+    print(f'\n{len(table)} modules')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

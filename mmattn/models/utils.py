@@ -1,0 +1,40 @@
+"""Helpers shared by the modules: reduced widths and norms that survive a batch of one."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def reduced_channels(channels: int, reduction: float = 16, min_channels: int = 1,
+                     divisor: int = 1) -> int:
+    """The width of a bottleneck layer: ``channels // reduction``, as most authors compute it.
+
+    Args:
+        channels: the input width C.
+        reduction: r in C / r.
+        min_channels: the smallest width allowed (the authors' minimum, e.g. 8 for coordinate
+            attention, 32 for SK); never below 1, so small inputs keep a working layer.
+        divisor: if > 1, round to the nearest multiple (timm's ``make_divisible``), not below
+            90% of the unrounded width. The authors' code of the modules here does not round,
+            so the default is 1.
+    """
+    width = int(channels // reduction)
+    if divisor > 1:
+        rounded = max(divisor, int(width + divisor / 2) // divisor * divisor)
+        width = rounded + divisor if rounded < 0.9 * width else rounded
+    return max(int(min_channels), 1, width)
+
+
+def norm_forward(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run a batch norm, using its running statistics when a batch holds one value a channel.
+
+    BatchNorm after a global pooling sees one value per channel when the batch size is 1, and
+    PyTorch raises in training mode. A run with batch size 1 (a common detection setting on a
+    single GPU) should not crash: such a batch carries no statistics, so normalise it with the
+    running ones and leave them untouched, as in evaluation.
+    """
+    if (isinstance(norm, _BatchNorm) and norm.training
+            and x.numel() // x.shape[1] == 1 and norm.track_running_stats):
+        return F.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                            False, 0.0, norm.eps)
+    return norm(x)

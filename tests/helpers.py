@@ -1,0 +1,36 @@
+"""Shared test helpers: random weights, float64 comparisons, optional-dependency guards."""
+import importlib.util
+
+import pytest
+import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def has_module(name):
+    return importlib.util.find_spec(name) is not None
+
+
+requires_mmdet = pytest.mark.skipif(not has_module('mmdet'), reason='needs mmdet')
+requires_mmseg = pytest.mark.skipif(not has_module('mmseg'), reason='needs mmseg')
+
+
+@torch.no_grad()
+def randomize_(module, seed=0, scale=0.5):
+    """Give every parameter and every norm's running statistics random values.
+
+    Zero-initialised gammas and last layers would otherwise hide the attention path from a
+    test. Fixed buffers that are part of a module's definition (e.g. FcaNet's DCT basis) are
+    left alone: only parameters and batch-norm statistics change.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for p in module.parameters():
+        p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype) * scale)
+    for m in module.modules():
+        if isinstance(m, _BatchNorm) and m.track_running_stats:
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+    return module
+
+
+def assert_close(actual, expected, rtol=1e-7, atol=1e-9, msg=''):
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=msg or None)

@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from mmattn.models.channel import SE
+from tests.helpers import assert_close, randomize_
+
+
+def se_reference(x, w1, b1, w2, b2):
+    """SE written out: GAP, FC, ReLU, FC, sigmoid, channel-wise product."""
+    s = x.mean(dim=(2, 3))
+    z = torch.relu(s @ w1.t() + b1)
+    g = torch.sigmoid(z @ w2.t() + b2)
+    return x * g[:, :, None, None]
+
+
+@pytest.mark.parametrize('channels,reduction', [(64, 16), (32, 4), (8, 16)])
+def test_se_matches_formula(channels, reduction):
+    m = randomize_(SE(channels, reduction=reduction)).double().eval()
+    x = torch.randn(3, channels, 5, 7, dtype=torch.float64)
+    w1 = m.fc1.weight.flatten(1)
+    w2 = m.fc2.weight.flatten(1)
+    assert_close(m(x), se_reference(x, w1, m.fc1.bias, w2, m.fc2.bias))
+
+
+def test_se_initial_state():
+    m = SE(256)
+    assert m.fc1.weight.shape == (16, 256, 1, 1) and m.fc1.bias is not None
+    assert m.fc2.weight.shape == (256, 16, 1, 1) and m.fc2.bias is not None
+    # the reduced width never reaches 0
+    assert SE(8).fc1.out_channels == 1
+    # SE-ResNet's block has exactly these parameters: 2 * C * C/r + C/r + C
+    assert sum(p.numel() for p in m.parameters()) == 2 * 256 * 16 + 16 + 256
