@@ -38,7 +38,6 @@ setup(
             'onnxruntime>=1.16',
             'onnxscript',
             'pycocotools>=2.0.6',
-            'timm>=0.9',
         ],
     },
     entry_points={},

@@ -5,4 +5,9 @@ Importing the package registers every module in the ``mmattn`` registry scope.
 from . import models  # noqa: F401  (registers the modules)
 from .models import build_attention, list_attention  # noqa: F401
 from .registry import MODELS  # noqa: F401
+from .utils.checkpoint import allow_mmengine_checkpoints
 from .version import __version__  # noqa: F401
+
+# Configs import mmattn through custom_imports, also under mmdet's and mmseg's own tools: let
+# their --resume and load_from read mmengine's checkpoints under torch's safe loader.
+allow_mmengine_checkpoints()

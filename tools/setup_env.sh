@@ -53,7 +53,12 @@ fi
 
 log "installing mmengine, mmdet, mmseg and mmattn"
 # ftfy and regex: mmseg imports them without declaring them.
-"${PIP[@]}" -q -e "$ROOT[tests]" 'mmengine==0.10.7' 'mmdet==3.3.0' 'mmsegmentation==1.2.2' ftfy regex
+# torch is named again so that no dependency can swap it for another build: the mmcv wheel is
+# bound to the torch it was compiled against.
+"${PIP[@]}" -q -e "$ROOT[tests]" 'mmengine==0.10.7' 'mmdet==3.3.0' 'mmsegmentation==1.2.2' \
+  ftfy regex 'numpy<2' "torch==$TORCH_VERSION"
+"$PY" -c "import torch, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" \
+  || { log "torch changed during the install; the mmcv wheel needs torch $TORCH_VERSION"; exit 1; }
 "$PY" -c 'import mmcv.ops, mmdet.models, mmseg.models, mmattn' >/dev/null
 echo "$REQ_HASH" > "$STAMP"
 log "done: $VENV"

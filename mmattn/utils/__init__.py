@@ -1,0 +1,9 @@
+"""Helpers for running OpenMMLab configs with mmattn: checkpoints, CPU distribution, data checks."""
+from .checkpoint import allow_mmengine_checkpoints
+from .data_check import DatasetNotFoundError, check_dataset_paths
+from .dist import adapt_cfg_for_cpu_distributed, init_cpu_distributed
+
+__all__ = [
+    'allow_mmengine_checkpoints', 'DatasetNotFoundError', 'check_dataset_paths',
+    'adapt_cfg_for_cpu_distributed', 'init_cpu_distributed'
+]

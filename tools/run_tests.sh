@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# README command 2: set up (once), then run the test suite. Extra arguments go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash tools/setup_env.sh
+exec "$ROOT/.venv/bin/python" -m pytest tests -q -p no:cacheprovider "$@"

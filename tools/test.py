@@ -1,0 +1,121 @@
+"""Test (and evaluate) a detector or a segmentor (flags as mmdet's and mmseg's test.py).
+
+    python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis]
+
+Prints the metrics (box mAP for mmdet's COCO metric, mIoU for mmseg's IoU metric).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
+from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
+                          check_dataset_paths, init_cpu_distributed)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
+    parser.add_argument(
+        '--out', type=str,
+        help='mmdet: dump predictions to this .pkl file; mmseg: save the predicted '
+        'segmentation maps in this directory')
+    parser.add_argument('--show', action='store_true', help='show prediction results')
+    parser.add_argument('--show-dir', help='directory where painted images will be saved '
+                        '(under work_dir/timestamp/ for mmdet)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _fail(msg):
+    print(f'error: {msg}', file=sys.stderr)
+    sys.exit(2)
+
+
+def _scope(cfg):
+    scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg'):
+        _fail(f'{cfg.filename}: default_scope is {scope!r}; tools/test.py serves mmdet and '
+              'mmseg configs (inherit one of their configs through _base_)')
+    return scope
+
+
+def trigger_visualization(cfg, args, scope):
+    hooks = cfg.default_hooks
+    if 'visualization' not in hooks:
+        _fail('--show/--show-dir need a `visualization` hook in default_hooks')
+    hook = hooks['visualization']
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        if scope == 'mmdet':
+            hook['test_out_dir'] = args.show_dir
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+
+
+def build_cfg(args):
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    scope = _scope(cfg)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        _fail(f'no checkpoint at {args.checkpoint!r}')
+    cfg.load_from = args.checkpoint
+    if args.show or args.show_dir:
+        trigger_visualization(cfg, args, scope)
+    if args.out is not None and scope == 'mmseg':
+        cfg.test_evaluator['output_dir'] = args.out
+        cfg.test_evaluator['keep_results'] = True
+    return cfg, scope
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg, scope = build_cfg(args)
+    try:
+        check_dataset_paths(cfg, loaders=('test_dataloader', ))
+    except DatasetNotFoundError as e:
+        _fail(str(e))
+    adapt_cfg_for_cpu_distributed(cfg)
+    init_cpu_distributed(args.launcher)
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out is not None and scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        if not args.out.endswith(('.pkl', '.pickle')):
+            _fail(f'--out must name a .pkl file for detection, got {args.out!r}')
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    metrics = runner.test()
+    if runner.rank == 0:
+        print('\nmetrics:')
+        for k, v in metrics.items():
+            print(f'  {k}: {v}')
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

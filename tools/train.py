@@ -1,0 +1,118 @@
+"""Train a detector or a segmentor from an mmdet or mmseg config (flags as mmdet's train.py).
+
+    python tools/train.py configs/faster_rcnn_se_r50_coco.py
+    tools/dist_train.sh configs/faster_rcnn_se_r50_coco.py 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
+from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
+                          check_dataset_paths, init_cpu_distributed)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument('--amp', action='store_true', default=False,
+                        help='enable automatic-mixed-precision training (GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the learning rate by the actual batch size')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or, with no path, from the latest checkpoint '
+        'in the work directory')
+    parser.add_argument(
+        '--overwrite', action='store_true',
+        help='start afresh in a work directory that already holds checkpoints '
+        '(they are overwritten as the new run saves its own)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings of the config, key=value (e.g. '
+        'train_dataloader.batch_size=4)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def _fail(msg):
+    print(f'error: {msg}', file=sys.stderr)
+    sys.exit(2)
+
+
+def build_cfg(args):
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            _fail('--amp needs a GPU: mmengine\'s AmpOptimWrapper supports CUDA, NPU, MLU '
+                  'and MUSA devices only; drop --amp to train in float32 on the CPU.')
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print('AMP training is already enabled in your config.')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' in cfg and 'enable' in cfg.auto_scale_lr \
+                and 'base_batch_size' in cfg.auto_scale_lr:
+            cfg.auto_scale_lr.enable = True
+        else:
+            _fail('--auto-scale-lr needs `auto_scale_lr = dict(enable=False, '
+                  'base_batch_size=...)` in the config')
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            _fail(f'--resume: no checkpoint at {args.resume!r}')
+        cfg.resume = True
+        cfg.load_from = args.resume
+    elif not args.overwrite and _has_checkpoints(cfg.work_dir):
+        # A second run in the same work_dir would overwrite epoch_N.pth / iter_N.pth.
+        _fail(f'{cfg.work_dir} already holds checkpoints of an earlier run. Pass --resume to '
+              'continue it, --work-dir to train elsewhere, or --overwrite to start over '
+              'in place.')
+    return cfg
+
+
+def _has_checkpoints(work_dir):
+    return osp.isdir(work_dir) and any(f.endswith('.pth') for f in os.listdir(work_dir))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    try:
+        check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
+    except DatasetNotFoundError as e:
+        _fail(str(e))
+    adapt_cfg_for_cpu_distributed(cfg)
+    init_cpu_distributed(args.launcher)
+
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
