@@ -97,7 +97,7 @@ def test_autocast(name, kwargs, dtype):
     _limit(name, f'autocast_{dtype}')
     torch.manual_seed(0)
     m = randomize_(_build(name, 64, kwargs)).train()
-    inputs = _inputs(name, 64, (2, 64, 12, 10))
+    inputs = _inputs(name, 64, (2, 64, 12, 10), requires_grad=True)
     with torch.autocast('cpu', dtype=dtype):
         out = m(*inputs)
     assert torch.isfinite(out.float()).all(), f'{name} under {dtype} autocast is not finite'
@@ -158,7 +158,8 @@ def _plugin_cfg(name, kwargs):
 def test_plugin_mmdet_resnet50(name, kwargs):
     _limit(name, 'plugin_mmdet')
     from mmdet.models.backbones import ResNet
-    net = ResNet(depth=50, plugins=_plugin_cfg(name, kwargs)).train()
+    net = ResNet(depth=50, plugins=_plugin_cfg(name, kwargs))
+    net.train()  # mmdet's ResNet.train() returns None
     blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
     assert all(any(isinstance(c, attention_classes()[name]) for c in b.children())
                for b in blocks), 'the plugin is missing from some block'
@@ -172,6 +173,7 @@ def test_plugin_mmseg_resnetv1c(name, kwargs):
     _limit(name, 'plugin_mmseg')
     from mmseg.models.backbones import ResNetV1c
     net = ResNetV1c(depth=50, plugins=_plugin_cfg(name, kwargs), strides=(1, 2, 1, 1),
-                    dilations=(1, 1, 2, 4)).train()
+                    dilations=(1, 1, 2, 4))
+    net.train()
     outs = net(torch.randn(2, 3, 64, 64))
     assert [o.shape[1] for o in outs] == [256, 512, 1024, 2048]

@@ -1,0 +1,82 @@
+"""Convolutional Block Attention Module.
+
+Woo, Park, Lee, Kweon. "CBAM: Convolutional Block Attention Module", ECCV 2018.
+Authors' code: https://github.com/Jongchan/attention-module (``MODELS/cbam.py``; the spatial
+gate's BN is zero-initialised in ``MODELS/model_resnet.py``).
+"""
+import torch
+from mmcv.cnn import build_activation_layer
+from torch import nn
+
+from mmattn.registry import MODELS
+from ..base import BaseAttention
+from ..utils import reduced_channels
+from ._common import ZPoolGate, zero_norm_
+
+
+@MODELS.register_module()
+class CBAM(BaseAttention):
+    """CBAM: a channel gate followed by a spatial gate.
+
+    Channel gate: a shared MLP (Linear C->C/r with bias, ReLU, Linear C/r->C with bias) applied
+    to the average-pooled and to the max-pooled vector; the two outputs are summed, passed
+    through a sigmoid and rescale the channels. Spatial gate, on that result:
+    ``cat[max over C, mean over C]`` -> 7x7 conv 2->1 (pad 3, no bias) -> BN (eps 1e-5,
+    momentum 0.01) -> sigmoid -> rescale every position.
+
+    The authors' ResNet init sets the spatial gate's BN weight to 0 (every ``bn`` weight whose
+    key contains ``SpatialGate``), so their network starts with a constant spatial gate of
+    sigmoid(0) = 0.5. :meth:`reset_authors_init` does it here.
+
+    Args:
+        in_channels: C.
+        reduction: r; 16 in the authors' nets. The hidden width is ``max(1, C // r)``.
+        kernel_size: the spatial gate's kernel (odd), 7 in the authors' code.
+        pool_types: the pooled vectors fed to the shared MLP, from ``'avg'`` and ``'max'``.
+        no_spatial: drop the spatial gate (the authors' ``no_spatial`` flag; channel gate only).
+        norm_cfg: the spatial gate's norm (the authors' BN has eps 1e-5 and momentum 0.01).
+        act_cfg: the MLP's activation.
+        init_cfg: mmengine init config.
+    """
+
+    _abbr_ = 'cbam'
+    paper = 'CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018)'
+    code = 'https://github.com/Jongchan/attention-module'
+    variants = {'no_spatial': dict(no_spatial=True)}
+
+    def __init__(self, in_channels, reduction=16, kernel_size=7, pool_types=('avg', 'max'),
+                 no_spatial=False, norm_cfg=dict(type='BN', eps=1e-5, momentum=0.01),
+                 act_cfg=dict(type='ReLU'), init_cfg=None):
+        super().__init__(in_channels, init_cfg=init_cfg)
+        pool_types = tuple(pool_types)
+        if not pool_types or any(p not in ('avg', 'max') for p in pool_types):
+            raise ValueError(f"CBAM: pool_types must be taken from ('avg', 'max'), "
+                             f'got {pool_types!r}')
+        self.reduction = reduction
+        self.pool_types = pool_types
+        self.no_spatial = no_spatial
+        hidden = reduced_channels(in_channels, reduction)
+        self.fc1 = nn.Linear(in_channels, hidden)
+        self.act = build_activation_layer(act_cfg)
+        self.fc2 = nn.Linear(hidden, in_channels)
+        self.spatial_gate = None if no_spatial else ZPoolGate(kernel_size, norm_cfg)
+        self.reset_authors_init()
+
+    def reset_authors_init(self):
+        if self.spatial_gate is not None:
+            zero_norm_(self.spatial_gate.bn)
+
+    def forward(self, x):
+        self.check_input(x)
+        logits = 0
+        for pool in self.pool_types:
+            v = x.mean(dim=(2, 3)) if pool == 'avg' else x.amax(dim=(2, 3))
+            logits = logits + self.fc2(self.act(self.fc1(v)))
+        x = x * torch.sigmoid(logits)[:, :, None, None]
+        if self.spatial_gate is not None:
+            x = self.spatial_gate(x)
+        return x
+
+    def extra_repr(self):
+        return (f'in_channels={self.in_channels}, reduction={self.reduction}, '
+                f'pool_types={self.pool_types}, no_spatial={self.no_spatial}')

@@ -1,0 +1,52 @@
+"""SimAM, a parameter-free attention module.
+
+Yang, Zhang, Li, Xie. "SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural
+Networks", ICML 2021.
+Authors' code: https://github.com/ZjjConan/SimAM (``networks/attentions/simam_module.py``).
+"""
+import torch
+
+from mmattn.registry import MODELS
+from ..base import BaseAttention
+
+
+@MODELS.register_module()
+class SimAM(BaseAttention):
+    """SimAM: ``out = x * sigmoid(d / (4 * (sum(d) / n + lambda)) + 0.5)``.
+
+    ``d = (x - mean)^2`` per channel, the mean and the sum taken over the H x W positions, and
+    ``n = H * W - 1``. No parameters.
+
+    At 1x1, ``n`` would be 0 and the authors' code returns NaN (0 / 0). Here ``n`` is clamped
+    to 1: the single position equals its mean, so ``d = 0``, ``y = 0.5`` and the output is
+    ``x * sigmoid(0.5)`` -- the value any position equal to its channel's mean gets at other
+    sizes. Gradients stay finite.
+
+    Args:
+        in_channels: C (unused by the formula; kept for the plugin interface and input checks).
+        e_lambda: lambda; 1e-4 is the module's default in the authors' code and paper (their
+            ImageNet ResNet-50 and COCO detectors were trained with 0.1, see
+            ``configs/faster_rcnn_simam_r50_coco.py``).
+        init_cfg: mmengine init config.
+    """
+
+    _abbr_ = 'simam'
+    paper = ('SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural '
+             'Networks (Yang et al., ICML 2021)')
+    code = 'https://github.com/ZjjConan/SimAM'
+
+    def __init__(self, in_channels, e_lambda=1e-4, init_cfg=None):
+        super().__init__(in_channels, init_cfg=init_cfg)
+        if e_lambda <= 0:
+            raise ValueError(f'SimAM: e_lambda must be positive, got {e_lambda}')
+        self.e_lambda = e_lambda
+
+    def forward(self, x):
+        self.check_input(x)
+        n = max(x.shape[2] * x.shape[3] - 1, 1)
+        d = (x - x.mean(dim=(2, 3), keepdim=True)).pow(2)
+        y = d / (4 * (d.sum(dim=(2, 3), keepdim=True) / n + self.e_lambda)) + 0.5
+        return x * torch.sigmoid(y)
+
+    def extra_repr(self):
+        return f'in_channels={self.in_channels}, e_lambda={self.e_lambda}'
