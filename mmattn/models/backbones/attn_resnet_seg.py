@@ -1,0 +1,64 @@
+"""mmseg's ResNetV1c/V1d with plugins in every block type, in chosen blocks, between stages.
+
+For segmentation configs: ``backbone=dict(type='mmattn.AttnResNetV1c', depth=50, ...)``. Beyond
+mmseg's own backbones this runs every plugin at a position (mmseg 1.2.2's Bottleneck runs only
+the last one of several) and keeps mmseg's ``dilations``, ``contract_dilation`` and
+``multi_grid``.
+"""
+from mmseg.models.backbones.resnet import BasicBlock, Bottleneck, ResNetV1c, ResNetV1d
+
+from mmattn.registry import MODELS
+from .res_plugins import AttnResNetMixin, BasicBlockPluginMixin, BottleneckPluginMixin
+
+
+class AttnSegBasicBlock(BasicBlockPluginMixin, BasicBlock):
+    """mmseg's BasicBlock that takes plugins (see :class:`BasicBlockPluginMixin`)."""
+
+
+class AttnSegBottleneck(BottleneckPluginMixin, Bottleneck):
+    """mmseg's Bottleneck whose plugins at one position all run, in order."""
+
+
+_SEG_BLOCKS = {BasicBlock: AttnSegBasicBlock, Bottleneck: AttnSegBottleneck}
+
+_DOC = """mmseg's ``{base}`` with attention plugins anywhere.
+
+    Takes every argument of ``mmseg.models.backbones.{base}`` (``depth``, ``strides``,
+    ``dilations``, ``contract_dilation``, ``multi_grid``, ``norm_eval``, ``init_cfg``, ...)
+    and, without plugins, has its parameters, state-dict keys, initialisation and outputs.
+    What it adds:
+
+    Args:
+        plugins (list[dict]): as in mmseg (``cfg``, ``position``, ``stages``), plus
+            ``blocks``: ``None``/``'all'``, ``'last'``, ``'first'`` or one tuple of block
+            indices per stage, e.g. ``blocks=((), (1, 3), (1, 3, 5), ())``. All plugins at
+            one position run, in list order. Plugins also work on ResNet-18/34's BasicBlock:
+            ``after_conv1`` follows its first conv + norm + ReLU, ``after_conv2`` and then
+            ``after_conv3`` follow its second conv + norm, before the residual addition.
+        stage_plugins (list[dict]): ``dict(cfg=..., stages=(...))``: a module applied to a
+            stage's output (``in_channels`` = its width), before the next stage and the
+            backbone's outputs see it. It is named ``layer{{i}}_attn`` and is frozen with its
+            stage by ``frozen_stages``.
+    """
+
+
+@MODELS.register_module()
+class AttnResNetV1c(AttnResNetMixin, ResNetV1c):
+    __doc__ = _DOC.format(base='ResNetV1c')
+
+    attn_blocks = _SEG_BLOCKS
+
+    def __init__(self, stage_plugins=None, **kwargs):
+        super().__init__(**kwargs)
+        self._init_stage_plugins(stage_plugins)
+
+
+@MODELS.register_module()
+class AttnResNetV1d(AttnResNetMixin, ResNetV1d):
+    __doc__ = _DOC.format(base='ResNetV1d')
+
+    attn_blocks = _SEG_BLOCKS
+
+    def __init__(self, stage_plugins=None, **kwargs):
+        super().__init__(**kwargs)
+        self._init_stage_plugins(stage_plugins)

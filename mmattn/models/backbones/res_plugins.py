@@ -1,0 +1,331 @@
+"""Plugins in any ResNet block, in chosen blocks, and between stages.
+
+mmdet's and mmseg's ResNets take ``plugins=[dict(cfg=..., position=..., stages=...)]`` but
+
+- their ``BasicBlock`` (ResNet-18/34) asserts ``plugins is None``;
+- mmseg 1.2.2's ``Bottleneck.forward_plugin`` feeds every plugin the block's tensor and keeps
+  the last output only, so of two plugins at one position only the last one runs (mmdet fixed
+  this; mmseg did not);
+- a plugin goes into every block of a selected stage, while several authors place their module
+  in some blocks only (GSoP: the last block of each stage; Non-local: every other block of
+  res3/res4), and some between stages (BAM, residual attention).
+
+The mixins here add what is missing without touching the original blocks' layers, so a backbone
+without plugins keeps the original's parameters, state-dict keys and outputs.
+
+Plugin spec (one dict per plugin, in the backbone's ``plugins`` list):
+
+- ``cfg`` (dict, required): the plugin's config; it is built with ``in_channels`` set to the
+  width at its position. ``cfg['postfix']`` names it as in mmdet (``abbr + postfix``).
+- ``position`` (str, required): ``'after_conv1'``, ``'after_conv2'`` or ``'after_conv3'``.
+- ``stages`` (tuple of bool, optional): the stages that get it (default: all).
+- ``blocks`` (optional): which blocks of those stages: ``None``/``'all'`` (every block),
+  ``'last'``, ``'first'``, or one entry per stage, each a tuple of block indices (negative
+  indices count from the end) or ``'all'``/``'last'``/``'first'``, e.g.
+  ``blocks=((), (1, 3), (1, 3, 5), ())``.
+
+Stage-plugin spec (the backbone's ``stage_plugins`` list): ``dict(cfg=..., stages=...)``; the
+module is applied to a stage's output (``in_channels`` = that stage's output width), before
+the output goes on to the next stage and into the backbone's outputs.
+
+Several plugins at one position run in the order of the ``plugins`` list. A block's plugins are
+built position by position (after_conv1's, then after_conv2's, then after_conv3's, each in list
+order), as in mmdet; where two names (abbreviation + postfix) clash, the later one gets ``_2``,
+``_3``, ... appended (mmdet refuses such a config).
+"""
+import copy
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_plugin_layer
+from mmengine.model import Sequential
+
+POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+PLUGIN_KEYS = ('cfg', 'position', 'stages', 'blocks')
+STAGE_PLUGIN_KEYS = ('cfg', 'stages')
+_BLOCK_WORDS = ('all', 'last', 'first')
+
+
+def _check_cfg(spec: dict, where: str) -> None:
+    cfg = spec.get('cfg')
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise ValueError(f'{where}: "cfg" must be a dict with a "type", got {cfg!r}')
+
+
+def _check_stages(stages, num_stages: int, where: str) -> List[bool]:
+    if stages is None:
+        return [True] * num_stages
+    if isinstance(stages, str) or len(stages) != num_stages:
+        raise ValueError(f'{where}: "stages" must have one bool per stage ({num_stages}), '
+                         f'got {stages!r}')
+    return [bool(s) for s in stages]
+
+
+def _block_indices(entry, num_blocks: int, where: str) -> List[int]:
+    """Indices of the blocks one stage's ``blocks`` entry selects, sorted, no repeats."""
+    if entry is None or entry == 'all':
+        return list(range(num_blocks))
+    if entry == 'last':
+        return [num_blocks - 1]
+    if entry == 'first':
+        return [0]
+    if isinstance(entry, str) or not isinstance(entry, Sequence):
+        raise ValueError(f'{where}: a stage\'s blocks must be a tuple of block indices or one '
+                         f'of {_BLOCK_WORDS}, got {entry!r}')
+    picked = set()
+    for j in entry:
+        if isinstance(j, bool) or not isinstance(j, int) or not -num_blocks <= j < num_blocks:
+            raise ValueError(f'{where}: block index {j!r} is out of range for a stage of '
+                             f'{num_blocks} blocks (0..{num_blocks - 1}, or negative from '
+                             f'the end)')
+        picked.add(j % num_blocks)
+    return sorted(picked)
+
+
+def resolve_block_plugins(plugins: Optional[Sequence[dict]],
+                          stage_blocks: Sequence[int]) -> List[List[List[dict]]]:
+    """Check a ``plugins`` list and say which plugins each block gets.
+
+    Returns ``layout[stage][block]``: a list of ``dict(cfg=..., position=...)``, in the order
+    of ``plugins``.
+    """
+    num_stages = len(stage_blocks)
+    layout = [[[] for _ in range(n)] for n in stage_blocks]
+    if plugins is None:
+        return layout
+    if isinstance(plugins, dict) or not isinstance(plugins, Sequence):
+        raise TypeError(f'plugins must be a list of dicts, got {type(plugins).__name__}')
+    for k, spec in enumerate(plugins):
+        where = f'plugins[{k}]'
+        if not isinstance(spec, dict):
+            raise TypeError(f'{where} must be a dict, got {type(spec).__name__}')
+        unknown = sorted(set(spec) - set(PLUGIN_KEYS))
+        if unknown:
+            raise ValueError(f'{where}: unknown keys {unknown}; a plugin takes {PLUGIN_KEYS}')
+        _check_cfg(spec, where)
+        position = spec.get('position')
+        if position not in POSITIONS:
+            raise ValueError(f'{where}: "position" must be one of {POSITIONS}, '
+                             f'got {position!r}')
+        stages = _check_stages(spec.get('stages'), num_stages, where)
+        blocks = spec.get('blocks')
+        per_stage = blocks is None or isinstance(blocks, str)
+        if per_stage and blocks not in (None, ) + _BLOCK_WORDS:
+            raise ValueError(f'{where}: "blocks" must be None, one of {_BLOCK_WORDS} or one '
+                             f'entry per stage, got {blocks!r}')
+        if not per_stage and (not isinstance(blocks, Sequence) or len(blocks) != num_stages):
+            raise ValueError(f'{where}: "blocks" must have one entry per stage '
+                             f'({num_stages}), got {blocks!r}')
+        for i, num_blocks in enumerate(stage_blocks):
+            entry = blocks if per_stage else blocks[i]
+            idx = _block_indices(entry, num_blocks, f'{where}, stage {i}')
+            if not stages[i]:
+                if not per_stage and idx:
+                    raise ValueError(f'{where}: "blocks" selects blocks {idx} of stage {i}, '
+                                     f'which "stages" switches off')
+                continue
+            for j in idx:
+                layout[i][j].append(dict(cfg=spec['cfg'], position=position))
+    return layout
+
+
+def resolve_stage_plugins(stage_plugins: Optional[Sequence[dict]],
+                          num_stages: int) -> List[List[dict]]:
+    """Check a ``stage_plugins`` list; return the plugin configs of each stage, in order."""
+    layout = [[] for _ in range(num_stages)]
+    if stage_plugins is None:
+        return layout
+    if isinstance(stage_plugins, dict) or not isinstance(stage_plugins, Sequence):
+        raise TypeError(f'stage_plugins must be a list of dicts, '
+                        f'got {type(stage_plugins).__name__}')
+    for k, spec in enumerate(stage_plugins):
+        where = f'stage_plugins[{k}]'
+        if not isinstance(spec, dict):
+            raise TypeError(f'{where} must be a dict, got {type(spec).__name__}')
+        unknown = sorted(set(spec) - set(STAGE_PLUGIN_KEYS))
+        if unknown:
+            raise ValueError(f'{where}: unknown keys {unknown}; a stage plugin takes '
+                             f'{STAGE_PLUGIN_KEYS} (it sits between stages, so it has no '
+                             f'position or blocks)')
+        _check_cfg(spec, where)
+        for i, on in enumerate(_check_stages(spec.get('stages'), num_stages, where)):
+            if on:
+                layout[i].append(spec['cfg'])
+    return layout
+
+
+def _build_named(owner: torch.nn.Module, cfg: dict, in_channels: int, taken=()):
+    """Build one plugin; its name is mmcv's (abbr + postfix), made unique within ``owner``."""
+    cfg = copy.deepcopy(dict(cfg))
+    postfix = cfg.pop('postfix', '')
+    name, layer = build_plugin_layer(cfg, postfix=postfix, in_channels=in_channels)
+    base, n = name, 1
+    while hasattr(owner, name) or name in taken:
+        n += 1
+        name = f'{base}_{n}'
+    return name, layer
+
+
+class PluginBlockMixin:
+    """Plugins for a ResNet block, added after the block is built.
+
+    The original block is built without plugins, so its layers and their order are untouched;
+    :meth:`attach_plugins` then adds the plugin modules after them (where mmdet's Bottleneck
+    puts them too) and sets the attributes the block's ``forward`` reads.
+    """
+
+    def plugin_channels(self, position: str) -> int:
+        raise NotImplementedError
+
+    def attach_plugins(self, plugins: Sequence[dict]) -> None:
+        """Build ``plugins`` (``dict(cfg=..., position=...)``, in running order) into the block."""
+        names: Dict[str, List[str]] = {p: [] for p in POSITIONS}
+        # built position by position, as mmdet's Bottleneck does: same module order, same keys
+        for position in POSITIONS:
+            for spec in plugins:
+                if spec['position'] != position:
+                    continue
+                name, layer = _build_named(self, spec['cfg'], self.plugin_channels(position))
+                self.add_module(name, layer)
+                names[position].append(name)
+        self.plugins = list(plugins)
+        self.with_plugins = bool(plugins)
+        self.after_conv1_plugin_names = names['after_conv1']
+        self.after_conv2_plugin_names = names['after_conv2']
+        self.after_conv3_plugin_names = names['after_conv3']
+
+    def forward_plugin(self, x, plugin_names):
+        # Chained: each plugin takes the previous one's output (mmseg 1.2.2 feeds each the
+        # block's tensor and keeps only the last output).
+        for name in plugin_names:
+            x = getattr(self, name)(x)
+        return x
+
+
+class BottleneckPluginMixin(PluginBlockMixin):
+    """Bottleneck: the original ``forward`` already calls the plugins at the three positions."""
+
+    def plugin_channels(self, position):
+        return self.planes * self.expansion if position == 'after_conv3' else self.planes
+
+
+class BasicBlockPluginMixin(PluginBlockMixin):
+    """BasicBlock (ResNet-18/34) with plugins.
+
+    Positions in the two-conv block:
+
+    - ``after_conv1``: after conv1 -> norm1 -> ReLU (as in the Bottleneck);
+    - ``after_conv2``: after conv2 -> norm2, before the residual addition;
+    - ``after_conv3``: the same point, after the ``after_conv2`` plugins. The block's second
+      conv is its last, as conv3 is the Bottleneck's: a module that its authors put at the end
+      of the residual branch (SE, CBAM, ...) keeps its ``after_conv3`` config on ResNet-18/34.
+
+    Every plugin here gets ``in_channels = planes``.
+    """
+
+    def plugin_channels(self, position):
+        return self.conv2.out_channels
+
+    def forward(self, x):
+        if not getattr(self, 'with_plugins', False):
+            return super().forward(x)
+
+        def _inner_forward(x):
+            identity = x
+            out = self.relu(self.norm1(self.conv1(x)))
+            out = self.forward_plugin(out, self.after_conv1_plugin_names)
+            out = self.norm2(self.conv2(out))
+            out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            out = self.forward_plugin(out, self.after_conv3_plugin_names)
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            # not in place: a plugin's output may be needed by autograd
+            return out + identity
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+class AttnResNetMixin:
+    """Per-block plugins on every block type, and plugins between stages, for a ResNet.
+
+    Put it before mmdet's or mmseg's ``ResNet`` in the bases, set ``attn_blocks`` (original
+    block class -> plugin-capable subclass) and call :meth:`_init_stage_plugins` at the end of
+    ``__init__``.
+    """
+
+    attn_blocks: Dict[type, type] = {}
+
+    def make_stage_plugins(self, plugins, stage_idx):
+        # the original returns one plugin list for all blocks of a stage; return one per block
+        if stage_idx == 0 or not hasattr(self, '_block_plugin_layout'):
+            self._block_plugin_layout = resolve_block_plugins(plugins, self.stage_blocks)
+        return self._block_plugin_layout[stage_idx]
+
+    def make_res_layer(self, **kwargs):
+        block_plugins = kwargs.pop('plugins', None)
+        block = kwargs['block']
+        kwargs['block'] = self.attn_blocks.get(block, block)
+        res_layer = super().make_res_layer(plugins=None, **kwargs)
+        if block_plugins:
+            if not hasattr(kwargs['block'], 'attach_plugins'):
+                raise TypeError(f'{type(self).__name__}: block {block.__name__} takes no '
+                                f'plugins')
+            for blk, specs in zip(res_layer, block_plugins):
+                if specs:
+                    blk.attach_plugins(specs)
+        return res_layer
+
+    def _init_stage_plugins(self, stage_plugins) -> None:
+        """Build the modules that refine each stage's output (call after ``ResNet.__init__``)."""
+        self.stage_plugins = stage_plugins
+        layout = resolve_stage_plugins(stage_plugins, len(self.res_layers))
+        self.stage_plugin_layers: List[Optional[str]] = []
+        for i, cfgs in enumerate(layout):
+            if not cfgs:
+                self.stage_plugin_layers.append(None)
+                continue
+            channels = self.base_channels * 2**i * self.block.expansion
+            layers = OrderedDict()
+            for cfg in cfgs:
+                name, layer = _build_named(torch.nn.Module(), cfg, channels, taken=layers)
+                layers[name] = layer
+            # mmengine's Sequential, so that init_weights reaches the plugins (their authors'
+            # special inits run after the backbone's Kaiming init)
+            layer_name = f'{self.res_layers[i]}_attn'
+            self.add_module(layer_name, Sequential(layers))
+            self.stage_plugin_layers.append(layer_name)
+        self._freeze_stages()
+
+    def _freeze_stages(self):
+        super()._freeze_stages()
+        # a stage plugin belongs to the stage whose output it refines, as in-block plugins
+        # belong to their stage in mmdet
+        for i in range(1, self.frozen_stages + 1):
+            m = self._modules.get(f'layer{i}_attn')
+            if m is not None:
+                m.eval()
+                for param in m.parameters():
+                    param.requires_grad = False
+
+    def forward(self, x):
+        if not any(getattr(self, 'stage_plugin_layers', ())):
+            return super().forward(x)
+        if self.deep_stem:
+            x = self.stem(x)
+        else:
+            x = self.relu(self.norm1(self.conv1(x)))
+        x = self.maxpool(x)
+        outs = []
+        for i, layer_name in enumerate(self.res_layers):
+            x = getattr(self, layer_name)(x)
+            if self.stage_plugin_layers[i] is not None:
+                x = getattr(self, self.stage_plugin_layers[i])(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
