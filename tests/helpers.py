@@ -21,10 +21,15 @@ def randomize_(module, seed=0, scale=0.5):
     Zero-initialised gammas and last layers would otherwise hide the attention path from a
     test. Fixed buffers that are part of a module's definition (e.g. FcaNet's DCT basis) are
     left alone: only parameters and batch-norm statistics change.
+
+    Weights of two or more dimensions are drawn with a standard deviation of ``scale`` over
+    the square root of their fan-in, so activations keep their size through wide layers (a
+    fixed deviation makes 512-wide softmax attention an argmax and hides its arithmetic).
     """
     gen = torch.Generator().manual_seed(seed)
     for p in module.parameters():
-        p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype) * scale)
+        std = scale / p[0].numel() ** 0.5 if p.dim() >= 2 else scale
+        p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p.dtype) * std)
     for m in module.modules():
         if isinstance(m, _BatchNorm) and m.track_running_stats:
             m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)

@@ -1,0 +1,169 @@
+"""Asymmetric Pyramid Non-local Block (APNB) of ANN.
+
+Zhu, Xu, Bai, Huang, Bai. "Asymmetric Non-local Neural Networks for Semantic Segmentation",
+ICCV 2019. Authors' code: https://github.com/MendelXu/ANN (``models/seg/utils/apnb.py``).
+
+This file also holds the helpers the other context modules of this family share (AFNB, OCR,
+RGA): adaptive average pooling written as two small matrix products, and a ConvModule forward
+that survives a norm seeing one value per channel.
+"""
+import warnings
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from torch import nn
+
+from mmattn.registry import MODELS
+from ..base import BaseAttention
+from ..utils import norm_forward
+
+
+# -- shared helpers -------------------------------------------------------------------------
+def _pool_matrix(in_size: int, out_size: int, ref: torch.Tensor) -> torch.Tensor:
+    """The (out_size, in_size) matrix of ``adaptive_avg_pool1d``: bin i averages the inputs
+    ``floor(i * in / out) <= j < ceil((i + 1) * in / out)``, exactly as PyTorch's bins."""
+    i = torch.arange(out_size, device=ref.device)
+    start = torch.div(i * in_size, out_size, rounding_mode='floor')
+    end = torch.div((i + 1) * in_size + out_size - 1, out_size, rounding_mode='floor')
+    j = torch.arange(in_size, device=ref.device)
+    mask = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
+    return mask.to(ref.dtype) / (end - start)[:, None].to(ref.dtype)
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d`` as ``P_h @ x @ P_w^T``.
+
+    PyTorch's ONNX exporter refuses adaptive pooling whose output size does not divide the
+    input size (the pyramid's 3, 6 and 8 bins almost never do); two matrix products with the
+    same bins export everywhere and give the same numbers. A size equal to the input's is the
+    identity and returns ``x`` itself, so modules stay exact at their native size.
+    """
+    out_h, out_w = size
+    h, w = x.shape[-2:]
+    if (h, w) == (out_h, out_w):
+        return x
+    ph = _pool_matrix(h, out_h, x)
+    pw = _pool_matrix(w, out_w, x)
+    return torch.matmul(torch.matmul(ph, x), pw.t())
+
+
+def pyramid_pool(x: torch.Tensor, sizes) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, sum of s*s): the pyramid-pooled anchors of ANN (110 for 1,3,6,8)."""
+    return torch.cat([adaptive_avg_pool2d(x, (s, s)).flatten(2) for s in sizes], dim=2)
+
+
+def conv_module_forward(module: ConvModule, x: torch.Tensor) -> torch.Tensor:
+    """Run a conv-norm-act ConvModule, its norm through :func:`norm_forward`.
+
+    The keys of a 1x1 map at batch size 1, or an object-region map of one class, give a batch
+    norm one value per channel; PyTorch raises in training, a run should not.
+    """
+    x = module.conv(x)
+    if module.with_norm:
+        x = norm_forward(module.norm, x)
+    if module.with_activation:
+        x = module.activate(x)
+    return x
+
+
+def build_conv_module(in_channels, out_channels, kernel_size=1, bias='auto', **kwargs):
+    """A ConvModule; a bias before a batch norm is accepted silently.
+
+    The ANN and HRNet-OCR authors give some convs a bias before their BN. It is redundant (the
+    norm removes any per-channel constant), but keeping it keeps their parameter lists, so it
+    is an option; mmcv would warn once per construction.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Unnecessary conv bias')
+        return ConvModule(in_channels, out_channels, kernel_size, bias=bias, **kwargs)
+
+
+# -- the block ------------------------------------------------------------------------------
+@MODELS.register_module()
+class APNBlock(BaseAttention):
+    """ANN's asymmetric pyramid non-local block: pixel-to-anchor non-local attention.
+
+    key = query = ReLU(BN(conv1x1(x)))  (one projection, shared, ``key_channels`` wide);
+    value = conv1x1(x) (bias)  (``value_channels`` wide);
+    keys and values are adaptive-average-pooled to the pyramid ``pool_sizes`` (1, 3, 6, 8: 110
+    anchors); context = softmax(query^T key * key_channels^-0.5) value^T, over the anchors;
+    out_project: 1x1 conv (bias), weight and bias **initialised to 0**;
+    out = Dropout2d(ReLU(BN(conv1x1(cat[context, x])))).
+
+    The block is not residual; with ``out_channels == in_channels`` (the default) it keeps the
+    input's shape and can be used as a plugin. The attention runs through
+    ``F.scaled_dot_product_attention`` with the authors' scale.
+
+    Submodules, and their names in mmseg's ``ANNHead.context`` (an APNB with
+    ``query_scales=(1,)``): ``key_project`` -> ``stages.0.key_project``, ``query_project`` (the
+    same module) -> ``stages.0.query_project``, ``value_project`` -> ``stages.0.value_project``,
+    ``out_project`` -> ``stages.0.out_project``, ``bottleneck`` -> ``bottleneck``. mmseg's convs
+    before a BN have no bias: build with ``norm_conv_bias=False`` to load its checkpoints.
+
+    Args:
+        in_channels: C.
+        key_channels: width of the shared key/query projection (authors: 256).
+        value_channels: width of the value projection (authors: 256).
+        out_channels: output width; ``None`` means ``in_channels``. The context is projected
+            back to ``in_channels`` before the concatenation, as in the authors' code (which
+            only runs with ``out_channels == in_channels``).
+        pool_sizes: the pyramid's bin counts per side.
+        dropout: the Dropout2d rate after the fusion conv (authors: 0.05).
+        norm_conv_bias: whether the convs followed by a BN have a bias, as in the authors' code.
+            It is redundant before a batch norm; mmseg's ANNHead has none.
+        norm_cfg / act_cfg: norm and activation of the key projection and of the fusion conv.
+        init_cfg: mmengine init config.
+
+    The authors run the shared key/query projection twice per forward (its BN's running
+    statistics are then updated twice per step); here it runs once. The outputs are the same.
+    """
+
+    _abbr_ = 'apnb'
+    paper = ('Asymmetric Non-local Neural Networks for Semantic Segmentation '
+             '(Zhu et al., ICCV 2019)')
+    code = 'https://github.com/MendelXu/ANN'
+
+    def __init__(self, in_channels, key_channels=256, value_channels=256, out_channels=None,
+                 pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True,
+                 norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
+        super().__init__(in_channels, init_cfg=init_cfg)
+        self.key_channels = key_channels
+        self.value_channels = value_channels
+        self.out_channels = in_channels if out_channels is None else out_channels
+        self.pool_sizes = tuple(pool_sizes)
+        self.key_project = build_conv_module(in_channels, key_channels, bias=norm_conv_bias,
+                                             norm_cfg=norm_cfg, act_cfg=act_cfg)
+        # the authors' f_query is their f_key; registering both names keeps their and mmseg's
+        # state-dict layout
+        self.query_project = self.key_project
+        self.value_project = nn.Conv2d(in_channels, value_channels, 1)
+        self.out_project = nn.Conv2d(value_channels, in_channels, 1)
+        self.bottleneck = build_conv_module(2 * in_channels, self.out_channels,
+                                            bias=norm_conv_bias, norm_cfg=norm_cfg,
+                                            act_cfg=act_cfg)
+        self.dropout = nn.Dropout2d(dropout)
+        self.reset_authors_init()
+
+    def reset_authors_init(self):
+        nn.init.zeros_(self.out_project.weight)
+        nn.init.zeros_(self.out_project.bias)
+
+    def forward(self, x):
+        self.check_input(x)
+        n, _, h, w = x.shape
+        key = conv_module_forward(self.key_project, x)
+        query = key.flatten(2).transpose(1, 2)
+        key = pyramid_pool(key, self.pool_sizes).transpose(1, 2)
+        value = pyramid_pool(self.value_project(x), self.pool_sizes).transpose(1, 2)
+        context = F.scaled_dot_product_attention(query, key, value,
+                                                 scale=self.key_channels**-0.5)
+        context = context.transpose(1, 2).reshape(n, self.value_channels, h, w)
+        context = self.out_project(context)
+        out = conv_module_forward(self.bottleneck, torch.cat([context, x], dim=1))
+        return self.dropout(out)
+
+    def extra_repr(self):
+        return (f'in_channels={self.in_channels}, key_channels={self.key_channels}, '
+                f'value_channels={self.value_channels}, out_channels={self.out_channels}, '
+                f'pool_sizes={self.pool_sizes}')
