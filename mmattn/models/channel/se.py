@@ -8,6 +8,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 
 
@@ -32,7 +33,6 @@ class SE(BaseAttention):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.reduction = reduction
         rd = reduced_channels(in_channels, reduction)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(in_channels, rd, 1, bias=True)
         self.act = build_activation_layer(act_cfg)
         self.fc2 = nn.Conv2d(rd, in_channels, 1, bias=True)
@@ -40,8 +40,10 @@ class SE(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        g = self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
-        return x * g
+        # the fused pooling and product (mmattn.models.ops) compute what AdaptiveAvgPool2d(1)
+        # and x * g do, with a backward that allocates nothing full-size but grad_x
+        g = self.gate(self.fc2(self.act(self.fc1(global_avg_pool(x)))))
+        return channel_gate(x, g)
 
     def extra_repr(self):
         return f'in_channels={self.in_channels}, reduction={self.reduction}'

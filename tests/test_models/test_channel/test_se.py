@@ -30,3 +30,17 @@ def test_se_initial_state():
     assert SE(8).fc1.out_channels == 1
     # SE-ResNet's block has exactly these parameters: 2 * C * C/r + C/r + C
     assert sum(p.numel() for p in m.parameters()) == 2 * 256 * 16 + 16 + 256
+
+
+def test_se_gradients_match_formula():
+    # the fused pooling and product (mmattn.models.ops) must give autograd's gradients
+    m = randomize_(SE(32, reduction=4)).double().train()
+    x = torch.randn(2, 32, 6, 5, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(2, 32, 6, 5, dtype=torch.float64)
+    params = [m.fc1.weight, m.fc1.bias, m.fc2.weight, m.fc2.bias]
+    got = torch.autograd.grad(m(x), [x] + params, gy)
+    w1, w2 = m.fc1.weight.flatten(1), m.fc2.weight.flatten(1)
+    ref = se_reference(x, w1, m.fc1.bias, w2, m.fc2.bias)
+    expected = torch.autograd.grad(ref, [x] + params, gy)
+    for a, b in zip(got, expected):
+        assert_close(a, b)

@@ -1,0 +1,14 @@
+# Faster R-CNN R50-FPN 1x on COCO with channel squeeze & excitation (cSE; Roy et al., MICCAI
+# 2018; ai-med/squeeze_and_excitation) after conv3 of every bottleneck. The authors use it in
+# the decoder blocks of a segmentation U-Net; as a ResNet plugin it sits where SE does. r=2 as
+# in their code. Everything else is mmdet's baseline config.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(plugins=[
+        dict(cfg=dict(type='mmattn.CSE', reduction=2),
+             stages=(True, True, True, True),
+             position='after_conv3')
+    ]))

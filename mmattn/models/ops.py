@@ -1,0 +1,200 @@
+"""Fused helpers for the memory-bound parts of light attention gates.
+
+A channel gate ``x * g`` with ``g`` of shape (N, C, 1, 1) costs almost nothing to compute, but
+autograd's backward for it reads and writes full-size tensors several times: ``grad_x = gy * g``
+(unavoidable), then ``gy * x`` into a new full-size temporary that is read again by the sum
+reducing it to ``grad_g``. On feature maps such as (8, 256, 56, 56) that temporary is 25 MB
+written to and read back from memory for a result of 2048 numbers.
+
+:func:`channel_gate` computes the same product with a backward that walks the tensors once,
+in cache-sized blocks: each block of ``gy`` yields its part of ``grad_x`` and, while it is
+still in cache, its per-channel dot products with ``x``. Nothing full-size is allocated but
+``grad_x`` itself.
+
+:func:`global_avg_pool` is the gates' global average pooling with a backward that does not
+write a full-size gradient either.
+
+:func:`adaptive_avg_pool2d` is PyTorch's adaptive pooling with an ONNX export that works for
+input sizes that are not multiples of the output size (FcaNet, SPA, Gather-Excite).
+"""
+import torch
+import torch.nn.functional as F
+
+__all__ = ['adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool']
+
+# Elements per block of the backward's blocked pass. A block of gy and its product with x
+# should stay in cache between the two ops that read them (4 MiB of float32 here, split
+# among the threads of each op); smaller blocks gain little and cost one parallel region per
+# op and block. On GPUs the L2 is tens of MiB, so blocks are larger there.
+CPU_BLOCK = 1 << 20
+DEVICE_BLOCK = 1 << 22
+
+
+def _plain_only(*tensors) -> bool:
+    """Whether the plain ops must be used: no gradient wanted, or a graph is being captured."""
+    return (not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
+            or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
+def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
+    """``x.mean((2, 3), keepdim=True)`` whose backward is a broadcast view.
+
+    Autograd's backward of a mean (and of ``AdaptiveAvgPool2d(1)``, which calls it) divides an
+    expanded gradient, writing a full-size tensor that is then added to the input's other
+    gradient. Here the backward divides the (N, C, 1, 1) gradient and expands it: autograd adds
+    the view into the gate's ``grad_x`` in place, and nothing full-size is allocated.
+    """
+    if _plain_only(x) or x.dim() != 4:
+        return x.mean((2, 3), keepdim=True)
+    return _GlobalAvgPool.apply(x)
+
+
+class _GlobalAvgPool(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        return x.mean((2, 3), keepdim=True)
+
+    @staticmethod
+    def backward(ctx, gy):
+        n = ctx.shape[2] * ctx.shape[3]
+        return (gy.to(ctx.dtype) / n).expand(ctx.shape)
+
+
+def channel_gate(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Return ``x * g`` for a per-channel gate ``g`` of shape (N, C, 1, 1).
+
+    The result and its gradients are those of the plain product; only the backward's memory
+    traffic differs. Falls back to the plain product where the fused one brings nothing or
+    cannot be used:
+
+    - no gradient is wanted (inference);
+    - ONNX export, TorchScript tracing or ``torch.compile`` (the graph must show a plain Mul,
+      and compilers fuse the product and its reduction themselves);
+    - ``g`` not of shape (N, C, 1, 1).
+    """
+    if _plain_only(x, g) or x.dim() != 4 or g.shape != (x.shape[0], x.shape[1], 1, 1):
+        return x * g
+    return _ChannelGate.apply(x, g)
+
+
+class _ChannelGate(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, x, g):
+        ctx.save_for_backward(x, g)
+        return x * g
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, g = ctx.saved_tensors
+        need_x, need_g = ctx.needs_input_grad[:2]
+        if torch.is_grad_enabled() or not _blocked_layout(gy, x, g):
+            # create_graph=True (double backward) needs differentiable ops; other dtype
+            # mixes and odd strides take autograd's own formulas.
+            gx = (gy * g).to(x.dtype) if need_x else None
+            gg = (gy * x).sum((2, 3), keepdim=True).to(g.dtype) if need_g else None
+            return gx, gg
+        return _blocked_backward(gy, x, g, need_x, need_g)
+
+
+def _blocked_layout(gy, x, g):
+    """'nchw', 'nhwc' if gy and x share a dense layout the blocked pass can walk, else None."""
+    # grad_x is written in x's dtype: gy must have it, and g must not promote past it (under
+    # autocast, x is often float32 and g half precision; the product is then float32)
+    if not (gy.dtype == x.dtype
+            and (g.dtype == x.dtype or torch.promote_types(x.dtype, g.dtype) == x.dtype)
+            and gy.device == x.device == g.device):
+        return None
+    if gy.is_contiguous() and x.is_contiguous():
+        return 'nchw'
+    cl = torch.channels_last
+    if gy.is_contiguous(memory_format=cl) and x.is_contiguous(memory_format=cl):
+        return 'nhwc'
+    return None
+
+
+def _block_size(t):
+    return CPU_BLOCK if t.device.type == 'cpu' else DEVICE_BLOCK
+
+
+def _product(a, b, out):
+    """a * b into the block buffer ``out``, multiplied in out's (accumulation) precision."""
+    if out.dtype == a.dtype:
+        return torch.mul(a, b, out=out)
+    # a mul with a float32 out= still multiplies in half precision: upcast first
+    return out.copy_(a).mul_(b)
+
+
+def _blocked_backward(gy, x, g, need_x, need_g):
+    n, c, h, w = x.shape
+    length = h * w
+    # low-precision dot products of thousands of terms are formed and summed in float32
+    acc = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    gx = torch.empty_like(gy) if need_x else None
+    gg = torch.zeros(n, c, dtype=acc, device=x.device) if need_g else None
+    block = _block_size(x)
+    if _blocked_layout(gy, x, g) == 'nchw':
+        # one row per (sample, channel): grad_g is a dot product per row
+        rows_total = n * c
+        a, b, gv = gy.view(rows_total, length), x.view(rows_total, length), g.reshape(-1, 1)
+        gxv = gx.view(rows_total, length) if need_x else None
+        ggv = gg.view(rows_total) if need_g else None
+        rows = max(1, block // length)
+        buf = torch.empty(min(rows, rows_total), length, dtype=acc, device=x.device)
+        for i in range(0, rows_total, rows):
+            j = min(i + rows, rows_total)
+            ai = a[i:j]
+            if need_x:
+                torch.mul(ai, gv[i:j], out=gxv[i:j])
+            if need_g:
+                torch.sum(_product(ai, b[i:j], buf[:j - i]), 1, out=ggv[i:j])
+    else:
+        # channels_last: (N, H*W, C) with channels innermost; grad_g sums over positions
+        a = gy.permute(0, 2, 3, 1).reshape(n, length, c)
+        b = x.permute(0, 2, 3, 1).reshape(n, length, c)
+        gxv = gx.permute(0, 2, 3, 1).reshape(n, length, c) if need_x else None
+        rows = max(1, block // c)
+        buf = torch.empty(min(rows, length), c, dtype=acc, device=x.device)
+        for k in range(n):
+            gk = g[k].reshape(1, c)
+            for i in range(0, length, rows):
+                j = min(i + rows, length)
+                ai = a[k, i:j]
+                if need_x:
+                    torch.mul(ai, gk, out=gxv[k, i:j])
+                if need_g:
+                    gg[k] += _product(ai, b[k, i:j], buf[:j - i]).sum(0)
+    if need_g:
+        gg = gg.to(g.dtype).view(n, c, 1, 1)
+    return gx, gg
+
+
+def adaptive_avg_pool2d(x: torch.Tensor, output_size) -> torch.Tensor:
+    """``F.adaptive_avg_pool2d`` that also exports to ONNX for any input size.
+
+    The TorchScript ONNX exporter only exports adaptive pooling when the input size is a
+    multiple of the output size; a detector's feature maps rarely are. While tracing, the same
+    bins (row ``i`` of ``out`` averages input rows ``floor(i*H/out)`` to ``ceil((i+1)*H/out)``,
+    as PyTorch computes them) are written as two small averaging matrices, one per axis.
+    """
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    if not torch.jit.is_tracing():
+        return F.adaptive_avg_pool2d(x, (oh, ow))
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if h % oh == 0 and w % ow == 0:
+        return F.adaptive_avg_pool2d(x, (oh, ow))
+    ph = _pool_matrix(h, oh, x)
+    pw = _pool_matrix(w, ow, x)
+    return torch.matmul(torch.matmul(ph, x), pw.t())
+
+
+def _pool_matrix(size, out, like):
+    """(out, size) matrix averaging adaptive-pooling bin i in row i; a constant in the trace."""
+    rows = []
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)])
+    return torch.tensor(rows, dtype=like.dtype, device=like.device)
