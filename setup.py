@@ -38,6 +38,7 @@ setup(
             'onnxruntime>=1.16',
             'onnxscript',
             'pycocotools>=2.0.6',
+            'cityscapesscripts>=2.2',
         ],
     },
     entry_points={},

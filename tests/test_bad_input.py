@@ -55,3 +55,22 @@ def test_missing_dataset_folder(tmp_path):
     assert 'does not exist' in proc.stderr
     assert 'data/coco' in proc.stderr and 'make_toy_coco.py' in proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.skipif(not __import__('tests.helpers', fromlist=['x']).has_module('mmseg'),
+                    reason='needs mmseg')
+def test_cityscapes_without_label_train_ids(tmp_path):
+    from mmengine.config import Config
+
+    from mmattn.utils import DatasetNotFoundError, check_dataset_paths
+    for split in ('train', 'val'):
+        (tmp_path / 'leftImg8bit' / split / 'aachen').mkdir(parents=True)
+        gt = tmp_path / 'gtFine' / split / 'aachen'
+        gt.mkdir(parents=True)
+        (gt / 'aachen_000000_000019_gtFine_labelIds.png').write_bytes(b'')
+    cfg = Config.fromfile(f'{ROOT}/configs/danet_r50-d8_cityscapes-512x1024_40k.py')
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].dataset.data_root = str(tmp_path)
+    with pytest.raises(DatasetNotFoundError, match=r'no \*_gtFine_labelTrainIds\.png files '
+                       r'under .*gtFine/train.*tools/dataset_converters/cityscapes\.py'):
+        check_dataset_paths(cfg)

@@ -88,8 +88,10 @@ def build_cfg(args):
     if args.show or args.show_dir:
         trigger_visualization(cfg, args, scope)
     if args.out is not None and scope == 'mmseg':
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        evaluators = cfg.test_evaluator
+        for evaluator in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:
+            evaluator['output_dir'] = args.out
+            evaluator['keep_results'] = True
     return cfg, scope
 
 

@@ -1,4 +1,5 @@
 """Say clearly where a config expects its data, before a run fails deep inside a dataset."""
+import os
 import os.path as osp
 
 # What each known layout needs and how to get it.
@@ -46,6 +47,7 @@ def check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader',
         if key not in loaders:
             continue
         root = ds.get('data_root') or ''
+        ds_type = str(ds.get('type', '')).split('.')[-1]
         paths = []
         if ds.get('ann_file'):
             paths.append(('annotation file', ds['ann_file']))
@@ -57,9 +59,28 @@ def check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader',
             if '://' in str(path):  # remote storage backends are not checked
                 continue
             if not osp.exists(path):
-                ds_type = str(ds.get('type', '')).split('.')[-1]
                 hint = _HINTS.get(ds_type, 'Set data_root / ann_file / data_prefix with '
                                            '--cfg-options to where the data is.')
                 raise DatasetNotFoundError(
                     f'{key}: the {ds_type or "dataset"} {what} {path!r} does not exist '
                     f'(data_root={root!r}). {hint}')
+        if ds_type == 'CityscapesDataset':
+            _check_label_files(key, ds, root)
+
+
+def _check_label_files(key, ds, root):
+    """Cityscapes' raw gtFine has labelIds only; mmseg trains on *_labelTrainIds.png."""
+    seg_dir = (ds.get('data_prefix') or {}).get('seg_map_path')
+    if not seg_dir:
+        return
+    seg_dir = seg_dir if osp.isabs(seg_dir) or not root else osp.join(root, seg_dir)
+    suffix = ds.get('seg_map_suffix', '_gtFine_labelTrainIds.png')
+    for _, _, files in os.walk(seg_dir):
+        if any(f.endswith(suffix) for f in files):
+            return
+    raise DatasetNotFoundError(
+        f'{key}: no *{suffix} files under {seg_dir!r}. Cityscapes ships gtFine with '
+        f'labelIds only: create the train-id maps with mmseg\'s '
+        f'`python tools/dataset_converters/cityscapes.py {root or "data/cityscapes"}` '
+        f'(needs cityscapesscripts), or use the toy data from '
+        f'`python tools/dataset_converters/make_toy_cityscapes.py`.')
