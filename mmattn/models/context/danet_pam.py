@@ -1,0 +1,65 @@
+"""DANet's position attention module (PAM).
+
+Fu, Liu, Tian, Li, Bao, Fang, Lu. "Dual Attention Network for Scene Segmentation", CVPR 2019.
+Authors' code: https://github.com/junfu1115/DANet (``encoding/nn/da_att.py::PAM_Module``).
+"""
+import torch
+from torch import nn
+
+from mmattn.registry import MODELS
+from ..base import BaseAttention
+from ..utils import reduced_channels
+from .attention_ops import softmax_attention
+
+
+@MODELS.register_module()
+class DANetPAM(BaseAttention):
+    """PAM: out = gamma * (V softmax(Q^T K)^T) + x.
+
+    Q, K: 1x1 convs C -> C/8 (bias); V: 1x1 conv C -> C (bias); the softmax runs over the keys
+    of each query, with no scale; gamma is a learnable scalar starting at 0, so the module
+    starts as the identity. The layer names are the authors', so their weights load.
+
+    Memory: the (HW x HW) attention is never held unless ``lean=False``. Q and K are C/8 wide
+    and V is C wide, a shape for which PyTorch's fused attention falls back to the explicit
+    math kernel on CPU; the lean path attends by blocks of queries instead (see
+    :mod:`mmattn.models.context.attention_ops`).
+
+    Args:
+        in_channels: C.
+        reduction: query/key width ``C // reduction`` (the authors' 8), at least 1.
+        lean: False computes the attention matrix explicitly (reference path).
+        init_cfg: mmengine init config.
+    """
+
+    _abbr_ = 'pam'
+    paper = 'Dual Attention Network for Scene Segmentation (Fu et al., CVPR 2019)'
+    code = 'https://github.com/junfu1115/DANet'
+
+    def __init__(self, in_channels, reduction=8, lean=True, init_cfg=None):
+        super().__init__(in_channels, init_cfg=init_cfg)
+        self.reduction = reduction
+        self.lean = lean
+        self.key_channels = reduced_channels(in_channels, reduction)
+        self.query_conv = nn.Conv2d(in_channels, self.key_channels, 1)
+        self.key_conv = nn.Conv2d(in_channels, self.key_channels, 1)
+        self.value_conv = nn.Conv2d(in_channels, in_channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+        self.reset_authors_init()
+
+    def reset_authors_init(self):
+        with torch.no_grad():
+            self.gamma.zero_()
+
+    def forward(self, x):
+        self.check_input(x)
+        n, c, h, w = x.shape
+        q = self.query_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C/8)
+        k = self.key_conv(x).flatten(2).transpose(1, 2)
+        v = self.value_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C)
+        out = softmax_attention(q, k, v, 1.0, lean=self.lean)
+        return self.gamma * out.transpose(1, 2).reshape(n, c, h, w) + x
+
+    def extra_repr(self):
+        return (f'in_channels={self.in_channels}, key_channels={self.key_channels}, '
+                f'lean={self.lean}')

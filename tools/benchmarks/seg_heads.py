@@ -1,0 +1,187 @@
+"""Whole-image inference memory and time of mmattn's DANet head against mmseg's.
+
+The case is DANet on a 1024 x 2048 Cityscapes image: the ResNet-D8 backbone gives a 1/8 map of
+2048 channels at 128 x 256, and the head (``channels=512``, ``pam_channels=64``, 19 classes,
+mmseg's ``danet_r50-d8`` config) predicts logits resized to the whole image
+(``head.predict``, as ``EncoderDecoder.whole_inference`` calls it). mmseg's ``DAHead`` holds
+the 32768 x 32768 position-attention energies and their softmax (4 GiB each in float32);
+``mmattn.AttnDAHead`` (the lean path, its default) holds neither.
+
+Implementations: ``mmseg`` (``DAHead``), ``ours`` (``mmattn.AttnDAHead``) and ``ours-explicit``
+(``AttnDAHead(lean=False)``, the explicit matrix, as a control). Each runs in a fresh process,
+in evaluation mode without autograd: one warm-up on a small map, then ``--repeat`` timed calls;
+the memory is the growth of the process's peak resident memory (``ru_maxrss``) over the first
+full-size call. The weights are mmseg's initialisation with both attention gammas set to 0.5 (at
+0 the attention would not show in the outputs), loaded into ours; the logits of every
+implementation are compared with mmseg's.
+
+Usage::
+
+    python tools/benchmarks/seg_heads.py                      # 2048 channels in at 128 x 256
+    python tools/benchmarks/seg_heads.py --feat-size 64 128   # smaller
+    python tools/benchmarks/seg_heads.py --impls ours mmseg --repeat 2
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMPLS = ('mmseg', 'ours', 'ours-explicit')
+# HW x HW float32 matrices an implementation holds at its peak in inference
+QUADRATIC = {'mmseg': 2, 'ours': 0, 'ours-explicit': 2}
+
+
+# -- worker: one implementation, in its own process --------------------------------------------
+def build_head(impl, args):
+    import torch
+    from mmseg.registry import MODELS as MMSEG_MODELS
+
+    import mmattn  # noqa: F401  (registers the mmattn scope)
+    from mmattn.registry import MODELS
+    cfg = dict(in_channels=args.in_channels, channels=args.channels,
+               pam_channels=args.pam_channels, num_classes=args.num_classes,
+               norm_cfg=dict(type='BN'), align_corners=False)
+    torch.manual_seed(0)
+    ref = MMSEG_MODELS.build(dict(type='DAHead', **cfg))
+    ref.init_weights()
+    with torch.no_grad():
+        ref.pam.gamma.scale.fill_(0.5)
+        ref.cam.gamma.scale.fill_(0.5)
+    if impl == 'mmseg':
+        return ref
+    ours = MODELS.build(dict(type='mmattn.AttnDAHead', lean=impl == 'ours', **cfg))
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ours
+
+
+def worker(args):
+    import warnings
+    warnings.filterwarnings('ignore')
+    import torch
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    head = build_head(args.impl, args).eval()
+    h, w = args.feat_size
+    metas = [dict(img_shape=tuple(args.image_size), pad_shape=tuple(args.image_size))]
+
+    def predict(x):
+        with torch.no_grad():
+            return head.predict([x], metas, dict())
+
+    predict(torch.randn(1, args.in_channels, 8, 16))  # warm-up: kernels, thread pools
+    x = torch.randn(1, args.in_channels, h, w, generator=torch.Generator().manual_seed(1))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    times = []
+    for i in range(args.repeat):
+        start = time.perf_counter()
+        logits = predict(x)
+        times.append(time.perf_counter() - start)
+        if i == 0:
+            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    torch.save(logits, args.out)
+    print(json.dumps(dict(peak_bytes=peak, seconds=times, threads=torch.get_num_threads())))
+
+
+# -- driver ------------------------------------------------------------------------------------
+def run_impl(impl, args, out_path):
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl, '--out',
+           out_path, '--in-channels', str(args.in_channels), '--channels', str(args.channels),
+           '--pam-channels', str(args.pam_channels), '--num-classes', str(args.num_classes),
+           '--repeat', str(args.repeat), '--threads', str(args.threads), '--feat-size',
+           *map(str, args.feat_size), '--image-size', *map(str, args.image_size)]
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timed out after {args.timeout} s')
+    if proc.returncode != 0:
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''
+        return dict(error=f'exit {proc.returncode} {last}'.strip())
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--impls', nargs='+', choices=IMPLS, default=['ours', 'mmseg'])
+    parser.add_argument('--in-channels', type=int, default=2048)
+    parser.add_argument('--channels', type=int, default=512)
+    parser.add_argument('--pam-channels', type=int, default=64)
+    parser.add_argument('--num-classes', type=int, default=19)
+    parser.add_argument('--feat-size', type=int, nargs=2, default=[128, 256],
+                        help='H W of the feature map (default: 1/8 of 1024 x 2048)')
+    parser.add_argument('--image-size', type=int, nargs=2, default=None,
+                        help='H W the logits are resized to (default: 8 x the feature size)')
+    parser.add_argument('--repeat', type=int, default=2, help='timed calls after the warm-up')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--max-quadratic-gib', type=float, default=12.0,
+                        help='skip implementations whose HW x HW matrices would exceed this')
+    parser.add_argument('--timeout', type=int, default=3600)
+    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--impl', help=argparse.SUPPRESS)
+    parser.add_argument('--out', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.image_size is None:
+        args.image_size = [8 * s for s in args.feat_size]
+    if args.worker:
+        return worker(args)
+
+    import torch
+    h, w = args.feat_size
+    pixels = h * w
+    print(f'DANet head, whole-image inference: features (1, {args.in_channels}, {h}, {w}) -> '
+          f'logits (1, {args.num_classes}, {args.image_size[0]}, {args.image_size[1]}); '
+          f'channels={args.channels}, pam_channels={args.pam_channels}')
+    print(f'torch {torch.__version__}, CPU, {args.threads or torch.get_num_threads()} threads, '
+          f'float32; one HW x HW matrix = {pixels**2 * 4 / 2**30:.2f} GiB')
+    header = (f'{"implementation":<34} {"peak MiB":>9} {"time s (each call)":>22} '
+              f'{"max|diff| / max|mmseg|":>24} {"argmax agree":>13}')
+    print(header)
+    print('-' * len(header))
+    order = ['mmseg'] + [i for i in args.impls if i != 'mmseg'] if 'mmseg' in args.impls \
+        else list(args.impls)
+    names = {'mmseg': 'mmseg DAHead', 'ours': 'mmattn AttnDAHead (lean, default)',
+             'ours-explicit': 'mmattn AttnDAHead (lean=False)'}
+    rows, reference, status = {}, None, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for impl in order:
+            need = QUADRATIC[impl] * pixels**2 * 4 / 2**30
+            if need > args.max_quadratic_gib:
+                rows[impl] = f'{names[impl]:<34} skipped: needs ~{need:.0f} GiB of matrices'
+                continue
+            out_path = os.path.join(tmp, f'{impl}.pt')
+            res = run_impl(impl, args, out_path)
+            if 'error' in res:
+                rows[impl] = f'{names[impl]:<34} failed: {res["error"][:100]}'
+                status = 1
+                continue
+            logits = torch.load(out_path)
+            if reference is None and impl == 'mmseg':
+                reference, diff, agree = logits, '(reference)', ''
+            elif reference is not None:
+                rel = ((logits - reference).abs().max() / reference.abs().max()).item()
+                same = (logits.argmax(1) == reference.argmax(1)).float().mean().item()
+                diff, agree = f'{rel:.1e}', f'{100 * same:.3f}%'
+                if rel > 1e-4:
+                    status = 1
+            else:
+                diff, agree = 'n/a', ''
+            times = ' '.join(f'{t:.2f}' for t in res['seconds'])
+            rows[impl] = (f'{names[impl]:<34} {res["peak_bytes"] / 2**20:>9.0f} {times:>22} '
+                          f'{diff:>24} {agree:>13}')
+            print(rows[impl], flush=True)
+    for impl in order:
+        if 'skipped' in rows.get(impl, '') or 'failed' in rows.get(impl, ''):
+            print(rows[impl])
+    if status:
+        print('\nsome implementation failed or disagreed with mmseg (relative 1e-4)')
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())
