@@ -243,7 +243,7 @@ class _ChunkedConcatAttention(torch.autograd.Function):
             sl, n = slice(s, s + rows), min(rows, n_q - s)
             f = torch.add(a[:, sl], bt, out=_block(f_buf, batch, n, n_k)).relu_()
             dg.baddbmm_(f.transpose(1, 2), dout[:, sl])
-            dr = _bmm_into(_block(dr_buf, batch, n, n_k), dout[:, sl], gt).mul_(f.sign_()).mul_(1.0001)
+            dr = _bmm_into(_block(dr_buf, batch, n, n_k), dout[:, sl], gt).mul_(f.sign_())
             da[:, sl] = dr.sum(-1, keepdim=True)
             db.add_(dr.sum(1, keepdim=True))
         return da, db.transpose(1, 2), dg, None
