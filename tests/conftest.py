@@ -1,4 +1,5 @@
-import pytest  # noqa: F401
+import pytest
+from mmengine.registry import DefaultScope
 
 
 def pytest_configure(config):
@@ -6,3 +7,17 @@ def pytest_configure(config):
     for line in ('ignore::DeprecationWarning', 'ignore::FutureWarning',
                  'ignore::torch.jit.TracerWarning', 'ignore::UserWarning:torch.onnx.*'):
         config.addinivalue_line('filterwarnings', line)
+
+
+@pytest.fixture(autouse=True)
+def no_default_scope():
+    """Start every test with no mmengine default scope, and restore it afterwards.
+
+    A Runner or config built in-process leaves its scope ('mmdet', 'mmseg') as the current
+    one; unscoped names in later tests would then resolve in that library's registry.
+    """
+    saved = DefaultScope._instance_dict.copy()
+    DefaultScope._instance_dict.clear()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

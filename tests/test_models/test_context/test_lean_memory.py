@@ -2,7 +2,7 @@
 
 Each case runs in a fresh Python process that builds the module, warms it up on a tiny input
 (kernels, thread pools), then runs one forward (and backward in training) on a large map and
-reports the growth of its peak resident memory (``ru_maxrss``). At 128 x 128 pixels one
+reports the growth of its peak resident memory (``VmHWM``; not ``ru_maxrss``, which a child inherits from the parent it was forked from, so a large pytest process would hide the growth). At 128 x 128 pixels one
 HW x HW float32 matrix is 1 GiB, and an explicit forward and backward holds several; the lean
 paths must stay far below one of them. A control case runs the explicit path at 64 x 64 and
 must show its matrix, so the measurement itself is shown to see such allocations.
@@ -22,6 +22,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 MiB = 1 << 20
 
 PROBE = r'''
+def peak_rss_kib():
+    with open('/proc/self/status') as f:
+        return int(next(l for l in f if l.startswith('VmHWM:')).split()[1])
+
+
 import json, resource, sys
 import torch
 from mmattn.models import build_attention
@@ -44,9 +49,9 @@ def step(x):
 
 step(torch.randn(shape[0], shape[1], 8, 8))
 x = torch.randn(*shape)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_kib()
 step(x)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_rss_kib()
 print(json.dumps(dict(peak_bytes=(after - before) * 1024)))
 '''
 

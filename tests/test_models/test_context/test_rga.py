@@ -140,11 +140,13 @@ def test_rga_initial_state_and_widths():
 def test_rga_spatial_gate_is_per_pixel_at_any_size():
     m = randomize_(RGA(8, spatial_size=(4, 4), use_channel=False, spa_ratio=2, down_ratio=2),
                    seed=2, scale=0.3).eval()
-    x = torch.randn(1, 8, 20, 12)
+    x = torch.randn(1, 8, 20, 12, generator=torch.Generator().manual_seed(0))
     logits = m.spatial_logits(x)
     assert logits.shape == (1, 1, 20, 12)
-    # seed 2: no ReLU layer of this small random net is dead everywhere
-    assert logits.flatten().unique().numel() > 200   # not an upsampled 4x4 map
+    # A gate computed on the 4x4 grid and upsampled would take at most 16 values (nearest) or
+    # vary smoothly; per-pixel logits take about as many values as there are pixels (240),
+    # fewer only where a ReLU of this small random net is off.
+    assert logits.flatten().unique().numel() > 100
 
 
 @pytest.mark.parametrize('kwargs', CASES, ids=['sc', 's', 'c'])

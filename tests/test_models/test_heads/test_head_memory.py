@@ -3,7 +3,7 @@
 Each case runs in a fresh Python process: it builds one head (mmseg's, or ours with mmseg's
 weights), warms it up on a tiny map, then runs one forward (evaluation, no autograd) or one
 training step (forward, loss, backward) on a 64 x 128 map of 16 channels and reports the growth of
-its peak resident memory (``ru_maxrss``). There one HW x HW float32 matrix is 256 MiB; mmseg's
+its peak resident memory (``VmHWM``; not ``ru_maxrss``, which a child inherits from the parent it was forked from, so a large pytest process would hide the growth). There one HW x HW float32 matrix is 256 MiB; mmseg's
 PAM holds its energies and their softmax (and their gradients in training), ours none of them.
 """
 import json
@@ -24,6 +24,11 @@ H, W = 64, 128
 MATRIX = (H * W)**2 * 4  # 256 MiB
 
 PROBE = r'''
+def peak_rss_kib():
+    with open('/proc/self/status') as f:
+        return int(next(l for l in f if l.startswith('VmHWM:')).split()[1])
+
+
 import json, resource, sys, warnings
 warnings.filterwarnings('ignore')
 import torch
@@ -61,9 +66,9 @@ def step(h, w):
 
 
 step(8, 8)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_kib()
 step(h, w)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = peak_rss_kib()
 print(json.dumps(dict(peak_bytes=(after - before) * 1024)))
 '''
 
