@@ -8,8 +8,10 @@ Cases (the defaults; ``--scale`` shrinks H and W, ``--channels`` C):
 Implementations: mmattn's ``NonLocal`` (lean and ``lean=False``) against mmcv's ``NonLocal2d``;
 mmattn's ``DANetPAM`` (lean and explicit) against mmseg's ``PAM``
 (``mmseg.models.decode_heads.da_head.PAM``); mmattn's ``CrissCross`` against
-``mmcv.ops.CrissCrossAttention`` (R = 1 for both). Each measurement runs in a fresh process:
-peak resident memory growth (``ru_maxrss``) over one warmed-up step, and its wall time. The
+``mmcv.ops.CrissCrossAttention`` (R = 1 for both). Each implementation runs in a fresh process:
+the growth of its peak resident memory (``VmHWM``: ``ru_maxrss`` would start from the parent's
+high-water mark) over the first full-size step after a small warm-up, and the wall time of
+``--repeat`` steps (min and median; on a shared machine the minimum is the better estimate). The
 weights are shared (ours are randomised, then copied into the reference), and every module's
 attention branch (output - input) is compared with the lean one's, relative to its largest
 magnitude. An implementation that is not installed is reported as missing;
@@ -23,7 +25,6 @@ Usage::
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -129,21 +130,31 @@ def worker(args):
     torch.manual_seed(1)
     step(torch.randn(*args.shape[:2], 8, 8))  # warm-up: kernels, thread pools
     x = torch.randn(*args.shape, generator=torch.Generator().manual_seed(2))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    out = step(x)
-    seconds = time.perf_counter() - start
-    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-    torch.save(out - x.detach(), args.out)  # the attention branch: x itself would dominate
+    before = _peak_rss_bytes()
+    seconds = []
+    for i in range(args.repeat):
+        start = time.perf_counter()
+        out = step(x)
+        seconds.append(time.perf_counter() - start)
+        if i == 0:
+            peak = _peak_rss_bytes() - before
+            torch.save(out - x.detach(), args.out)  # the attention branch: x would dominate
+        x.grad = None
+        del out
     print(json.dumps(dict(peak_bytes=peak, seconds=seconds)))
 
 
+def _peak_rss_bytes():
+    with open('/proc/self/status') as f:
+        return int(next(line for line in f if line.startswith('VmHWM:')).split()[1]) * 1024
+
+
 # -- driver ------------------------------------------------------------------------------------
-def run_case(impl, shape, mode, out_path, timeout):
+def run_case(impl, shape, mode, out_path, timeout, repeat):
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl, '--mode', mode,
-           '--out', out_path, '--shape'] + [str(s) for s in shape]
+           '--out', out_path, '--repeat', str(repeat), '--shape'] + [str(s) for s in shape]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=timeout)
@@ -162,6 +173,7 @@ def main():
                         help='skip implementations whose HW x HW matrices would exceed this')
     parser.add_argument('--families', nargs='+', default=['NonLocal', 'PAM', 'CrissCross'])
     parser.add_argument('--timeout', type=int, default=3600)
+    parser.add_argument('--repeat', type=int, default=3, help='timed steps per implementation')
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--impl', help=argparse.SUPPRESS)
     parser.add_argument('--mode', help=argparse.SUPPRESS)
@@ -177,7 +189,7 @@ def main():
              ('fwd', 'eval', [1, c, round(128 * args.scale), round(256 * args.scale)])]
     device = 'CPU' if not torch.cuda.is_available() else 'CPU (CUDA available, unused)'
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {device}')
-    header = (f'{"case":<26} {"implementation":<28} {"peak MiB":>9} {"time s":>8} '
+    header = (f'{"case":<26} {"implementation":<28} {"peak MiB":>9} {"time s min/med":>15} '
               f'{"branch max|diff|/max":>22}')
     print(header)
     print('-' * len(header))
@@ -197,7 +209,7 @@ def main():
                         print(f'{case:<26} {impl:<28} {"skipped: needs ~%.0f GiB" % need:>41}')
                         continue
                     out_path = os.path.join(tmp, 'out.pt')
-                    res = run_case(impl, shape, mode, out_path, args.timeout)
+                    res = run_case(impl, shape, mode, out_path, args.timeout, args.repeat)
                     if 'missing' in res or 'error' in res:
                         msg = res.get('missing') or res['error']
                         print(f'{case:<26} {impl:<28} {"n/a: " + msg[:80]}')
@@ -210,8 +222,10 @@ def main():
                         diff = f'{rel:.1e}'
                         if rel > 1e-4:
                             failures.append(f'{case} {impl}: {rel:.1e}')
+                    ts = sorted(res['seconds'])
+                    times = f'{ts[0]:.2f}/{ts[len(ts) // 2]:.2f}'
                     print(f'{case:<26} {impl:<28} {res["peak_bytes"] / 2**20:>9.0f} '
-                          f'{res["seconds"]:>8.2f} {diff:>22}')
+                          f'{times:>15} {diff:>22}')
     if failures:
         print('\noutputs that disagree with the lean path (relative 1e-4):')
         for f in failures:

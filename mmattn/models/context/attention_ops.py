@@ -34,11 +34,15 @@ __all__ = [
     'explicit_concat_attention'
 ]
 
-# Elements of one block's (batch x queries x keys) matrix: 16 MiB in float32. The backward holds
-# three such blocks. Smaller blocks cost time on CPU (at 8 MiB, a 64 x 128 map's forward and
-# backward took 1.4x the explicit path's time, at 16 MiB about 1.2x: one extra matrix product
-# for the recomputation, plus per-block overhead).
-BLOCK_ELEMENTS = 1 << 22
+# Elements of one block's (samples x queries x keys) matrix: 32 MiB in float32; the backward
+# holds three such blocks. A block also has at least MIN_ROWS queries (of one sample), because
+# each matrix product re-packs the whole key and value matrices: with 128 queries per block, a
+# 128 x 256 map's PAM spent more time packing V than multiplying (1.3x the time with 1024). At
+# 64 x 128 pixels (8192 keys) a block is 1024 queries, and a training step takes about the
+# explicit path's time: one extra matrix product for the recomputation, against the explicit
+# path's full-size softmax, scaling and their backward passes through memory.
+BLOCK_ELEMENTS = 1 << 23
+MIN_ROWS = 512
 
 
 def _plain_graph() -> bool:
@@ -59,8 +63,21 @@ def _common_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return dtype
 
 
-def _block_rows(batch: int, n_keys: int) -> int:
-    return max(1, BLOCK_ELEMENTS // max(1, batch * n_keys))
+def _blocking(batch: int, n_q: int, n_k: int):
+    """(samples, queries) per block: at least MIN_ROWS queries of one sample, more queries and
+    then more samples while the block has at most BLOCK_ELEMENTS elements."""
+    rows = min(n_q, max(MIN_ROWS, BLOCK_ELEMENTS // max(1, n_k)))
+    samples = min(batch, max(1, BLOCK_ELEMENTS // max(1, rows * n_k)))
+    return samples, rows
+
+
+def _blocks(batch: int, n_q: int, blocking):
+    """(sample slice, query slice, samples, queries) of every block."""
+    samples, rows = blocking
+    for b in range(0, batch, samples):
+        nb = min(samples, batch - b)
+        for s in range(0, n_q, rows):
+            yield slice(b, b + nb), slice(s, s + rows), nb, min(rows, n_q - s)
 
 
 def explicit_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -93,11 +110,11 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
         # (B, 1, L, d): one head. Contiguous inputs of equal widths keep the fused kernel.
         return F.scaled_dot_product_attention(
             q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale).squeeze(1)
-    rows = _block_rows(q.shape[0], k.shape[1])
+    blocking = _blocking(q.shape[0], q.shape[1], k.shape[1])
     if not needs_grad:
         with torch.no_grad():
-            return _ChunkedSoftmaxAttention.forward(None, q, k, v, scale, rows)
-    return _ChunkedSoftmaxAttention.apply(q, k, v, scale, rows)
+            return _ChunkedSoftmaxAttention.forward(None, q, k, v, scale, blocking)
+    return _ChunkedSoftmaxAttention.apply(q, k, v, scale, blocking)
 
 
 def _wide(dtype: torch.dtype) -> torch.dtype:
@@ -105,10 +122,12 @@ def _wide(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _buffer(batch: int, rows: int, n_keys: int, like: torch.Tensor,
+def _buffer(blocking, n_q: int, n_keys: int, like: torch.Tensor,
             dtype: torch.dtype = None) -> torch.Tensor:
-    """Flat storage for one block of (batch, rows, n_keys) elements."""
-    return torch.empty(batch * rows * n_keys, dtype=dtype or like.dtype, device=like.device)
+    """Flat storage for the largest block of ``blocking``."""
+    samples, rows = blocking
+    return torch.empty(samples * min(rows, n_q) * n_keys, dtype=dtype or like.dtype,
+                       device=like.device)
 
 
 def _block(flat: torch.Tensor, batch: int, rows: int, n_keys: int) -> torch.Tensor:
@@ -135,30 +154,29 @@ class _ChunkedSoftmaxAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, scale, rows):
+    def forward(ctx, q, k, v, scale, blocking):
         wide = _wide(q.dtype)
         batch, n_q, n_k = q.shape[0], q.shape[1], k.shape[1]
         qs = q * scale if scale != 1.0 else q
         kt = k.transpose(1, 2).contiguous()
         out = v.new_empty(batch, n_q, v.shape[-1])
-        e_buf = _buffer(batch, min(rows, n_q), n_k, q, wide)
+        e_buf = _buffer(blocking, n_q, n_k, q, wide)
         p_buf = torch.empty_like(e_buf)
         with torch.autocast(q.device.type, enabled=False):
-            for s in range(0, n_q, rows):
-                n = min(rows, n_q - s)
-                e = _bmm_into(_block(e_buf, batch, n, n_k), qs[:, s:s + rows], kt)
-                p = torch.ops.aten._softmax.out(e, -1, False, out=_block(p_buf, batch, n, n_k))
-                out[:, s:s + rows] = torch.bmm(p.to(v.dtype), v)
+            for sb, sq, nb, n in _blocks(batch, n_q, blocking):
+                e = _bmm_into(_block(e_buf, nb, n, n_k), qs[sb, sq], kt[sb])
+                p = torch.ops.aten._softmax.out(e, -1, False, out=_block(p_buf, nb, n, n_k))
+                out[sb, sq] = torch.bmm(p.to(v.dtype), v[sb])
         if ctx is not None:
             ctx.save_for_backward(qs, k, v)
-            ctx.scale, ctx.rows = scale, rows
+            ctx.scale, ctx.blocking = scale, blocking
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout):
         qs, k, v = ctx.saved_tensors
-        scale, rows = ctx.scale, ctx.rows
+        scale, blocking = ctx.scale, ctx.blocking
         wide = _wide(qs.dtype)
         batch, n_q, n_k = qs.shape[0], qs.shape[1], k.shape[1]
         dout = dout.to(v.dtype)
@@ -166,18 +184,17 @@ class _ChunkedSoftmaxAttention(torch.autograd.Function):
         dq = torch.empty_like(qs)
         dk = torch.zeros(k.shape, dtype=wide, device=k.device)
         dv = torch.zeros(v.shape, dtype=wide, device=v.device)
-        bufs = [_buffer(batch, min(rows, n_q), n_k, qs, wide) for _ in range(3)]
-        for s in range(0, n_q, rows):
-            sl, n = slice(s, s + rows), min(rows, n_q - s)
-            e_blk, p_blk, ds_blk = (_block(b, batch, n, n_k) for b in bufs)
-            e = _bmm_into(e_blk, qs[:, sl], kt)
+        bufs = [_buffer(blocking, n_q, n_k, qs, wide) for _ in range(3)]
+        for sb, sq, nb, n in _blocks(batch, n_q, blocking):
+            e_blk, p_blk, ds_blk = (_block(b, nb, n, n_k) for b in bufs)
+            e = _bmm_into(e_blk, qs[sb, sq], kt[sb])
             p = torch.ops.aten._softmax.out(e, -1, False, out=p_blk)
-            dv.baddbmm_(p.transpose(1, 2), dout[:, sl].to(wide))
-            dp = _bmm_into(e_blk, dout[:, sl], vt)  # the energies are no longer needed
+            dv[sb].baddbmm_(p.transpose(1, 2), dout[sb, sq].to(wide))
+            dp = _bmm_into(e_blk, dout[sb, sq], vt[sb])  # the energies are no longer needed
             ds = torch.ops.aten._softmax_backward_data.out(dp, p, -1, wide, grad_input=ds_blk)
-            dq_blk = torch.bmm(ds.to(qs.dtype), k)
-            dq[:, sl] = dq_blk.mul_(scale) if scale != 1.0 else dq_blk
-            dk.baddbmm_(ds.transpose(1, 2), qs[:, sl].to(wide))
+            dq_blk = torch.bmm(ds.to(qs.dtype), k[sb])
+            dq[sb, sq] = dq_blk.mul_(scale) if scale != 1.0 else dq_blk
+            dk[sb].baddbmm_(ds.transpose(1, 2), qs[sb, sq].to(wide))
         return dq, dk.to(k.dtype), dv.to(v.dtype), None, None
 
 
@@ -198,11 +215,11 @@ def concat_attention(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor,
         return explicit_concat_attention(a, b, g)
     dtype = _common_dtype(a, b, g)
     a, b, g = (t.to(dtype).contiguous() for t in (a, b, g))
-    rows = _block_rows(a.shape[0], b.shape[1])
+    blocking = _blocking(a.shape[0], a.shape[1], b.shape[1])
     if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad or g.requires_grad)):
         with torch.no_grad():
-            return _ChunkedConcatAttention.forward(None, a, b, g, rows)
-    return _ChunkedConcatAttention.apply(a, b, g, rows)
+            return _ChunkedConcatAttention.forward(None, a, b, g, blocking)
+    return _ChunkedConcatAttention.apply(a, b, g, blocking)
 
 
 class _ChunkedConcatAttention(torch.autograd.Function):
@@ -211,39 +228,37 @@ class _ChunkedConcatAttention(torch.autograd.Function):
     ``da = rowsum(dR)``, ``db += colsum(dR)``."""
 
     @staticmethod
-    def forward(ctx, a, b, g, rows):
+    def forward(ctx, a, b, g, blocking):
         batch, n_q, n_k = a.shape[0], a.shape[1], b.shape[1]
         out = g.new_empty(batch, n_q, g.shape[-1])
         bt = b.transpose(1, 2)
-        buf = _buffer(batch, min(rows, n_q), n_k, a)
+        buf = _buffer(blocking, n_q, n_k, a)
         with torch.autocast(a.device.type, enabled=False):
-            for s in range(0, n_q, rows):
-                f = _block(buf, batch, min(rows, n_q - s), n_k)
-                f = torch.add(a[:, s:s + rows], bt, out=f).relu_()
-                out[:, s:s + rows] = torch.bmm(f, g).div_(n_k)
+            for sb, sq, nb, n in _blocks(batch, n_q, blocking):
+                f = torch.add(a[sb, sq], bt[sb], out=_block(buf, nb, n, n_k)).relu_()
+                out[sb, sq] = torch.bmm(f, g[sb]).div_(n_k)
         if ctx is not None:
             ctx.save_for_backward(a, b, g)
-            ctx.rows = rows
+            ctx.blocking = blocking
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout):
         a, b, g = ctx.saved_tensors
-        rows = ctx.rows
+        blocking = ctx.blocking
         batch, n_q, n_k = a.shape[0], a.shape[1], b.shape[1]
         dout = dout.to(g.dtype) / n_k
         bt, gt = b.transpose(1, 2), g.transpose(1, 2)
         da = torch.empty_like(a)
         db = torch.zeros_like(bt)
         dg = torch.zeros_like(g)
-        f_buf = _buffer(batch, min(rows, n_q), n_k, a)
+        f_buf = _buffer(blocking, n_q, n_k, a)
         dr_buf = torch.empty_like(f_buf)
-        for s in range(0, n_q, rows):
-            sl, n = slice(s, s + rows), min(rows, n_q - s)
-            f = torch.add(a[:, sl], bt, out=_block(f_buf, batch, n, n_k)).relu_()
-            dg.baddbmm_(f.transpose(1, 2), dout[:, sl])
-            dr = _bmm_into(_block(dr_buf, batch, n, n_k), dout[:, sl], gt).mul_(f.sign_())
-            da[:, sl] = dr.sum(-1, keepdim=True)
-            db.add_(dr.sum(1, keepdim=True))
+        for sb, sq, nb, n in _blocks(batch, n_q, blocking):
+            f = torch.add(a[sb, sq], bt[sb], out=_block(f_buf, nb, n, n_k)).relu_()
+            dg[sb].baddbmm_(f.transpose(1, 2), dout[sb, sq])
+            dr = _bmm_into(_block(dr_buf, nb, n, n_k), dout[sb, sq], gt[sb]).mul_(f.sign_())
+            da[sb, sq] = dr.sum(-1, keepdim=True)
+            db[sb].add_(dr.sum(1, keepdim=True))
         return da, db.transpose(1, 2), dg, None

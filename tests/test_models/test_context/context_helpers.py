@@ -43,6 +43,7 @@ def assert_lean_matches_explicit(module, x, monkeypatch, block_elements=50, rtol
     largest gradient of all.
     """
     monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', block_elements)
+    monkeypatch.setattr(attention_ops, 'MIN_ROWS', 1)
     explicit = copy.deepcopy(module)
     explicit.lean = False
     train_with_frozen_norms(module)

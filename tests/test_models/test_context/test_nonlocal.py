@@ -205,8 +205,10 @@ def test_nonlocal_matches_mmcv(mode):
 @requires_mmdet
 def test_nonlocal_config_authors_placement():
     net = build_config_backbone('nonlocal')
-    found = plugins_by_block(net, NonLocal)
+    # on the blocks' outputs (after the sum and ReLU), as the authors add them
+    found = plugins_by_block(net, NonLocal, position='after_block')
     assert sorted(found) == [(1, 1), (1, 3), (2, 1), (2, 3), (2, 5)]  # every other, res3-res4
+    assert not plugins_by_block(net, NonLocal)  # none left in the residual branch
     for mods in found.values():
         assert len(mods) == 1
         m = mods[0]
@@ -215,12 +217,40 @@ def test_nonlocal_config_authors_placement():
     check_backbone_runs(net)
 
 
+# (block elements, minimum rows) -> blocks of (samples, queries) over a batch of 2, 7 queries
+# and 6 keys: 3 queries of one sample (a shorter last block), all 7 queries of both samples
+BLOCKINGS = {'3-queries': (3 * 6, 1), 'both-samples': (2 * 7 * 6, 1)}
+
+
+def test_blocking_sizes(monkeypatch):
+    from mmattn.models.context import attention_ops as ops
+    monkeypatch.setattr(ops, 'MIN_ROWS', 1)
+    for name, expected in [('3-queries', (1, 3)), ('both-samples', (2, 7))]:
+        monkeypatch.setattr(ops, 'BLOCK_ELEMENTS', BLOCKINGS[name][0])
+        assert ops._blocking(2, 7, 6) == expected
+        blocks = [(sb.start, sb.stop, sq.start, n) for sb, sq, _, n in
+                  ops._blocks(2, 7, expected)]
+        covered = sorted((b, q) for b0, b1, q0, n in blocks for b in range(b0, b1)
+                         for q in range(q0, q0 + n))
+        assert covered == [(b, q) for b in range(2) for q in range(7)]
+    # the defaults: at least MIN_ROWS queries of one sample, however many keys
+    monkeypatch.undo()
+    samples, rows = ops._blocking(8, 128 * 256, 128 * 256)
+    assert (samples, rows) == (1, ops.MIN_ROWS)
+    samples, rows = ops._blocking(2, 64 * 128, 64 * 128)
+    assert samples * rows * 64 * 128 <= max(ops.BLOCK_ELEMENTS, ops.MIN_ROWS * 64 * 128)
+    assert rows >= ops.MIN_ROWS
+
+
+@pytest.mark.parametrize('blocking', list(BLOCKINGS))
 @pytest.mark.parametrize('widths', [(3, 3), (2, 5), (5, 2)])
-def test_blocked_softmax_attention_gradcheck(widths, monkeypatch):
+def test_blocked_softmax_attention_gradcheck(widths, blocking, monkeypatch):
     """The blocked attention's hand-written backward against finite differences (float64),
-    with blocks of 3 query rows over 7 queries (a shorter last block) and a batch of 2."""
+    over a batch of 2, by blocks of one sample's queries (a shorter last block) or of both
+    samples."""
     from mmattn.models.context import attention_ops
-    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', 2 * 3 * 6)
+    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', BLOCKINGS[blocking][0])
+    monkeypatch.setattr(attention_ops, 'MIN_ROWS', BLOCKINGS[blocking][1])
     d, e = widths
     q = torch.randn(2, 7, d, dtype=torch.float64, requires_grad=True)
     k = torch.randn(2, 6, d, dtype=torch.float64, requires_grad=True)
@@ -232,9 +262,11 @@ def test_blocked_softmax_attention_gradcheck(widths, monkeypatch):
     assert_close(fn(q, k, v), expected)
 
 
-def test_blocked_concat_attention_gradcheck(monkeypatch):
+@pytest.mark.parametrize('blocking', list(BLOCKINGS))
+def test_blocked_concat_attention_gradcheck(blocking, monkeypatch):
     from mmattn.models.context import attention_ops
-    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', 2 * 3 * 6)
+    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', BLOCKINGS[blocking][0])
+    monkeypatch.setattr(attention_ops, 'MIN_ROWS', BLOCKINGS[blocking][1])
     # ReLU's kink: keep every a_i + b_j away from 0 so that finite differences are valid
     signs = torch.tensor([1., -1., 1., -1., 1., -1., 1.], dtype=torch.float64)
     a = ((torch.rand(2, 7, dtype=torch.float64) + 0.1) * signs)[..., None].requires_grad_()
@@ -251,6 +283,7 @@ def test_nonlocal_lean_under_bfloat16_autocast(mode, monkeypatch):
     path under the same autocast (its softmax statistics are kept in float32)."""
     from mmattn.models.context import attention_ops
     monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', 50)
+    monkeypatch.setattr(attention_ops, 'MIN_ROWS', 1)
     torch.manual_seed(0)
     m = train_with_frozen_norms(randomize_(NonLocal(16, mode=mode), scale=0.3))
     x = torch.randn(2, 16, 9, 11) * 0.5
