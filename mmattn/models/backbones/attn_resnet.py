@@ -29,10 +29,14 @@ class AttnResNet(AttnResNetMixin, ResNet):
     Args:
         plugins (list[dict]): as in mmdet (``cfg``, ``position``, ``stages``), plus
             ``blocks``: ``None``/``'all'``, ``'last'``, ``'first'`` or one tuple of block
-            indices per stage, e.g. ``blocks=((), (1, 3), (1, 3, 5), ())``. Plugins also work
-            on ResNet-18/34's BasicBlock: ``after_conv1`` follows its first conv + norm +
-            ReLU, ``after_conv2`` and then ``after_conv3`` follow its second conv + norm,
-            before the residual addition. All plugins at one position run, in list order.
+            indices per stage, e.g. ``blocks=((), (1, 3), (1, 3, 5), ())``. Positions:
+            mmdet's ``after_conv1/2/3`` (in the residual branch) and ``after_block``: on the
+            block's output, after the residual addition and ReLU (where Non-local's authors
+            put it). Plugins also work on ResNet-18/34's BasicBlock: ``after_conv1`` follows
+            its first conv + norm + ReLU, ``after_conv2`` and then ``after_conv3`` follow its
+            second conv + norm, before the residual addition. All plugins at one position
+            run, in list order. With ``with_cp`` the ``after_block`` plugins are
+            checkpointed too.
         stage_plugins (list[dict]): ``dict(cfg=..., stages=(...))``: a module applied to a
             stage's output (``in_channels`` = its width), before the next stage and the
             backbone's outputs see it (BAM, residual attention). It is named

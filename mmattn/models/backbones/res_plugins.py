@@ -8,7 +8,10 @@ mmdet's and mmseg's ResNets take ``plugins=[dict(cfg=..., position=..., stages=.
   this; mmseg did not);
 - a plugin goes into every block of a selected stage, while several authors place their module
   in some blocks only (GSoP: the last block of each stage; Non-local: every other block of
-  res3/res4), and some between stages (BAM, residual attention).
+  res3/res4), and some between stages (BAM, residual attention);
+- a plugin can only sit inside the residual branch, while Non-local's authors add their block
+  after a residual block's output (after the sum and its ReLU: ``res_stage_nonlocal`` in
+  facebookresearch/video-nonlocal-net ``lib/models/resnet_helper.py``).
 
 The mixins here add what is missing without touching the original blocks' layers, so a backbone
 without plugins keeps the original's parameters, state-dict keys and outputs.
@@ -17,7 +20,10 @@ Plugin spec (one dict per plugin, in the backbone's ``plugins`` list):
 
 - ``cfg`` (dict, required): the plugin's config; it is built with ``in_channels`` set to the
   width at its position. ``cfg['postfix']`` names it as in mmdet (``abbr + postfix``).
-- ``position`` (str, required): ``'after_conv1'``, ``'after_conv2'`` or ``'after_conv3'``.
+- ``position`` (str, required): ``'after_conv1'``, ``'after_conv2'``, ``'after_conv3'`` (inside
+  the residual branch, as in mmdet) or ``'after_block'``: on the block's output, after the
+  residual addition and its ReLU, so the next block (or the stage's output) sees the
+  plugin's result. ``after_block`` plugins get the block's output width.
 - ``stages`` (tuple of bool, optional): the stages that get it (default: all).
 - ``blocks`` (optional): which blocks of those stages: ``None``/``'all'`` (every block),
   ``'last'``, ``'first'``, or one entry per stage, each a tuple of block indices (negative
@@ -29,9 +35,9 @@ module is applied to a stage's output (``in_channels`` = that stage's output wid
 the output goes on to the next stage and into the backbone's outputs.
 
 Several plugins at one position run in the order of the ``plugins`` list. A block's plugins are
-built position by position (after_conv1's, then after_conv2's, then after_conv3's, each in list
-order), as in mmdet; where two names (abbreviation + postfix) clash, the later one gets ``_2``,
-``_3``, ... appended (mmdet refuses such a config).
+built position by position (after_conv1's, then after_conv2's, then after_conv3's, as in mmdet,
+then after_block's; each in list order); where two names (abbreviation + postfix) clash, the
+later one gets ``_2``, ``_3``, ... appended (mmdet refuses such a config).
 """
 import copy
 from collections import OrderedDict
@@ -42,7 +48,8 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_plugin_layer
 from mmengine.model import Sequential
 
-POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+# the first three are mmdet's, in the residual branch; after_block follows the block's ReLU
+POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3', 'after_block')
 PLUGIN_KEYS = ('cfg', 'position', 'stages', 'blocks')
 STAGE_PLUGIN_KEYS = ('cfg', 'stages')
 _BLOCK_WORDS = ('all', 'last', 'first')
@@ -173,7 +180,8 @@ class PluginBlockMixin:
 
     The original block is built without plugins, so its layers and their order are untouched;
     :meth:`attach_plugins` then adds the plugin modules after them (where mmdet's Bottleneck
-    puts them too) and sets the attributes the block's ``forward`` reads.
+    puts them too) and sets the attributes the block's ``forward`` reads. :meth:`forward` runs
+    the original block (:meth:`forward_residual`), then the ``after_block`` plugins.
     """
 
     def plugin_channels(self, position: str) -> int:
@@ -195,6 +203,7 @@ class PluginBlockMixin:
         self.after_conv1_plugin_names = names['after_conv1']
         self.after_conv2_plugin_names = names['after_conv2']
         self.after_conv3_plugin_names = names['after_conv3']
+        self.after_block_plugin_names = names['after_block']
 
     def forward_plugin(self, x, plugin_names):
         # Chained: each plugin takes the previous one's output (mmseg 1.2.2 feeds each the
@@ -203,12 +212,31 @@ class PluginBlockMixin:
             x = getattr(self, name)(x)
         return x
 
+    def forward_residual(self, x):
+        """The block itself: residual branch (with its plugins) + shortcut, then the ReLU."""
+        return super().forward(x)
+
+    def forward(self, x):
+        out = self.forward_residual(x)
+        names = getattr(self, 'after_block_plugin_names', None)
+        if not names:
+            return out
+        # with_cp checkpoints these plugins too, as mmdet checkpoints the in-branch ones:
+        # a Non-local block's attention map is what costs memory. (Like the block's own norms
+        # under with_cp, a plugin's BN then updates its running statistics twice per step.)
+        if self.with_cp and out.requires_grad:
+            return cp.checkpoint(self.forward_plugin, out, names, use_reentrant=False)
+        return self.forward_plugin(out, names)
+
 
 class BottleneckPluginMixin(PluginBlockMixin):
-    """Bottleneck: the original ``forward`` already calls the plugins at the three positions."""
+    """Bottleneck: the original ``forward`` already calls the plugins at the three in-branch
+    positions; ``after_block`` plugins get its output width, ``planes * expansion``."""
 
     def plugin_channels(self, position):
-        return self.planes * self.expansion if position == 'after_conv3' else self.planes
+        if position in ('after_conv3', 'after_block'):
+            return self.planes * self.expansion
+        return self.planes
 
 
 class BasicBlockPluginMixin(PluginBlockMixin):
@@ -220,7 +248,9 @@ class BasicBlockPluginMixin(PluginBlockMixin):
     - ``after_conv2``: after conv2 -> norm2, before the residual addition;
     - ``after_conv3``: the same point, after the ``after_conv2`` plugins. The block's second
       conv is its last, as conv3 is the Bottleneck's: a module that its authors put at the end
-      of the residual branch (SE, CBAM, ...) keeps its ``after_conv3`` config on ResNet-18/34.
+      of the residual branch (SE, CBAM, ...) keeps its ``after_conv3`` config on ResNet-18/34;
+    - ``after_block``: on the block's output, after the residual addition and ReLU (as for
+      the Bottleneck).
 
     Every plugin here gets ``in_channels = planes``.
     """
@@ -228,9 +258,9 @@ class BasicBlockPluginMixin(PluginBlockMixin):
     def plugin_channels(self, position):
         return self.conv2.out_channels
 
-    def forward(self, x):
-        if not getattr(self, 'with_plugins', False):
-            return super().forward(x)
+    def forward_residual(self, x):
+        if not any(getattr(self, f'{p}_plugin_names', None) for p in POSITIONS[:3]):
+            return super().forward_residual(x)
 
         def _inner_forward(x):
             identity = x

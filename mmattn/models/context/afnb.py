@@ -42,6 +42,9 @@ class AFNBlock(BaseAttention):
         dropout: the Dropout2d rate after the fusion conv (authors: 0.05).
         norm_conv_bias: whether the convs followed by a BN have a bias, as in the authors' code
             (redundant before a batch norm; mmseg has none).
+        conv_cfg: conv layer config (mmcv's ``build_conv_layer``; None: plain ``nn.Conv2d``)
+            of the query and key projections and of the fusion conv. The value and output
+            projections are plain 1x1 convs whatever it is, as in mmseg's ANNHead.
         norm_cfg / act_cfg: norm and activation of the projections; the fusion conv has the
             norm and no activation.
         init_cfg: mmengine init config.
@@ -55,7 +58,8 @@ class AFNBlock(BaseAttention):
 
     def __init__(self, in_channels, low_in_channels=None, key_channels=256, value_channels=256,
                  out_channels=None, pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True,
-                 norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
+                 conv_cfg=None, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
+                 init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.low_in_channels = (self.default_low_channels(in_channels)
                                 if low_in_channels is None else low_in_channels)
@@ -64,15 +68,16 @@ class AFNBlock(BaseAttention):
         self.out_channels = in_channels if out_channels is None else out_channels
         self.pool_sizes = tuple(pool_sizes)
         self.query_project = build_conv_module(in_channels, key_channels, bias=norm_conv_bias,
-                                               norm_cfg=norm_cfg, act_cfg=act_cfg)
+                                               conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                                               act_cfg=act_cfg)
         self.key_project = build_conv_module(self.low_in_channels, key_channels,
-                                             bias=norm_conv_bias, norm_cfg=norm_cfg,
-                                             act_cfg=act_cfg)
+                                             bias=norm_conv_bias, conv_cfg=conv_cfg,
+                                             norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.value_project = nn.Conv2d(self.low_in_channels, value_channels, 1)
         self.out_project = nn.Conv2d(value_channels, self.out_channels, 1)
         self.bottleneck = build_conv_module(self.out_channels + in_channels, self.out_channels,
-                                            bias=norm_conv_bias, norm_cfg=norm_cfg,
-                                            act_cfg=None)
+                                            bias=norm_conv_bias, conv_cfg=conv_cfg,
+                                            norm_cfg=norm_cfg, act_cfg=None)
         self.dropout = nn.Dropout2d(dropout)
         self.reset_authors_init()
 

@@ -112,6 +112,10 @@ class APNBlock(BaseAttention):
         dropout: the Dropout2d rate after the fusion conv (authors: 0.05).
         norm_conv_bias: whether the convs followed by a BN have a bias, as in the authors' code.
             It is redundant before a batch norm; mmseg's ANNHead has none.
+        conv_cfg: conv layer config (mmcv's ``build_conv_layer``; None: plain ``nn.Conv2d``)
+            of the key projection and of the fusion conv. The value and output projections
+            are plain 1x1 convs whatever it is, as in mmseg's ANNHead (which builds those two
+            without a norm, as ``nn.Conv2d``).
         norm_cfg / act_cfg: norm and activation of the key projection and of the fusion conv.
         init_cfg: mmengine init config.
 
@@ -125,7 +129,7 @@ class APNBlock(BaseAttention):
     code = 'https://github.com/MendelXu/ANN'
 
     def __init__(self, in_channels, key_channels=256, value_channels=256, out_channels=None,
-                 pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True,
+                 pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True, conv_cfg=None,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.key_channels = key_channels
@@ -133,15 +137,16 @@ class APNBlock(BaseAttention):
         self.out_channels = in_channels if out_channels is None else out_channels
         self.pool_sizes = tuple(pool_sizes)
         self.key_project = build_conv_module(in_channels, key_channels, bias=norm_conv_bias,
-                                             norm_cfg=norm_cfg, act_cfg=act_cfg)
+                                             conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                                             act_cfg=act_cfg)
         # the authors' f_query is their f_key; registering both names keeps their and mmseg's
         # state-dict layout
         self.query_project = self.key_project
         self.value_project = nn.Conv2d(in_channels, value_channels, 1)
         self.out_project = nn.Conv2d(value_channels, in_channels, 1)
         self.bottleneck = build_conv_module(2 * in_channels, self.out_channels,
-                                            bias=norm_conv_bias, norm_cfg=norm_cfg,
-                                            act_cfg=act_cfg)
+                                            bias=norm_conv_bias, conv_cfg=conv_cfg,
+                                            norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.dropout = nn.Dropout2d(dropout)
         self.reset_authors_init()
 

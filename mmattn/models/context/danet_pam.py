@@ -27,7 +27,10 @@ class DANetPAM(BaseAttention):
 
     Args:
         in_channels: C.
-        reduction: query/key width ``C // reduction`` (the authors' 8), at least 1.
+        reduction: query/key width ``C // reduction`` (the authors' 8), at least 1. Used only
+            when ``key_channels`` is not given.
+        key_channels: query/key width, given directly (a positive int), as mmseg's ``PAM``
+            takes it (``pam_channels``); None (default): ``C // reduction``.
         lean: False computes the attention matrix explicitly (reference path).
         init_cfg: mmengine init config.
     """
@@ -36,11 +39,21 @@ class DANetPAM(BaseAttention):
     paper = 'Dual Attention Network for Scene Segmentation (Fu et al., CVPR 2019)'
     code = 'https://github.com/junfu1115/DANet'
 
-    def __init__(self, in_channels, reduction=8, lean=True, init_cfg=None):
+    def __init__(self, in_channels, reduction=8, key_channels=None, lean=True, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
+        if key_channels is None:
+            if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) \
+                    or not reduction > 0:
+                raise ValueError(f'DANetPAM: reduction must be a positive number, '
+                                 f'got {reduction!r}')
+            key_channels = reduced_channels(in_channels, reduction)
+        elif isinstance(key_channels, bool) or not isinstance(key_channels, int) \
+                or key_channels < 1:
+            raise ValueError(f'DANetPAM: key_channels must be a positive int (the query/key '
+                             f'width), got {key_channels!r}')
         self.reduction = reduction
         self.lean = lean
-        self.key_channels = reduced_channels(in_channels, reduction)
+        self.key_channels = key_channels
         self.query_conv = nn.Conv2d(in_channels, self.key_channels, 1)
         self.key_conv = nn.Conv2d(in_channels, self.key_channels, 1)
         self.value_conv = nn.Conv2d(in_channels, in_channels, 1)

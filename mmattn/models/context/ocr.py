@@ -51,6 +51,8 @@ class ObjectContext(BaseAttention):
             ``in_channels`` without it).
         dropout: the Dropout2d rate after the fusion conv (HRNet-OCR: 0.05).
         norm_conv_bias: whether the 3x3 projection has a bias before its BN (HRNet-OCR: yes).
+        conv_cfg: conv layer config of every conv (mmcv's ``build_conv_layer``; None: plain
+            ``nn.Conv2d``), as mmseg's ``OCRHead`` passes its ``conv_cfg`` to all of them.
         norm_cfg / act_cfg: norm and activation of every conv.
         init_cfg: mmengine init config.
     """
@@ -64,7 +66,8 @@ class ObjectContext(BaseAttention):
 
     def __init__(self, in_channels, num_classes=_DEFAULT_NUM_CLASSES, mid_channels=512,
                  key_channels=256, out_channels=None, dropout=0.05, norm_conv_bias=True,
-                 norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
+                 conv_cfg=None, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
+                 init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f'ObjectContext: num_classes must be a positive int, '
@@ -74,7 +77,7 @@ class ObjectContext(BaseAttention):
         self.key_channels = key_channels
         width = in_channels if mid_channels is None else mid_channels
         self.out_channels = width if out_channels is None else out_channels
-        cm = dict(norm_cfg=norm_cfg, act_cfg=act_cfg)
+        cm = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.mid_conv = None if mid_channels is None else build_conv_module(
             in_channels, mid_channels, 3, padding=1, bias=norm_conv_bias, **cm)
         self.f_pixel = nn.Sequential(

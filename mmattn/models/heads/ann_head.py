@@ -36,8 +36,9 @@ class AttnANNHead(AttnHeadMixin, BaseDecodeHead):
             stage each, which the blocks do not have.
         key_pool_scales: the pyramid's bins per side for keys and values.
         **kwargs: mmseg's ``BaseDecodeHead`` arguments; ``input_transform`` is
-            ``'multiple_select'``, as in mmseg. ``conv_cfg`` must be None (the blocks build
-            plain convolutions).
+            ``'multiple_select'``, as in mmseg. ``conv_cfg`` reaches the convs that mmseg
+            builds with it (the projections with a norm and the fusion convs of both blocks,
+            and ``bottleneck``); the value and output projections are plain 1x1 convs in both.
     """
 
     _mmseg_head = 'ANNHead'
@@ -60,11 +61,6 @@ class AttnANNHead(AttnHeadMixin, BaseDecodeHead):
                 f'mmseg 1.2.2\'s ANNHead fails at forward for a query scale above 1, and '
                 f'mmattn\'s AFNBlock/APNBlock have one attention stage each.')
         super().__init__(input_transform='multiple_select', **kwargs)
-        if self.conv_cfg is not None:
-            raise ValueError(
-                f'AttnANNHead: conv_cfg={self.conv_cfg} is not supported: mmattn\'s AFNBlock '
-                f'and APNBlock build plain convolutions. Use conv_cfg=None (mmseg\'s configs '
-                f'do), or mmseg\'s ANNHead.')
         low_in_channels, high_in_channels = self.in_channels
         self.project_channels = project_channels
         self.query_scales = tuple(query_scales)
@@ -73,7 +69,7 @@ class AttnANNHead(AttnHeadMixin, BaseDecodeHead):
         # cls_seg); their convs before a norm have a bias only without a norm ('auto')
         blocks = dict(key_channels=project_channels, value_channels=project_channels,
                       pool_sizes=self.key_pool_scales, dropout=0., norm_conv_bias='auto',
-                      norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+                      conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.fusion = AFNBlock(high_in_channels, low_in_channels=low_in_channels,
                                out_channels=high_in_channels, **blocks)
         self.bottleneck = ConvModule(

@@ -16,19 +16,6 @@ from ..context import DANetCAM, DANetPAM
 from ._base import AttnHeadMixin
 
 
-def pam_reduction(channels: int, key_channels: int) -> float:
-    """The ``reduction`` giving ``DANetPAM`` a query/key width of ``key_channels``.
-
-    DANetPAM's width is ``channels // reduction``; mmseg's ``pam_channels`` is any width. An
-    exact divisor is used where there is one (512 // 64: the authors' and mmseg's 8), otherwise
-    ``channels / (key_channels + 0.5)``, whose floor division is ``key_channels`` despite float
-    rounding.
-    """
-    if channels % key_channels == 0:
-        return channels // key_channels
-    return channels / (key_channels + 0.5)
-
-
 @MODELS.register_module()
 class AttnDAHead(AttnHeadMixin, BaseDecodeHead):
     """mmseg's ``DAHead`` (DANet) with mmattn's :class:`DANetPAM` and :class:`DANetCAM`.
@@ -73,9 +60,7 @@ class AttnDAHead(AttnHeadMixin, BaseDecodeHead):
         self.pam_channels = pam_channels
         conv = dict(conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
         self.pam_in_conv = ConvModule(self.in_channels, self.channels, 3, padding=1, **conv)
-        self.pam = DANetPAM(self.channels, reduction=pam_reduction(self.channels, pam_channels),
-                            lean=lean)
-        assert self.pam.key_channels == pam_channels, (self.pam.key_channels, pam_channels)
+        self.pam = DANetPAM(self.channels, key_channels=pam_channels, lean=lean)
         self.pam_out_conv = ConvModule(self.channels, self.channels, 3, padding=1, **conv)
         self.pam_conv_seg = nn.Conv2d(self.channels, self.num_classes, kernel_size=1)
 

@@ -41,8 +41,8 @@ class AttnOCRHead(AttnHeadMixin, BaseCascadeDecodeHead):
         scale: the coarse logits are multiplied by it before their softmax. Only ``scale <= 1``
             runs: mmseg 1.2.2's OCRHead fails at forward for ``scale > 1`` (its query
             downsampling leaves a map of the wrong shape), so such a config is refused here.
-        **kwargs: mmseg's ``BaseDecodeHead`` arguments. ``conv_cfg`` must be None (the object
-            context block builds plain convolutions).
+        **kwargs: mmseg's ``BaseDecodeHead`` arguments (``conv_cfg`` reaches every conv of
+            the object context block, as in mmseg).
 
     Used without the cascade (in an ``EncoderDecoder``, or as the first of the cascade's
     heads), it has no coarse logits to refine and says what the config needs.
@@ -67,11 +67,6 @@ class AttnOCRHead(AttnHeadMixin, BaseCascadeDecodeHead):
                 f'AttnOCRHead: scale={scale} is not supported: mmseg 1.2.2\'s OCRHead fails at '
                 f'forward for scale > 1 (its ObjectAttentionBlock downsamples the queries and '
                 f'cannot restore the map). Use scale=1, as mmseg\'s ocrnet configs do.')
-        if self.conv_cfg is not None:
-            raise ValueError(
-                f'AttnOCRHead: conv_cfg={self.conv_cfg} is not supported: mmattn\'s '
-                f'ObjectContext builds plain convolutions. Use conv_cfg=None (mmseg\'s configs '
-                f'do), or mmseg\'s OCRHead.')
         self.ocr_channels = ocr_channels
         self.scale = scale
         # mmseg's block has no dropout of its own (the head's runs in cls_seg); its convs
@@ -79,7 +74,7 @@ class AttnOCRHead(AttnHeadMixin, BaseCascadeDecodeHead):
         self.ocr = ObjectContext(
             self.in_channels, num_classes=self.out_channels, mid_channels=self.channels,
             key_channels=ocr_channels, dropout=0., norm_conv_bias='auto',
-            norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+            conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
 
     def _check_prev_output(self, prev_output, feats: Tensor) -> None:
         name = type(self).__name__

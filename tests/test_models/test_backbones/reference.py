@@ -6,7 +6,7 @@ runs and what it is fed is written here, independently of the backbone's forward
 import torch.nn.functional as F
 from torch import nn
 
-POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3')
+POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3', 'after_block')
 
 
 def _run(block, names, x):
@@ -33,7 +33,8 @@ def block_reference(block, x, plugins=None):
         out = _run(block, p['after_conv2'], out)
         out = _run(block, p['after_conv3'], out)
     identity = x if block.downsample is None else block.downsample(x)
-    return F.relu(out + identity)
+    # after_block: on the block's output, after the residual sum and its ReLU
+    return _run(block, p['after_block'], F.relu(out + identity))
 
 
 def backbone_reference(net, x, block_plugins=None, stage_plugins=None):

@@ -263,8 +263,8 @@ REAL_LAYOUTS = {
     # GSoP: the last block of each stage
     'GSoP': dict(plugins=[dict(cfg=dict(type='mmattn.GSoP'), position='after_conv3',
                                blocks='last')]),
-    # Non-local: every other block of res3 and res4
-    'NonLocal': dict(plugins=[dict(cfg=dict(type='mmattn.NonLocal'), position='after_conv3',
+    # Non-local: every other block of res3 and res4, on the block's output
+    'NonLocal': dict(plugins=[dict(cfg=dict(type='mmattn.NonLocal'), position='after_block',
                                    blocks=((), (1, 3), (1, 3, 5), ()))]),
     # BAM and residual attention: between stages, after res2..res4
     'BAM': dict(stage_plugins=[dict(cfg=dict(type='mmattn.BAM'),

@@ -37,7 +37,7 @@ def test_last_and_first():
 
 def test_per_stage_blocks_nonlocal_layout():
     # Non-local in every other block of res3 and res4
-    got = selected([dict(cfg=CFG, position='after_conv3', blocks=((), (1, 3), (1, 3, 5), ()))])
+    got = selected([dict(cfg=CFG, position='after_block', blocks=((), (1, 3), (1, 3, 5), ()))])
     assert got == {(1, 1), (1, 3), (2, 1), (2, 3), (2, 5)}
 
 

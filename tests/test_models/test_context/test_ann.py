@@ -201,3 +201,33 @@ def test_afnb_rejects_wrong_inputs():
         m(torch.randn(1, 16, 4, 4), torch.randn(1, 16, 4, 4))
     with pytest.raises(ValueError, match='same batch'):
         m(torch.randn(2, 8, 4, 4), torch.randn(1, 16, 4, 4))
+
+
+@pytest.mark.parametrize('cls,kwargs,convmodules', [
+    (APNBlock, dict(), ('key_project', 'bottleneck')),
+    (AFNBlock, dict(low_in_channels=6), ('query_project', 'key_project', 'bottleneck')),
+])
+def test_conv_cfg_builds_the_convmodule_convs(cls, kwargs, convmodules):
+    """conv_cfg reaches the convs that have a norm (mmseg's ConvModules); the value and output
+    projections are plain 1x1 convs, as in mmseg's ANNHead."""
+    from mmcv.cnn.bricks.conv_ws import ConvWS2d
+    m = cls(12, key_channels=4, value_channels=5, conv_cfg=dict(type='ConvWS'), **kwargs)
+    plain = cls(12, key_channels=4, value_channels=5, **kwargs)
+    for name in convmodules:
+        assert type(getattr(m, name).conv) is ConvWS2d, name
+        assert type(getattr(plain, name).conv) is torch.nn.Conv2d, name
+    for name in ('value_project', 'out_project'):
+        assert type(getattr(m, name)) is torch.nn.Conv2d, name
+    # same parameters either way: checkpoints carry over
+    assert [(k, v.shape) for k, v in m.state_dict().items()] == \
+        [(k, v.shape) for k, v in plain.state_dict().items()]
+    randomize_(m, scale=0.3)
+    plain.load_state_dict(m.state_dict())
+    m.eval()
+    plain.eval()
+    x = [torch.randn(2, 6, 5, 4)] if cls is AFNBlock else []
+    x.append(torch.randn(2, 12, 5, 4))
+    with torch.no_grad():
+        y, y_plain = m(*x), plain(*x)
+    assert y.shape == y_plain.shape
+    assert (y - y_plain).abs().max() > 1e-3 * y_plain.abs().max()

@@ -76,6 +76,59 @@ def test_pam_initial_state():
     assert DANetPAM(4).key_channels == 1
 
 
+@pytest.mark.parametrize('channels,kwargs,expected', [
+    (512, dict(), 64),                                    # the authors' C/8
+    (512, dict(reduction=4), 128),
+    (512, dict(key_channels=64), 64),
+    (48, dict(key_channels=5), 5),                        # not C // r for any integer r
+    (16, dict(key_channels=24), 24),                      # wider than the input, as mmseg allows
+    (512, dict(reduction=2, key_channels=40), 40),        # key_channels wins over reduction
+])
+def test_pam_key_channels_set_the_conv_widths(channels, kwargs, expected):
+    m = DANetPAM(channels, **kwargs)
+    assert m.key_channels == expected
+    assert m.query_conv.weight.shape == (expected, channels, 1, 1)
+    assert m.key_conv.weight.shape == (expected, channels, 1, 1)
+    assert m.value_conv.weight.shape == (channels, channels, 1, 1)
+    assert f'key_channels={expected}' in repr(m)
+    # and the module computes the PAM at that width
+    m = randomize_(m, scale=0.3).double().eval()
+    x = torch.randn(2, channels, 4, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert_close(m(x), pam_reference(m, x))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(key_channels=0), 'key_channels must be a positive int.*got 0'),
+    (dict(key_channels=-8), 'key_channels must be a positive int.*got -8'),
+    (dict(key_channels=7.5), 'key_channels must be a positive int.*got 7.5'),
+    (dict(key_channels=True), 'key_channels must be a positive int.*got True'),
+    (dict(key_channels='64'), "key_channels must be a positive int.*got '64'"),
+    (dict(reduction=0), 'reduction must be a positive number.*got 0'),
+    (dict(reduction=None), 'reduction must be a positive number.*got None'),
+])
+def test_pam_bad_widths_error_clearly(kwargs, match):
+    with pytest.raises(ValueError, match='DANetPAM: ' + match):
+        DANetPAM(64, **kwargs)
+
+
+@requires_mmseg
+@pytest.mark.parametrize('key_channels', [4, 5])
+def test_pam_key_channels_matches_mmseg_pam_channels(key_channels):
+    """mmseg's PAM(in_channels, channels) takes its query/key width directly: the same here."""
+    from mmseg.models.decode_heads.da_head import PAM
+    ours = randomize_(DANetPAM(24, key_channels=key_channels)).double().eval()
+    ref = PAM(24, key_channels).double().eval()
+    for theirs, mine in [(ref.query_project, ours.query_conv), (ref.key_project, ours.key_conv),
+                         (ref.value_project, ours.value_conv)]:
+        theirs.load_state_dict(mine.state_dict())
+    with torch.no_grad():
+        ref.gamma.scale.copy_(ours.gamma.reshape(ref.gamma.scale.shape))
+    x = torch.randn(2, 24, 5, 6, dtype=torch.float64)
+    with torch.no_grad():
+        assert_close(ours(x), ref(x))
+
+
 def test_cam_initial_state():
     m = DANetCAM(64)
     assert [n for n, _ in m.named_parameters()] == ['gamma'] and m.gamma.item() == 0

@@ -93,3 +93,23 @@ def test_ocr_rejects_wrong_inputs():
 @pytest.mark.parametrize('kwargs', [{}, dict(mid_channels=None)], ids=['mid', 'no_mid'])
 def test_ocr_channels_last_and_onnx(kwargs):
     check_layout_and_onnx(ObjectContext, **kwargs)
+
+
+def test_conv_cfg_builds_every_conv():
+    """conv_cfg reaches all of the block's convs (all ConvModules, as in mmseg's OCRHead)."""
+    from mmcv.cnn.bricks.conv_ws import ConvWS2d
+    m = ObjectContext(12, num_classes=3, mid_channels=8, key_channels=4,
+                      conv_cfg=dict(type='ConvWS'))
+    plain = ObjectContext(12, num_classes=3, mid_channels=8, key_channels=4)
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert len(convs) == 8 and all(type(c) is ConvWS2d for c in convs)
+    assert all(type(c) is torch.nn.Conv2d for c in plain.modules()
+               if isinstance(c, torch.nn.Conv2d))
+    randomize_(m, scale=0.3)
+    plain.load_state_dict(m.state_dict())
+    m.eval()
+    plain.eval()
+    x, logits = torch.randn(2, 12, 5, 6), torch.randn(2, 3, 5, 6)
+    with torch.no_grad():
+        y, y_plain = m(x, logits), plain(x, logits)
+    assert (y - y_plain).abs().max() > 1e-3 * y_plain.abs().max()

@@ -112,3 +112,16 @@ def set_gammas(module, value=0.7):
         for name, p in module.named_parameters():
             if name.endswith('gamma') or name.endswith('gamma.scale'):
                 p.fill_(value)
+
+
+def conv_types(ref, ours):
+    """{our name of each conv weight: (mmseg's conv class, ours)}, through the key mapping."""
+    ref_types = {k: type(m).__name__ for k, m in ref.named_modules()
+                 if isinstance(m, torch.nn.Conv2d)}
+    names = type(ours).from_mmseg_state_dict({f'{k}.weight': k for k in ref_types})
+    ours_types = {k: type(m).__name__ for k, m in ours.named_modules()
+                  if isinstance(m, torch.nn.Conv2d)}
+    # mmseg's APNB registers its shared key/query conv under both names, as ours does
+    assert set(names) == {f'{k}.weight' for k in ours_types}
+    return {k[:-len('.weight')]: (ref_types[v], ours_types[k[:-len('.weight')]])
+            for k, v in names.items()}

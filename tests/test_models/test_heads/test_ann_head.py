@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from .head_helpers import (MARKS, SIZES, build_pair, compare_eval, compare_training,
-                           data_samples, features)
+                           conv_types, data_samples, features)
 
 pytestmark = MARKS
 
@@ -88,3 +88,23 @@ def test_dropout_ratio_zero_runs():
     from mmattn.models.heads import AttnANNHead
     head = AttnANNHead(**dict(CFG, dropout_ratio=0)).eval()
     assert head(features([4, 6, 8, 16], (5, 5), dtype=torch.float32)).shape == (2, 5, 5, 5)
+
+
+def test_conv_cfg_reaches_the_same_convs_as_in_mmseg():
+    """conv_cfg (mmcv's weight-standardised ConvWS) builds the convs mmseg builds with it: the
+    projections with a norm, both blocks' fusion convs and the 3x3 bottleneck; the value and
+    output projections stay plain 1x1 convs in both."""
+    ref, ours = build_pair('ANNHead', dict(CFG, conv_cfg=dict(type='ConvWS')))
+    types = conv_types(ref, ours)
+    assert types == {k: (t, t) for k, (t, _) in types.items()}
+    assert {k for k, (t, _) in types.items() if t == 'ConvWS2d'} == {
+        'fusion.query_project.conv', 'fusion.key_project.conv', 'fusion.bottleneck.conv',
+        'bottleneck.conv', 'context.key_project.conv', 'context.bottleneck.conv'}
+    x = backbone((6, 7))
+    out = compare_eval(ref, ours, x)
+    compare_training(ref, ours, x, data_samples(2, (6, 7), 5), check_buffers=False)
+    from mmattn.models.heads import AttnANNHead
+    plain = AttnANNHead(**CFG).double().eval()
+    plain.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        assert (plain(x) - out[0]).abs().max() > 1e-3 * out[0].abs().max()

@@ -92,3 +92,27 @@ def test_state_dict_of_ours_loads_into_ours():
     other = AttnDAHead(pam_channels=4, **CFG).double()
     other.load_state_dict(ours.state_dict(), strict=True)
     assert other.pam.gamma.item() == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize('channels,pam_channels', [(16, 3), (512, 64), (510, 7), (24, 40)])
+def test_pam_channels_reach_the_pam_directly(channels, pam_channels):
+    """pam_channels is DANetPAM's key_channels, any width (not through a reduction ratio)."""
+    from mmseg.models.decode_heads import DAHead
+
+    from mmattn.models.heads import AttnDAHead
+    cfg = dict(CFG, channels=channels)
+    ours = AttnDAHead(pam_channels=pam_channels, **cfg)
+    ref = DAHead(pam_channels=pam_channels, **cfg)
+    assert ours.pam.key_channels == pam_channels
+    for name in ('query', 'key', 'value'):
+        assert (getattr(ours.pam, f'{name}_conv').weight.shape
+                == getattr(ref.pam, f'{name}_project').weight.shape)
+    assert ours.pam.query_conv.weight.shape == (pam_channels, channels, 1, 1)
+
+
+@pytest.mark.parametrize('pam_channels', [0, -4, 2.5, None])
+def test_bad_pam_channels_error_clearly(pam_channels):
+    from mmattn.models.heads import AttnDAHead
+    with pytest.raises(ValueError, match=f'AttnDAHead: pam_channels must be a positive int, '
+                                         f'got {pam_channels!r}'):
+        AttnDAHead(pam_channels=pam_channels, **CFG)

@@ -4,7 +4,7 @@ import torch
 
 from tests.helpers import assert_close
 from .head_helpers import (MARKS, SIZES, build_pair, compare_eval, compare_training,
-                           data_samples, features)
+                           conv_types, data_samples, features)
 
 pytestmark = MARKS
 
@@ -83,10 +83,26 @@ def test_scale_above_one_fails_in_mmseg_and_is_refused_here():
         AttnOCRHead(scale=2, **CFG)
 
 
-def test_conv_cfg_is_refused():
+def test_conv_cfg_reaches_the_same_convs_as_in_mmseg():
+    """conv_cfg (here mmcv's weight-standardised ConvWS) builds every conv of the object
+    context block, as in mmseg's OCRHead; outputs and training stay mmseg's."""
+    cfg = dict(CFG, conv_cfg=dict(type='ConvWS'))
+    ref, ours = build_pair('OCRHead', cfg, scale=SCALE)
+    types = conv_types(ref, ours)
+    assert types == {k: (t, t) for k, (t, _) in types.items()}
+    assert {k for k, (t, _) in types.items() if t == 'ConvWS2d'} == {
+        'ocr.mid_conv.conv', 'ocr.f_pixel.0.conv', 'ocr.f_pixel.1.conv', 'ocr.f_object.0.conv',
+        'ocr.f_object.1.conv', 'ocr.f_down.conv', 'ocr.f_up.conv', 'ocr.bottleneck.conv'}
+    assert types['conv_seg'] == ('Conv2d', 'Conv2d')
+    x, logits = features([16], (6, 7)), coarse_logits((6, 7))
+    out = compare_eval(ref, ours, x, logits)
+    compare_training(ref, ours, x, data_samples(2, (6, 7), 5), extra=(logits, ))
+    # the same weights in plain convs compute something else: conv_cfg is in effect
     from mmattn.models.heads import AttnOCRHead
-    with pytest.raises(ValueError, match=r'conv_cfg=.*not supported.*conv_cfg=None'):
-        AttnOCRHead(conv_cfg=dict(type='Conv2d'), **CFG)
+    plain = AttnOCRHead(**CFG).double().eval()
+    plain.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        assert (plain(x, logits) - out[0]).abs().max() > 1e-3 * out[0].abs().max()
 
 
 def test_state_dict_keys_map_onto_mmseg():
