@@ -3,8 +3,8 @@
 # ratio for every block, and no authors' code was released).
 #
 # Placement (this library's choice): once, after conv3 of the LAST bottleneck of the last
-# stage (c5), before the shortcut is added, as the DANet and CCNet configs here place their
-# pixel-to-pixel modules on c5 (Non-local follows its authors: res3/res4, after the block). With 1333x800 images c5 is about 42x25 pixels.
+# stage (c5), before the shortcut is added: inside the residual branch, as the paper inserts
+# its blocks into ResNet's residual units. With 1333x800 images c5 is about 42x25 pixels.
 # mmdet's ResNet puts a plugin in every block of a stage, so this config depends on
 # mmattn.AttnResNet (mmdet's ResNet, same weights and keys, whose plugins take `blocks`).
 # Everything else is mmdet's baseline config.

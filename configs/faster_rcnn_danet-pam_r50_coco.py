@@ -2,11 +2,11 @@
 # 2019; junfu1115/DANet) as a backbone plugin: query/key width C/8, no scale, gamma starting at
 # 0 (the module starts as the identity).
 #
-# Placement (this library's choice): once, after conv3 of the LAST bottleneck of the last
-# stage (c5), before the shortcut is added. The authors apply the module once, to a 3x3-conv
+# Placement: once, on the output of the last stage (c5), i.e. after the residual sum and ReLU
+# of its LAST bottleneck (`position='after_block'`). The authors apply the module once, to a 3x3-conv
 # projection of the last stage's output, in their segmentation head (mmseg's version:
-# ./danet_r50-d8_cityscapes-512x1024_40k.py); the closest backbone position that keeps
-# the FPN's c5 input is the end of c5's last block. With 1333x800 images c5 is about 42x25
+# ./danet_r50-d8_cityscapes-512x1024_40k.py); in a backbone, the same point is c5's output,
+# which the FPN then reads. With 1333x800 images c5 is about 42x25
 # pixels, so one module adds little memory.
 # mmdet's ResNet puts a plugin in every block of a stage, so this config depends on
 # mmattn.AttnResNet (mmdet's ResNet, same weights and keys, whose plugins take `blocks`).
@@ -22,5 +22,5 @@ model = dict(
             dict(cfg=dict(type='mmattn.DANetPAM', reduction=8),
                  stages=(False, False, False, True),
                  blocks='last',
-                 position='after_conv3')
+                 position='after_block')
         ]))

@@ -111,8 +111,9 @@ def test_criss_cross_matches_mmcv(recurrence):
 @requires_mmdet
 def test_criss_cross_config_placement():
     net = build_config_backbone('cc')
-    found = plugins_by_block(net, CrissCross)
-    assert list(found) == [(3, 2)]  # once, at the end of c5
+    found = plugins_by_block(net, CrissCross, position='after_block')
+    assert list(found) == [(3, 2)]  # once, on c5's output
+    assert not plugins_by_block(net, CrissCross)  # none in the residual branch
     (m, ) = found[(3, 2)]
     assert (m.in_channels, m.key_channels, m.recurrence) == (2048, 256, 2)
     check_backbone_runs(net)

@@ -200,8 +200,9 @@ def test_cam_matches_mmseg():
 @pytest.mark.parametrize('abbr,cls', [('danet-pam', DANetPAM), ('danet-cam', DANetCAM)])
 def test_danet_config_placement(abbr, cls):
     net = build_config_backbone(abbr)
-    found = plugins_by_block(net, cls)
-    assert list(found) == [(3, 2)]  # once, at the end of c5
+    found = plugins_by_block(net, cls, position='after_block')
+    assert list(found) == [(3, 2)]  # once, on c5's output
+    assert not plugins_by_block(net, cls)  # none in the residual branch
     (m, ) = found[(3, 2)]
     assert m.in_channels == 2048 and m.gamma.item() == 0
     if cls is DANetPAM:
