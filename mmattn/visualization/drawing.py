@@ -1,0 +1,166 @@
+"""Pictures of attention maps: heat maps over the image, and plots of channel weights.
+
+A heat-map picture is a grid of panels, one row per module instance (e.g. the blocks of a
+stage) and one column per map. A panel is a title strip (:data:`TITLE_HEIGHT` pixels: the
+instance, the map, and a colour bar from the map's minimum to its maximum) above the image
+shown at :func:`display_size`, with the map resized to it, coloured by a matplotlib colormap
+and alpha-blended. Text and markers are drawn with mmengine's ``Visualizer``; channel weights
+are plotted with matplotlib.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+TITLE_HEIGHT = 46
+_FONT = 9
+_BAR_MARGIN = 64  # room for the min / max values beside the colour bar
+
+
+def display_size(ori_hw: Sequence[int], panel_size: int) -> Tuple[int, int]:
+    """(h, w) of the image in a panel: its longer side scaled to ``panel_size``."""
+    h, w = int(ori_hw[0]), int(ori_hw[1])
+    s = panel_size / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def panel_shape(ori_hw: Sequence[int], panel_size: int) -> Tuple[int, int]:
+    """(h, w) of one panel: the title strip above the image."""
+    h, w = display_size(ori_hw, panel_size)
+    return h + TITLE_HEIGHT, w
+
+
+@dataclass
+class Frame:
+    """Where a feature map lies on the image.
+
+    Feature maps cover the network input (``input_hw``), which holds the resized image
+    (``img_hw``) in its top-left corner and padding elsewhere; the image is shown at
+    ``display_hw``.
+    """
+
+    input_hw: Tuple[int, int]
+    img_hw: Tuple[int, int]
+    display_hw: Tuple[int, int]
+
+    def to_display(self, fmap: torch.Tensor, mode: str = 'bilinear') -> np.ndarray:
+        """(h, w) map -> (display h, display w) array over the image (padding cropped)."""
+        t = fmap.detach().double().cpu()[None, None]
+        kw = dict(align_corners=False) if mode == 'bilinear' else {}
+        t = F.interpolate(t, size=tuple(self.input_hw), mode=mode, **kw)
+        t = t[..., :self.img_hw[0], :self.img_hw[1]]
+        t = F.interpolate(t, size=tuple(self.display_hw), mode=mode, **kw)
+        return t[0, 0].numpy()
+
+
+def colorize(values: np.ndarray, cmap: str = 'jet') -> Tuple[np.ndarray, float, float]:
+    """Colour a 2-D array by ``cmap`` between its minimum and maximum: (RGB uint8, min, max).
+
+    A constant map gets the colormap's middle colour.
+    """
+    from matplotlib import colormaps
+    vmin, vmax = float(np.min(values)), float(np.max(values))
+    span = vmax - vmin
+    norm = (values - vmin) / span if span > 1e-12 * max(1.0, abs(vmax)) else \
+        np.full_like(values, 0.5)
+    rgb = colormaps[cmap](norm)[..., :3]
+    return (rgb * 255).round().astype(np.uint8), vmin, vmax
+
+
+def overlay(image: np.ndarray, heat_rgb: np.ndarray, alpha: float) -> np.ndarray:
+    """Alpha-blend a coloured heat map onto an RGB image of the same size."""
+    out = (1 - alpha) * image.astype(np.float64) + alpha * heat_rgb.astype(np.float64)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def format_range(vmin: float, vmax: float) -> Tuple[str, str]:
+    """The two ends of a colour bar, with the digits that tell them apart (3 to 8)."""
+    for digits in range(3, 9):
+        lo, hi = f'{vmin:.{digits}g}', f'{vmax:.{digits}g}'
+        if lo != hi:
+            break
+    return lo, hi
+
+
+def _fit(text: str, width: int) -> str:
+    chars = max(4, int(width / 7))  # at most about 7 px a character at font size 9
+    return text if len(text) <= chars else text[:chars - 1] + '\u2026'
+
+
+class PanelPainter:
+    """Draws panels with one mmengine ``Visualizer`` (text and markers)."""
+
+    def __init__(self, cmap: str = 'jet', alpha: float = 0.5):
+        from mmengine.visualization import Visualizer
+        self.cmap, self.alpha = cmap, alpha
+        # one named instance (mmengine keeps visualizers by name), reused for every panel
+        self.vis = Visualizer.get_instance('mmattn_attention_maps')
+
+    def title(self, width: int, line1: str, line2: str, vmin: float, vmax: float) -> np.ndarray:
+        from matplotlib import colormaps
+        strip = np.full((TITLE_HEIGHT, width, 3), 255, np.uint8)
+        x0, x1 = _BAR_MARGIN, max(_BAR_MARGIN + 8, width - _BAR_MARGIN)
+        x1 = min(x1, width)
+        ramp = colormaps[self.cmap](np.linspace(0, 1, max(1, x1 - x0)))[:, :3]
+        strip[34:43, x0:x1] = (ramp * 255).round().astype(np.uint8)[None]
+        self.vis.set_image(strip)
+        self.vis.draw_texts(
+            [_fit(line1, width), _fit(line2, width), *format_range(vmin, vmax)],
+            np.array([[3, 1], [3, 15], [3, 32], [width - 3, 32]]), colors='black',
+            font_sizes=_FONT, vertical_alignments='top',
+            horizontal_alignments=['left', 'left', 'left', 'right'])
+        return self.vis.get_image()
+
+    def panel(self, image: np.ndarray, heat: np.ndarray, line1: str, line2: str,
+              marker_xy: Optional[Tuple[float, float]] = None) -> np.ndarray:
+        """Title strip over the image blended with ``heat`` (same h, w as ``image``)."""
+        rgb, vmin, vmax = colorize(heat, self.cmap)
+        body = overlay(image, rgb, self.alpha)
+        if marker_xy is not None:
+            self.vis.set_image(body)
+            self.vis.draw_points(np.array([marker_xy], dtype=np.float64), colors='white',
+                                 marker='x', sizes=np.array([60]))
+            self.vis.draw_points(np.array([marker_xy], dtype=np.float64), colors='black',
+                                 marker='+', sizes=np.array([20]))
+            body = self.vis.get_image()
+        return np.concatenate([self.title(image.shape[1], line1, line2, vmin, vmax), body], 0)
+
+
+def tile(rows: List[List[np.ndarray]]) -> np.ndarray:
+    """Panels of equal size in a grid, row by row; short rows are padded with white."""
+    ph, pw = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    blank = np.full((ph, pw, 3), 255, np.uint8)
+    return np.concatenate(
+        [np.concatenate(r + [blank] * (cols - len(r)), axis=1) for r in rows], axis=0)
+
+
+def plot_channels(path: str, title: str,
+                  series: Dict[str, List[Tuple[str, np.ndarray]]]) -> Tuple[int, int]:
+    """One subplot per map name, one line per instance (label, weights by channel); saved as
+    a PNG. Returns the picture's (h, w)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(series)
+    fig = Figure(figsize=(8, 0.6 + 2.4 * n), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, (map_name, lines) in zip(axes, series.items()):
+        for label, values in lines:
+            values = np.asarray(values, dtype=np.float64)
+            ax.plot(np.arange(len(values)), values, lw=0.9, label=label)
+        ax.set_title(map_name, fontsize=9)
+        ax.set_xlabel('channel', fontsize=8)
+        ax.set_ylabel('weight', fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if len(lines) > 1:
+            ax.legend(fontsize=6, ncol=min(4, len(lines)), loc='best')
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    w, h = fig.canvas.get_width_height()
+    return h, w
