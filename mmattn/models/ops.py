@@ -178,10 +178,12 @@ def adaptive_avg_pool2d(x: torch.Tensor, output_size) -> torch.Tensor:
     The TorchScript ONNX exporter only exports adaptive pooling when the input size is a
     multiple of the output size; a detector's feature maps rarely are. While tracing, the same
     bins (row ``i`` of ``out`` averages input rows ``floor(i*H/out)`` to ``ceil((i+1)*H/out)``,
-    as PyTorch computes them) are written as two small averaging matrices, one per axis.
+    as PyTorch computes them) are written as two small averaging matrices, one per axis. Only
+    during ONNX export: other traces (FLOP counters, ``torch.jit.trace``) keep the pooling op,
+    so that they count and run what the model runs.
     """
     oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
-    if not torch.jit.is_tracing():
+    if not torch.onnx.is_in_onnx_export():
         return F.adaptive_avg_pool2d(x, (oh, ow))
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if h % oh == 0 and w % ow == 0:

@@ -3,7 +3,14 @@
 Fidelity evidence (issue 6): backbone (depth 50, out_indices=(3,)) + global average pool +
 Linear(2048, 1000) must give the parameter counts the authors report, to 0.01 M. A module that
 is not registered yet is skipped, saying so.
+
+Every other registered module is placed as its detection config places it
+(configs/faster_rcnn_<module>_r50_coco.py), for the README's ResNet-50 overhead table; the
+tests at the end check that each placement builds the same modules as its config.
 """
+import glob
+import os.path as osp
+
 import pytest
 
 from mmattn.models.backbones import AUTHORS_PLACEMENT
@@ -37,8 +44,9 @@ def _classifier(name):
 
 
 def test_placements_are_the_authors():
-    assert set(AUTHORS_PLACEMENT) == set(AUTHORS_POSITION)
-    for name, placement in AUTHORS_PLACEMENT.items():
+    assert set(AUTHORS_POSITION) <= set(AUTHORS_PLACEMENT)
+    for name in AUTHORS_POSITION:
+        placement = AUTHORS_PLACEMENT[name]
         assert set(placement) == {'plugins'}
         (plugin, ) = placement['plugins']
         assert plugin['cfg'] == dict(type=f'mmattn.{name}')
@@ -73,3 +81,97 @@ def test_exact_counts_plain_and_se():
     se = sum(2 * c * (c // 16) + c // 16 + c for c in widths)
     assert se == 2_530_992
     assert sum(p.numel() for p in _classifier('SE').parameters()) == 25_557_032 + se
+
+
+# -- every module: placement as in its detection config ----------------------------------------
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+
+def _types_in(obj):
+    """Every ``type`` string in a (nested) config dict or list."""
+    if isinstance(obj, dict):
+        if isinstance(obj.get('type'), str):
+            yield obj['type']
+        for value in obj.values():
+            yield from _types_in(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _types_in(value)
+
+
+@pytest.fixture(scope='module')
+def backbone_configs():
+    """Attention class name -> the Faster R-CNN configs whose backbone places it."""
+    from mmengine.config import Config
+    found = {}
+    for path in sorted(glob.glob(osp.join(ROOT, 'configs', 'faster_rcnn_*_r50_coco.py'))):
+        backbone = Config.fromfile(path).model.backbone
+        for t in set(_types_in(backbone.to_dict())):
+            if t.startswith('mmattn.'):
+                found.setdefault(t[len('mmattn.'):], []).append((path, backbone))
+    return found
+
+
+def _attention_summary(backbone, cls):
+    """name -> (input width, parameter shapes) of every ``cls`` instance in a backbone.
+
+    Settings that change neither (SimAM's lambda: 0.1 in the config, the paper's default here)
+    do not matter to the counts this placement serves."""
+    return {name: (m.in_channels, [tuple(p.shape) for p in m.parameters()])
+            for name, m in backbone.named_modules() if type(m) is cls}
+
+
+def _positions(backbone, name):
+    """(kind, position, stages, blocks) of every plugin entry of ``mmattn.<name>``."""
+    found = []
+    for kind in ('plugins', 'stage_plugins'):
+        for spec in backbone.get(kind) or []:
+            if spec['cfg']['type'] == f'mmattn.{name}':
+                stages = tuple(spec.get('stages') or (True, ) * 4)
+                blocks = spec.get('blocks')
+                blocks = tuple(map(tuple, blocks)) if isinstance(blocks, (list, tuple)) \
+                    else blocks
+                found.append((kind, spec.get('position'), stages, blocks))
+    return sorted(found, key=repr)
+
+
+def test_every_module_is_placed_or_explained():
+    from mmattn.models.backbones.classifier import NO_BACKBONE_PLACEMENT
+    from mmattn.models.factory import attention_classes
+    registered = set(attention_classes())
+    assert not set(AUTHORS_PLACEMENT) & set(NO_BACKBONE_PLACEMENT)
+    missing = registered - set(AUTHORS_PLACEMENT) - set(NO_BACKBONE_PLACEMENT)
+    assert not missing, f'no ResNet-50 placement (nor a reason) for {sorted(missing)}'
+    assert set(AUTHORS_PLACEMENT) | set(NO_BACKBONE_PLACEMENT) <= registered
+
+
+@pytest.mark.parametrize('name', sorted(AUTHORS_PLACEMENT))
+def test_placement_builds_what_the_detection_config_builds(name, backbone_configs):
+    """Same module names, widths and parameter shapes as the config's backbone."""
+    pytest.importorskip('mmdet.models', reason='the classifier is built on mmdet\'s ResNet')
+    from mmdet.registry import MODELS as MMDET_MODELS
+    from mmengine.registry import DefaultScope
+
+    from mmattn.models.backbones import resnet50_classifier
+    if name not in backbone_configs:
+        pytest.fail(f'no configs/faster_rcnn_*_r50_coco.py places mmattn.{name} in its '
+                    'backbone: add one, or move the module to NO_BACKBONE_PLACEMENT')
+    cls = MODELS.get(name)
+    ours = _attention_summary(resnet50_classifier(**AUTHORS_PLACEMENT[name]).backbone, cls)
+    assert ours, f'AUTHORS_PLACEMENT[{name!r}] places no {name}'
+    for path, backbone_cfg in backbone_configs[name]:
+        with DefaultScope.overwrite_default_scope('mmdet'):
+            backbone = MMDET_MODELS.build(dict(backbone_cfg.to_dict(), init_cfg=None))
+        theirs = _attention_summary(backbone, cls)
+        assert ours == theirs, f'{name}: classifier placement differs from {path}'
+        # the same positions too (a plugin after conv3 or after the block has the same names)
+        assert _positions(AUTHORS_PLACEMENT[name], name) == _positions(backbone_cfg, name), \
+            f'{name}: plugin positions differ from {path}'
+
+
+def test_modules_without_placement_have_no_backbone_config(backbone_configs):
+    from mmattn.models.backbones.classifier import NO_BACKBONE_PLACEMENT
+    for name in NO_BACKBONE_PLACEMENT:
+        assert name not in backbone_configs, (
+            f'{backbone_configs[name][0][0]} places {name} in a backbone: give it an '
+            'AUTHORS_PLACEMENT entry')

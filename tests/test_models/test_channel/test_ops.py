@@ -214,15 +214,21 @@ def test_onnx_export_is_a_plain_mul():
 
 @pytest.mark.parametrize('hw,out', [((12, 10), (7, 7)), ((5, 3), (4, 4)), ((1, 1), (2, 2)),
                                     ((9, 9), (3, 3)), ((13, 6), (1, 4))])
-def test_adaptive_avg_pool2d(hw, out):
+def test_adaptive_avg_pool2d(hw, out, monkeypatch):
     x = torch.randn(2, 3, *hw, dtype=torch.float64)
     expected = adaptive_bins_mean(x, *out)
     assert_close(adaptive_avg_pool2d(x, out), expected)
-    # the traced form (averaging matrices where the sizes do not divide) gives the same bins
+    # other traces (FLOP counters, TorchScript) keep PyTorch's op: they see what the model runs
     traced = torch.jit.trace(lambda t: adaptive_avg_pool2d(t, out), (x, ), check_trace=False)
+    assert 'aten::adaptive_avg_pool2d' in {n.kind() for n in traced.graph.nodes()}
     assert_close(traced(x), expected)
+    # the ONNX export's form (averaging matrices where the sizes do not divide): same bins
+    monkeypatch.setattr(torch.onnx, 'is_in_onnx_export', lambda: True)
+    exported = torch.jit.trace(lambda t: adaptive_avg_pool2d(t, out), (x, ), check_trace=False)
+    assert_close(exported(x), expected)
     if hw[0] % out[0] or hw[1] % out[1]:
-        kinds = {n.kind() for n in traced.graph.nodes()}
+        kinds = {n.kind() for n in exported.graph.nodes()}
         assert 'aten::adaptive_avg_pool2d' not in kinds
+    monkeypatch.undo()
     assert_close(adaptive_avg_pool2d(x, out[0]), adaptive_bins_mean(x, out[0], out[0]))
     assert_close(F.adaptive_avg_pool2d(x, out), expected)

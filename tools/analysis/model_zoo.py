@@ -1,0 +1,488 @@
+"""The README's model zoo, generated from the registry, the configs and the measured runs.
+
+    python tools/analysis/model_zoo.py --update README.md
+    python tools/analysis/model_zoo.py                  # print the markdown instead
+
+For every attention module registered in mmattn (``mmattn.models.factory.attention_classes``):
+its paper and authors' repository (the classes' ``paper``/``code``), family, the configs that
+use it (every ``CONFIG_DIR/*.py`` whose built model contains the module; nothing is listed by
+hand, and a module no config uses says "no config"), where each config places it (read from
+the config's ``plugins`` / ``stage_plugins`` / neck / head), and:
+
+- its parameter and FLOP overhead in Faster R-CNN R50-FPN at 800x1333 (``--shape``): the
+  parameters and FLOPs of the module's instances, counted by mmengine through
+  :func:`mmattn.utils.complexity.analyze_config`, the function ``get_flops.py`` uses, against
+  the totals of the plain config (``--baseline``, mmdet's Faster R-CNN R50-FPN 1x);
+- its overhead in an ImageNet ResNet-50 at 224x224 (``--classifier-shape``), placed as
+  ``mmattn.models.backbones.classifier.AUTHORS_PLACEMENT`` says;
+- published results, from ``--published`` (configs/model_zoo/published.yml: each number with
+  its source, the paper's or OpenMMLab's model zoo);
+- results measured here on the toy data: the metrics JSON that ``tools/test.py`` (mmengine's
+  ``Runner.test``) writes to ``WORK_DIR/<timestamp>/<timestamp>.json``, next to the config it
+  dumps in ``WORK_DIR``, for every work dir under ``--toy-work-dirs``. A run is matched to a
+  config row when its model has the same attention modules at the same places (the toy
+  configs inherit the full configs' placement); "not run" otherwise.
+
+Counting a Faster R-CNN at 800x1333 takes 10-20 s on a CPU; counts are cached in
+``--cache-dir`` under a hash of the model config, the input shape, torch/mmengine versions and
+mmattn's model sources, so a re-run after adding a module counts only what changed.
+The markdown goes between ``<!-- model-zoo:start -->`` and ``<!-- model-zoo:end -->`` in the
+``--update`` file (appended at its end, with the markers, if it has none).
+"""
+import argparse
+import glob
+import hashlib
+import json
+import os
+import os.path as osp
+import re
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+import mmattn  # noqa: F401  (registry scope)
+from mmattn.models.factory import attention_classes, family_of
+from mmattn.utils.complexity import (Complexity, ConfigError, analyze_config, analyze_model,
+                                     attention_modules, build_model, load_config, parse_shape,
+                                     random_batch, source_fingerprint)
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+START, END = '<!-- model-zoo:start -->', '<!-- model-zoo:end -->'
+BASELINE = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+# metrics tools/test.py prints, by scope: the one a table cell shows first
+MAIN_METRICS = {'mmdet': [('coco/bbox_mAP', 'box mAP'), ('coco/bbox_mAP_50', 'mAP@50')],
+                'mmseg': [('mIoU', 'mIoU'), ('cityscapes/average', 'class avg')]}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Generate the README\'s model zoo tables')
+    parser.add_argument('--update', metavar='FILE',
+                        help='write the tables between the model-zoo markers of FILE')
+    parser.add_argument('--config-dir', default=osp.join(ROOT, 'configs'),
+                        help='configs to list (its *.py, not sub-folders)')
+    parser.add_argument('--baseline', default=BASELINE,
+                        help='the plain detector the overheads are relative to')
+    parser.add_argument('--shape', type=int, nargs='+', default=[800, 1333],
+                        help='detector input H W (default 800 1333)')
+    parser.add_argument('--classifier-shape', type=int, nargs='+', default=[224, 224],
+                        help='ResNet-50 classifier input H W (default 224 224)')
+    parser.add_argument('--no-classifier', action='store_true',
+                        help='leave out the ResNet-50 classifier table')
+    parser.add_argument('--published', default=osp.join(ROOT, 'configs', 'model_zoo',
+                                                         'published.yml'))
+    parser.add_argument('--toy-work-dirs', nargs='*', default=[osp.join(ROOT, 'work_dirs')],
+                        help='folders holding work dirs of toy test runs')
+    parser.add_argument('--cache-dir', default=osp.join(ROOT, 'work_dirs', '.model_zoo_cache'))
+    parser.add_argument('--no-cache', action='store_true', help='count everything again')
+    parser.add_argument('--device', default='cpu', help='where to trace (counts do not change)')
+    return parser.parse_args(argv)
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- counting, cached ---------------------------------------------------------------------------
+class Cache:
+    """JSON records under ``root``, keyed by a hash of what determines them (the caller
+    includes :func:`source_fingerprint` of the model it counts)."""
+
+    def __init__(self, root, enabled=True):
+        self.root, self.enabled = root, enabled
+
+    @staticmethod
+    def key(*parts) -> str:
+        text = json.dumps(parts, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    def get(self, key):
+        path = osp.join(self.root, key + '.json')
+        if self.enabled and osp.isfile(path):
+            with open(path) as f:
+                return json.load(f)
+        return None
+
+    def put(self, key, record):
+        if self.enabled:
+            os.makedirs(self.root, exist_ok=True)
+            with open(osp.join(self.root, key + '.json'), 'w') as f:
+                json.dump(record, f)
+        return record
+
+
+def _instances(model):
+    """{class name: [qualified names]} of the model's attention modules."""
+    found = defaultdict(list)
+    for name, module in attention_modules(model).items():
+        found[type(module).__name__].append(name)
+    return dict(found)
+
+
+def config_record(path, cache, shape, device, count_flops):
+    """What the zoo needs of one config: scope, model type, attention instances and, for a
+    Faster R-CNN (``count_flops``), its complexity at ``shape``."""
+    cfg, scope = load_config(path)
+    is_detector = scope == 'mmdet' and cfg.model.get('type') == 'FasterRCNN'
+    want_flops = count_flops and is_detector
+    model = build_model(cfg, scope, device)  # a second or two; counting takes 10-40 s
+    key = cache.key('config', cfg.model.to_dict(), scope, shape if want_flops else None,
+                    source_fingerprint(model))
+    record = cache.get(key)
+    if record is not None:
+        return cfg, record
+    start = time.time()
+    record = dict(scope=scope, model=cfg.model.get('type'), detector=is_detector,
+                  instances=_instances(model), complexity=None)
+    if want_flops:
+        record['complexity'] = analyze_config(cfg, random_batch(scope, shape), scope,
+                                              model).to_dict()
+        log(f'  counted {path} in {time.time() - start:.0f} s')
+    return cfg, cache.put(key, record)
+
+
+def classifier_record(name, placement, cache, shape, device):
+    """Complexity of the ResNet-50 classifier with ``placement`` (None: plain)."""
+    from mmattn.models.backbones import resnet50_classifier
+    model = resnet50_classifier(**(placement or {})).to(device).eval()
+    key = cache.key('classifier', name, placement, shape, source_fingerprint(model))
+    record = cache.get(key)
+    if record is None:
+        x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(0)).to(device)
+        record = cache.put(key, analyze_model(model, x).to_dict())
+    return Complexity.from_dict(record)
+
+
+# -- placement, from the config ---------------------------------------------------------------
+def _short_type(t) -> str:
+    return str(t).split('.')[-1]
+
+
+def _layers(stages) -> str:
+    idx = [i + 1 for i, on in enumerate(stages) if on]
+    if len(idx) > 2 and idx == list(range(idx[0], idx[-1] + 1)):
+        return f'layer{idx[0]}-{idx[-1]}'
+    return ', '.join(f'layer{i}' for i in idx)
+
+
+def _position(position) -> str:
+    """'after_conv3' -> 'after conv3'; 'after_block' -> 'on the block's output'."""
+    return 'on the block\'s output' if position == 'after_block' else position.replace('_', ' ')
+
+
+def _blocks(blocks, stages) -> str:
+    if blocks in (None, 'all'):
+        return 'every block'
+    if isinstance(blocks, str):
+        return f'{blocks} block'
+    return 'blocks ' + '; '.join(
+        f'{",".join(str(b) for b in sel)} of layer{i + 1}'
+        for i, sel in enumerate(blocks) if sel and stages[i])
+
+
+def describe_placement(cfg, name, instances) -> str:
+    """Where the config puts ``mmattn.<name>``, in words."""
+    model = cfg.model
+    parts = []
+    backbone = model.get('backbone') or {}
+    grouped = {}
+    for spec in backbone.get('plugins') or []:
+        if _short_type(spec['cfg']['type']) != name:
+            continue
+        stages = spec.get('stages') or (True, ) * backbone.get('num_stages', 4)
+        blocks = spec.get('blocks')
+        if isinstance(blocks, (list, tuple)):
+            parts.append(f'{_position(spec["position"])}, {_blocks(blocks, stages)}')
+            continue
+        key = (spec['position'], blocks)
+        grouped[key] = [a or b for a, b in zip(grouped.get(key, [False] * len(stages)),
+                                                stages)]
+    for (position, blocks), stages in grouped.items():
+        parts.append(f'{_position(position)}, {_blocks(blocks, stages)} of '
+                     f'{_layers(stages)}')
+    stage_union = None
+    for spec in backbone.get('stage_plugins') or []:
+        if _short_type(spec['cfg']['type']) == name:
+            stages = spec['stages']
+            stage_union = [a or b for a, b in zip(stage_union or [False] * len(stages), stages)]
+    if stage_union:
+        parts.append(f'between stages: on the output of {_layers(stage_union)}')
+    necks = model.get('neck')
+    necks = necks if isinstance(necks, (list, tuple)) else [necks] if necks else []
+    for i, neck in enumerate(necks):
+        attn = neck.get('attention') if isinstance(neck.get('attention'), dict) else None
+        if attn is None or _short_type(attn.get('type')) != name:
+            continue
+        after_fpn = any('FPN' in _short_type(n.get('type')) for n in necks[:i])
+        levels = neck.get('levels')
+        n_levels = len(neck.get('in_channels', []))
+        sel = list(levels) if levels is not None else list(range(n_levels))
+        names = [f'P{j + 2}' if after_fpn else f'C{j + 2}' for j in sel]
+        on = f'{names[0]}-{names[-1]}' if len(names) > 1 else names[0]
+        parts.append(f'neck ({_short_type(neck["type"])}), '
+                     f'{"after" if after_fpn else "before"} the FPN, on {on}')
+    if not parts:  # inside a component whose config does not name it (a head)
+        owners = sorted({n.split('.')[0] for n in instances})
+        for owner in owners:
+            sub = model.get(owner)
+            sub = sub[-1] if isinstance(sub, (list, tuple)) else sub
+            parts.append(f'{owner.replace("_", " ")} ({_short_type(sub["type"])})'
+                         if isinstance(sub, dict) else owner)
+    return '; '.join(parts)
+
+
+# -- published and toy results ----------------------------------------------------------------
+def load_published(path):
+    """[entries]; each: module, benchmark, metric, value, source, ref, optional note."""
+    if not path or not osp.isfile(path):
+        raise ConfigError(f'published results file not found: {path!r}')
+    from mmengine.fileio import load
+    entries = load(path)
+    for i, e in enumerate(entries):
+        missing = {'module', 'benchmark', 'metric', 'value', 'source', 'ref'} - set(e)
+        if missing:
+            raise ConfigError(f'{path}: entry {i} lacks {sorted(missing)}: {e}')
+        if e['source'] not in ('paper', 'mmdet', 'mmseg'):
+            raise ConfigError(f'{path}: entry {i}: source must be paper, mmdet or mmseg, got '
+                              f'{e["source"]!r}')
+    return entries
+
+
+def toy_runs(roots, device):
+    """Test runs under ``roots``: dicts of work_dir, config, scope, instances, metrics."""
+    runs = []
+    for root in roots:
+        for work_dir in sorted(glob.glob(osp.join(root, '*'))):
+            if not osp.isdir(work_dir):
+                continue
+            metrics_files = sorted(
+                f for f in glob.glob(osp.join(work_dir, '*', '*.json'))
+                if osp.basename(f)[:-5] == osp.basename(osp.dirname(f)))
+            configs = sorted(glob.glob(osp.join(work_dir, '*.py')), key=osp.getmtime)
+            if not metrics_files or not configs:
+                continue
+            try:
+                with open(metrics_files[-1]) as f:
+                    metrics = json.load(f)
+                cfg, scope = load_config(configs[-1])
+                model = build_model(cfg, scope, device)
+            except Exception as e:  # noqa: B902  (one unreadable run must not stop the zoo)
+                log(f'  skipped {work_dir}: {type(e).__name__}: {e}')
+                continue
+            runs.append(dict(work_dir=_rel(work_dir), config=osp.basename(configs[-1]),
+                             scope=scope, instances=_instances(model), metrics=metrics))
+    return runs
+
+
+def _metric_text(scope, metrics):
+    shown = [f'{label} {metrics[k]:g}' for k, label in MAIN_METRICS.get(scope, [])
+             if k in metrics]
+    if not shown:
+        shown = [f'{k} {v:g}' for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and k not in ('data_time', 'time', 'step')][:2]
+    return ', '.join(shown)
+
+
+def _placement_key(scope, instances):
+    """Attention modules and their places, independent of the model's widths."""
+    return (scope, tuple(sorted((c, n) for c, names in instances.items() for n in names)))
+
+
+# -- tables -----------------------------------------------------------------------------------
+def _fmt(x, unit=''):
+    for div, suffix in ((1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
+        if abs(x) >= div:
+            return f'{x / div:.2f} {suffix}{unit}'
+    return f'{x:.0f}'
+
+
+def _pct(x, total):
+    return f'{100 * x / total:.2f}%' if total else ''
+
+
+def _paper(cls):
+    m = re.match(r'^(.*)\(([^()]*)\)\s*$', cls.paper or '')
+    return (m.group(2).strip(), m.group(1).strip()) if m else (cls.paper or '', '')
+
+
+def _code(cls):
+    if not cls.code:
+        return 'none released'
+    short = re.sub(r'^https?://github\.com/', '', cls.code)
+    return f'[{short}]({cls.code})'
+
+
+def _rel(path):
+    return osp.relpath(path, ROOT) if osp.isabs(path) else path
+
+
+def build_tables(args):
+    classes = attention_classes()
+    cache = Cache(args.cache_dir, enabled=not args.no_cache)
+    shape = parse_shape(args.shape)
+    cshape = parse_shape(args.classifier_shape)
+    published = load_published(args.published)
+    t0 = time.time()
+
+    paths = sorted(glob.glob(osp.join(args.config_dir, '*.py')))
+    if not paths:
+        raise ConfigError(f'no configs (*.py) in {args.config_dir!r}')
+    log(f'model zoo: {len(paths)} configs in {args.config_dir}, {len(classes)} modules')
+    _, base = config_record(args.baseline, cache, shape, args.device, True)
+    base_c = Complexity.from_dict(base['complexity'])
+    records = {p: config_record(p, cache, shape, args.device, True) for p in paths}
+    unknown = {c for _, r in records.values() for c in r['instances']} - set(classes)
+    if unknown:
+        raise ConfigError(f'configs use attention classes the registry does not list: {unknown}')
+
+    runs = [r for root in args.toy_work_dirs for r in toy_runs([root], args.device)]
+    toy = defaultdict(list)
+    for run in runs:
+        toy[_placement_key(run['scope'], run['instances'])].append(run)
+
+    lines = [
+        f'Generated by `python tools/analysis/model_zoo.py --update README.md` from the registry, '
+        f'`{_rel(args.config_dir)}/*.py`, `{_rel(args.published)}` and the toy test runs under '
+        + ', '.join(f'`{_rel(d)}`' for d in args.toy_work_dirs) + '. Re-run it after adding a '
+        'module or a config.', '',
+        f'Overheads are those of the module\'s instances in Faster R-CNN R50-FPN on one '
+        f'{shape[0]}x{shape[1]} image (model input {tuple(base_c.input_shape)[2:]} after '
+        f'padding), against the plain detector (`{args.baseline}`: '
+        f'{_fmt(base_c.params)} parameters, {_fmt(base_c.flops)}FLOPs), counted by '
+        'mmengine\'s FlopAnalyzer through `tools/analysis/get_flops.py`\'s function: one FLOP '
+        'is one multiply-add, and element-wise operators (gates, sigmoid, softmax, means) are '
+        'not counted. Published results are the authors\' (paper) or OpenMMLab\'s (mmdet, '
+        'mmseg) model zoos, with the setting they were measured in; toy results are ours '
+        '(`tools/test.py` on the toy data sets, small models trained from scratch: they show '
+        'the configs run, not how the modules compare).', '']
+    base_pub = [e for e in published if e['module'] == 'plain' and e['metric'] != 'params (M)']
+    if base_pub:
+        lines.append('Plain baselines, published: ' + '; '.join(
+            f'{e["benchmark"]}: {e["value"]} {e["metric"]} ({e["source"]})' for e in base_pub)
+            + '.')
+    plain_toy = toy.get(_placement_key('mmdet', {}), [])
+    if plain_toy:
+        lines.append('Plain toy Faster R-CNN, ours: ' + '; '.join(
+            f'{_metric_text("mmdet", r["metrics"])} (`{r["work_dir"]}`)' for r in plain_toy)
+            + '.')
+    lines += ['', 'One row per module; a module used by several configs has one line per config '
+              'in the config, overhead and toy columns. Placement: where the config puts the '
+              'module, and how many instances the model has.', '',
+              '| module | family | paper | authors\' code | config: placement | '
+              '+params (R50-FPN) | +FLOPs (R50-FPN) | published | toy (ours) |',
+              '|---|---|---|---|---|---|---|---|---|']
+    for name, cls in classes.items():
+        cite, title = _paper(cls)
+        pubs = '<br>'.join(
+            f'{e["benchmark"]}: {e["value"]} {e["metric"]} ({e["source"]}'
+            + (f'; {e["note"]}' if e.get('note') else '') + ')'
+            for e in published if e['module'] == name and e['metric'] != 'params (M)')
+        uses = [(p, cfg, r) for p, (cfg, r) in records.items() if name in r['instances']]
+        # detectors first, the backbone placement before the neck variants
+        uses.sort(key=lambda x: (not x[2]['detector'], '-neck' in osp.basename(x[0]), x[0]))
+        where, params, flops, toys = [], [], [], []
+        if not any(r['detector'] for _, _, r in uses):
+            where.append('no Faster R-CNN config' if uses else 'no config')
+            params.append('')
+            flops.append('')
+            toys.append('')
+        for path, cfg, rec in uses:
+            inst = rec['instances'][name]
+            where.append(f'`{_rel(path)}`: {describe_placement(cfg, name, inst)} '
+                         f'(x{len(inst)})')
+            if rec['complexity']:
+                c = Complexity.from_dict(rec['complexity'])
+                a = c.attention[name]
+                p_cell = f'{_fmt(a["params"])} ({_pct(a["params"], base_c.params)})'
+                f_cell = f'{_fmt(a["flops"])} ({_pct(a["flops"], base_c.flops)})'
+                if any(op.startswith('prim::PythonOp') for op in a['uncounted']):
+                    f_cell += ' + a custom op not counted'
+                if c.params - base_c.params != c.attention_params:
+                    # the config changes more than adding modules
+                    p_cell += f'; whole model {_fmt(c.params - base_c.params)}'
+            else:
+                p_cell = f_cell = 'not a Faster R-CNN'
+            params.append(p_cell)
+            flops.append(f_cell)
+            found = toy.get(_placement_key(rec['scope'], rec['instances']), [])
+            toys.append('; '.join(f'{_metric_text(r["scope"], r["metrics"])} '
+                                  f'(`{r["config"]}`)' for r in found) or 'not run')
+        cells = [f'`{name}`', family_of(cls), cite or title, _code(cls), '<br>'.join(where),
+                 '<br>'.join(params), '<br>'.join(flops), pubs, '<br>'.join(toys)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    log(f'model zoo: configs and toy runs done in {time.time() - t0:.0f} s')
+    zoo = '\n'.join(lines).rstrip() + '\n'
+
+    if args.no_classifier:
+        return zoo, ''
+    from mmattn.models.backbones.classifier import AUTHORS_PLACEMENT, NO_BACKBONE_PLACEMENT
+    plain = classifier_record('plain', None, cache, cshape, args.device)
+    clines = [
+        f'ResNet-50 classifier (backbone, global average pool, 2048x1000 fc) at '
+        f'{cshape[0]}x{cshape[1]}, each module placed as '
+        '`mmattn.models.backbones.classifier.AUTHORS_PLACEMENT` says (the authors\' ImageNet '
+        'networks for the first six, the detection config\'s placement for the others; '
+        '`tests/test_models/test_backbones/test_param_counts.py` checks both). Plain: '
+        f'{plain.params:,} parameters'
+        + ''.join(f' ({e["value"]} M published, {e["ref"]})' for e in published
+                  if e['module'] == 'plain' and e['metric'] == 'params (M)')
+        + f', {_fmt(plain.flops)}FLOPs (mmengine: multiply-adds; element-wise operators are '
+        'not counted, the table lists those inside each module).', '',
+        '| module | params | +params | FLOPs | +FLOPs | ops in the module not counted | '
+        'published params |',
+        '|---|---|---|---|---|---|---|']
+    for name in classes:
+        if name not in AUTHORS_PLACEMENT:
+            clines.append(f'| `{name}` | not placed: {NO_BACKBONE_PLACEMENT.get(name, "?")} '
+                          '| | | | | |')
+            continue
+        c = classifier_record(name, AUTHORS_PLACEMENT[name], cache, cshape, args.device)
+        a = c.attention.get(name, dict(params=0, flops=0, uncounted={}))
+        ops = ', '.join(op.replace('aten::', '') for op in a['uncounted'])
+        pub = '; '.join(f'{e["value"]} M ({e["source"]})' for e in published
+                        if e['module'] == name and e['metric'] == 'params (M)'
+                        and 'ResNet-50' in e['benchmark'])
+        clines.append(
+            f'| `{name}` | {c.params:,} | {a["params"]:,} ({_pct(a["params"], plain.params)}) '
+            f'| {_fmt(c.flops)} | {_fmt(a["flops"])} ({_pct(a["flops"], plain.flops)}) '
+            f'| {ops} | {pub} |')
+    return zoo, '\n'.join(clines) + '\n'
+
+
+def update_file(path, text):
+    """Replace what lies between the markers of ``path`` (or append them with ``text``)."""
+    with open(path) as f:
+        content = f.read()
+    block = f'{START}\n{text.rstrip()}\n{END}'
+    if content.count(START) == 0 and content.count(END) == 0:
+        content = content.rstrip('\n') + '\n\n' + block + '\n'
+    elif content.count(START) != 1 or content.count(END) != 1 or \
+            content.index(START) > content.index(END):
+        raise ConfigError(f'{path}: needs exactly one {START} followed by one {END}, or '
+                          'neither (the table is then appended)')
+    else:
+        content = (content[:content.index(START)] + block
+                   + content[content.index(END) + len(END):])
+    with open(path, 'w') as f:
+        f.write(content)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        zoo, classifier = build_tables(args)
+        text = zoo + ('\n' + classifier if classifier else '')
+        if args.update:
+            update_file(args.update, text)
+            log(f'model zoo written to {args.update}')
+        else:
+            print(text)
+    except ConfigError as e:
+        print(f'model_zoo.py: error: {e}', file=sys.stderr)
+        sys.exit(2)
+    return text
+
+
+if __name__ == '__main__':
+    main()
