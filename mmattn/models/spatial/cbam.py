@@ -5,11 +5,13 @@ Authors' code: https://github.com/Jongchan/attention-module (``MODELS/cbam.py``;
 gate's BN is zero-initialised in ``MODELS/model_resnet.py``).
 """
 import torch
+import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer
 from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 from ._common import ZPoolGate, zero_norm_
 
@@ -70,9 +72,12 @@ class CBAM(BaseAttention):
         self.check_input(x)
         logits = 0
         for pool in self.pool_types:
-            v = x.mean(dim=(2, 3)) if pool == 'avg' else x.amax(dim=(2, 3))
-            logits = logits + self.fc2(self.act(self.fc1(v)))
-        x = x * torch.sigmoid(logits)[:, :, None, None]
+            # the fused pooling and gate product (mmattn.models.ops) write nothing full-size
+            # in their backward but the input's gradient; max pooling with indices scatters
+            # its gradient to the argmax (amax's backward would build a full-size tie mask)
+            v = global_avg_pool(x) if pool == 'avg' else F.adaptive_max_pool2d(x, 1)
+            logits = logits + self.fc2(self.act(self.fc1(v.flatten(1))))
+        x = channel_gate(x, torch.sigmoid(logits)[:, :, None, None])
         if self.spatial_gate is not None:
             x = self.spatial_gate(x)
         return x

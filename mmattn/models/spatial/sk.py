@@ -3,11 +3,11 @@
 Li, Wang, Hu, Yang. "Selective Kernel Networks", CVPR 2019.
 Authors' code: https://github.com/implus/SKNet (Caffe, ``models/sknet50.prototxt``).
 """
-import torch
 from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 from ._common import ConvNormAct, largest_divisor
 
@@ -75,10 +75,20 @@ class SelectiveKernel(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        feats = torch.stack([branch(x) for branch in self.branches], dim=1)   # (N, M, C, H, W)
-        z = self.fc_reduce(feats.sum(dim=1).mean(dim=(2, 3), keepdim=True))
+        # the branches stay separate tensors (stacking them copies M full-size maps), and the
+        # pooling and the per-channel products are the fused ops of mmattn.models.ops, whose
+        # backward writes nothing full-size but the input's gradient
+        feats = [branch(x) for branch in self.branches]
+        u = feats[0]
+        for f in feats[1:]:
+            u = u + f
+        z = self.fc_reduce(global_avg_pool(u))
         logits = self.fc_select(z).reshape(x.shape[0], self.num_branches, self.in_channels, 1, 1)
-        return (feats * logits.softmax(dim=1)).sum(dim=1)
+        weights = logits.softmax(dim=1)
+        out = channel_gate(feats[0], weights[:, 0])
+        for m in range(1, self.num_branches):
+            out = out + channel_gate(feats[m], weights[:, m])
+        return out
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, num_branches={self.num_branches}, '

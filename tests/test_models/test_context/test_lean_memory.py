@@ -86,7 +86,9 @@ LEAN_CASES = [
                               for n, k, m in LEAN_CASES])
 def test_lean_path_peak_memory(name, kwargs, mode):
     peak = peak_bytes(name, kwargs, SHAPE, mode)
-    assert peak < MATRIX / 8, (
+    # blocks of 512 queries x 16384 keys: three 32 MiB blocks in the backward, plus O(HW);
+    # an explicit forward and backward holds about three whole matrices (3 GiB)
+    assert peak < MATRIX / 4, (
         f'{name}({kwargs}) {mode}: peak grew by {peak / MiB:.0f} MiB at 128x128; one HW x HW '
         f'matrix is {MATRIX / MiB:.0f} MiB')
 

@@ -88,9 +88,10 @@ def test_da_head_peak_memory_far_below_mmseg(mode):
     ours = peak_bytes('ours', mode)
     # the control: the measurement sees mmseg's energies and their softmax
     assert theirs > 1.5 * MATRIX, f'mmseg DAHead {mode}: peak grew by only {theirs / MiB:.0f} MiB'
-    # ours holds O(HW) and one 8 MiB block of energies (plus 30-60 MiB of allocator and
-    # thread-pool growth that does not scale with HW^2): below half of one matrix
-    assert ours < MATRIX / 2, (
+    # ours holds O(HW) and three 32 MiB blocks of energies in the backward (1024 queries x
+    # 8192 keys; plus 30-60 MiB of allocator and thread-pool growth that does not scale with
+    # HW^2): below one matrix, where mmseg holds about three
+    assert ours < MATRIX, (
         f'AttnDAHead {mode}: peak grew by {ours / MiB:.0f} MiB at {H}x{W} (mmseg: '
         f'{theirs / MiB:.0f} MiB; one HW x HW matrix is {MATRIX / MiB:.0f} MiB)')
     assert ours < theirs / 4

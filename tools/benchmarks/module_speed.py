@@ -1,0 +1,633 @@
+"""Forward and backward time and peak memory of every attention module on the CPU.
+
+For every module registered in mmattn (``--modules`` selects some), at (8, 256, 56, 56) float32
+by default (``--shape``), in training mode (batch statistics, autograd recording), three
+implementations are measured:
+
+- ``mmattn``: ours, built by ``build_attention(name, C)`` with its defaults;
+- ``plain``: the same formula in plain PyTorch ops as people usually write it
+  (``tools/benchmarks/plain_modules.py``, independent of mmattn; the context modules form
+  their attention matrices explicitly), with our module's weights;
+- ``timm``: ``timm.layers``' module where timm has one (SE, cSE as SE with r = 2, ECA,
+  Gather-Excite theta-minus, GC, coordinate attention, CBAM, SK), with our weights.
+
+The weights are our module's, randomised (zero-initialised gates and gammas would hide the
+attention path), and copied into the others. Per module, worker processes (forked from a
+server that has imported torch and mmattn once, so each starts fresh without re-importing):
+
+- **time and check**, one process for all implementations of the module: one forward +
+  backward on an 8x8 map warms each up; then each runs one full-size step on the same inputs,
+  dropout masks and output gradient as ours, and the largest difference of the outputs, and
+  of the input gradients, relative to ours' largest magnitude is printed (float32 rounding
+  gives about 1e-6; more than 1e-4 is flagged). Then up to ``--repeat`` rounds of forward
+  calls (graph recorded, as in training), then of forward + backward calls (gradients set to
+  None between calls, as ``zero_grad`` does), each round calling every implementation once in
+  a rotating order, so that a change of the machine's load hits them alike; a loop stops after
+  ``--budget`` seconds per implementation (at least 3 rounds). Min and median;
+- **one pass**, timed between those calls in the same process: ``x * s`` with ``s`` of shape
+  (N, C, 1, 1), no autograd: one read and one write of a full-size tensor, the floor for
+  anything that returns a new gated map. The light gates (SE, ECA, SimAM, Gather-Excite
+  theta-minus, cSE) are memory-bound, so their times are also printed as multiples of it
+  (min over min);
+- **peak memory**, a fresh process per implementation: after the warm-up, the first
+  full-size forward + backward, as the growth of the process's peak resident memory
+  (``VmHWM`` in /proc/self/status, reset to the current size first where the kernel allows
+  it, else its value once the inputs are allocated).
+
+The summary lists where ours is slower than the plain version by more than 5% (min times).
+On a machine shared with other work, heavy modules get only 3 rounds: compare ratios within
+about 10% with care and rerun the module alone (``--modules``) with a larger ``--budget``.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python tools/benchmarks/module_speed.py --threads 1
+    python tools/benchmarks/module_speed.py --modules SE ECA --shape 2 64 28 28 --repeat 3
+    python tools/benchmarks/module_speed.py --timm-path /tmp/timm_pkg   # an unpacked timm wheel
+
+timm: ``import timm`` imports torchvision; the layers measured here mostly do not. If timm
+cannot be imported as a package, its layer files are loaded one by one from the installed
+package or from ``--timm-path`` (a directory holding ``timm/``, e.g. an unpacked wheel), and a
+layer whose file still needs torchvision is reported as unavailable with the import error.
+"""
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMPLS = ('mmattn', 'plain', 'timm')
+# memory-bound gates whose times are also printed in passes (Gather-Excite's default variant is
+# theta-minus with the global extent: x * sigmoid(GAP(x)))
+LIGHT_GATES = ('SE', 'ECA', 'SimAM', 'GatherExcite', 'CSE')
+MISMATCH = 1e-4  # relative difference above which a plain or timm output is flagged
+WARMUP_SIZE = 8
+
+
+# -- helpers shared by the worker and the tests --------------------------------------------------
+def randomize(module, seed=0, scale=0.5):
+    """Random parameters (std scale / sqrt(fan-in) for weights, scale for vectors) and random
+    batch-norm running statistics; fixed buffers (FcaNet's DCT basis) are left alone."""
+    import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            std = scale / p[0].numel()**0.5 if p.dim() >= 2 else scale
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
+        for m in module.modules():
+            if isinstance(m, _BatchNorm) and m.track_running_stats:
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+    return module
+
+
+def rel_diff(a, b):
+    """max |a - b| / max |b| (0 when both are 0)."""
+    scale = b.abs().max().item()
+    diff = (a - b).abs().max().item()
+    return diff / scale if scale else diff
+
+
+def build_ours(name, channels, seed=0):
+    from mmattn.models.factory import build_attention
+    return randomize(build_attention(name, channels), seed=seed).train()
+
+
+def example_inputs(name, shape, dtype=None, seed=1):
+    """The module's inputs at ``shape`` (its ``example_inputs``: OCR and AFNB take two)."""
+    import torch
+    from mmattn.models.factory import attention_classes
+    torch.manual_seed(seed)
+    kwargs = {} if dtype is None else dict(dtype=dtype)
+    return tuple(attention_classes()[name].example_inputs(shape[1], shape, **kwargs))
+
+
+# -- timm -----------------------------------------------------------------------------------------
+# our module -> (timm.layers file, builder taking (ours, timm module) -> timm layer)
+def _timm_se(ours, mod):
+    return mod.SEModule(ours.in_channels, rd_channels=ours.fc1.out_channels), {}
+
+
+def _timm_cse(ours, mod):
+    # cSE is SE with r = 2 and linear layers: timm's 1x1 convs take the same weights
+    t = mod.SEModule(ours.in_channels, rd_channels=ours.fc1.out_features)
+    state = ours.state_dict()
+    for k in ('fc1.weight', 'fc2.weight'):
+        state[k] = state[k][:, :, None, None]
+    return t, state
+
+
+def _timm_eca(ours, mod):
+    return mod.EcaModule(kernel_size=ours.kernel_size), {}
+
+
+def _timm_ge(ours, mod):
+    if ours.variant != 'theta-minus' or ours.extent is not None:
+        raise NotImplementedError('only theta-minus with the global extent is mapped')
+    return mod.GatherExcite(ours.in_channels, extent=0, use_mlp=False, extra_params=False), {}
+
+
+def _timm_gc(ours, mod):
+    if ours.pooling_type != 'att' or ours.fusion_types != ('channel_add', ):
+        raise NotImplementedError("only attention pooling with ('channel_add',) is mapped")
+    t = mod.GlobalContext(ours.in_channels, use_attn=True, fuse_add=True, fuse_scale=False,
+                          rd_channels=ours.planes)
+    ln = ours.channel_add_conv[1]
+    t.mlp_add.norm.eps = ln.eps  # timm's LayerNorm2d defaults to 1e-6, the authors' to 1e-5
+    s = ours.state_dict()
+    state = {'conv_attn.weight': s['conv_mask.weight'], 'conv_attn.bias': s['conv_mask.bias'],
+             'mlp_add.fc1.weight': s['channel_add_conv.0.weight'],
+             'mlp_add.fc1.bias': s['channel_add_conv.0.bias'],
+             'mlp_add.norm.weight': s['channel_add_conv.1.weight'].flatten(),
+             'mlp_add.norm.bias': s['channel_add_conv.1.bias'].flatten(),
+             'mlp_add.fc2.weight': s['channel_add_conv.3.weight'],
+             'mlp_add.fc2.bias': s['channel_add_conv.3.bias']}
+    return t, state
+
+
+def _timm_coord(ours, mod):
+    import torch.nn as nn
+    t = mod.CoordAttn(ours.in_channels, rd_channels=ours.mip, bias=True, act_layer=nn.Hardswish)
+    return t, {}
+
+
+def _timm_cbam(ours, mod):
+    if ours.no_spatial or ours.pool_types != ('avg', 'max'):
+        raise NotImplementedError('only the default CBAM is mapped')
+    t = mod.CbamModule(ours.in_channels, rd_channels=ours.fc1.out_features,
+                       spatial_kernel_size=ours.spatial_gate.conv.kernel_size[0], mlp_bias=True)
+    s = ours.state_dict()
+    state = {'channel.fc1.weight': s['fc1.weight'][:, :, None, None],
+             'channel.fc1.bias': s['fc1.bias'],
+             'channel.fc2.weight': s['fc2.weight'][:, :, None, None],
+             'channel.fc2.bias': s['fc2.bias'],
+             # timm pools [mean, max], the authors [max, mean]
+             'spatial.conv.conv.weight': s['spatial_gate.conv.weight'][:, [1, 0]]}
+    for k in ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked'):
+        state['spatial.conv.bn.' + k] = s['spatial_gate.bn.' + k]
+    return t, state
+
+
+def _timm_sk(ours, mod):
+    if ours.num_branches != 2:
+        raise NotImplementedError('only M = 2 (timm kernel_size=[3, 5]) is mapped')
+    t = mod.SelectiveKernel(ours.in_channels, kernel_size=[3, 5], groups=ours.groups,
+                            rd_channels=ours.attn_channels, split_input=False)
+    state = {}
+    for k, v in ours.state_dict().items():
+        k = k.replace('branches.', 'paths.').replace('fc_reduce.conv.', 'attn.fc_reduce.')
+        k = k.replace('fc_reduce.bn.', 'attn.bn.').replace('fc_select.', 'attn.fc_select.')
+        state[k] = v
+    return t, state
+
+
+TIMM_BUILDERS = {
+    'SE': ('squeeze_excite', _timm_se),
+    'CSE': ('squeeze_excite', _timm_cse),
+    'ECA': ('eca', _timm_eca),
+    'GatherExcite': ('gather_excite', _timm_ge),
+    'GlobalContext': ('global_context', _timm_gc),
+    'CoordAttention': ('coord_attn', _timm_coord),
+    'CBAM': ('cbam', _timm_cbam),
+    'SelectiveKernel': ('selective_kernel', _timm_sk),
+}
+
+
+def import_timm_layer(filename, timm_path=None):
+    """``timm.layers.<filename>``, importing as little of timm as possible.
+
+    With ``timm_path`` (a directory holding ``timm/``), or when ``import timm`` fails (it
+    imports torchvision), the packages ``timm`` and ``timm.layers`` are registered without
+    running their ``__init__`` files, so only the layer file and what it imports are loaded.
+    Raises ImportError naming the cause (e.g. a file that needs torchvision).
+    """
+    if timm_path is None and 'timm' not in sys.modules:
+        try:
+            importlib.import_module('timm.layers')  # a complete install, torchvision included
+        except ImportError:
+            for k in [k for k in sys.modules if k == 'timm' or k.startswith('timm.')]:
+                del sys.modules[k]  # what the failed import left behind
+    if 'timm.layers' not in sys.modules:
+        if timm_path is not None:
+            root = os.path.join(os.path.abspath(timm_path), 'timm')
+        else:
+            spec = importlib.util.find_spec('timm')
+            if spec is None or not spec.submodule_search_locations:
+                raise ImportError('timm not installed')
+            root = list(spec.submodule_search_locations)[0]
+        if not os.path.isdir(os.path.join(root, 'layers')):
+            raise ImportError(f'no timm package at {root}')
+        for pkg, path in (('timm', root), ('timm.layers', os.path.join(root, 'layers'))):
+            m = types.ModuleType(pkg)
+            m.__path__ = [path]
+            sys.modules[pkg] = m
+    return importlib.import_module('timm.layers.' + filename)
+
+
+def build_timm(name, ours, timm_path=None):
+    """timm's layer for ``name`` with our module's weights, or raises (KeyError: timm has none;
+    ImportError: it cannot be imported here)."""
+    filename, builder = TIMM_BUILDERS[name]
+    try:
+        mod = import_timm_layer(filename, timm_path)
+    except ImportError as e:
+        raise ImportError(f'timm.layers.{filename} cannot be imported: '
+                          f'{type(e).__name__}: {e}') from e
+    t, state = builder(ours, mod)
+    floats = [p for p in ours.parameters()]
+    if floats:
+        t.to(dtype=floats[0].dtype)
+    t.load_state_dict(state or ours.state_dict(), strict=True)
+    return t.train(ours.training)
+
+
+def build_impl(impl, name, ours, timm_path=None):
+    if impl == 'mmattn':
+        return ours
+    if impl == 'plain':
+        if HERE not in sys.path:
+            sys.path.insert(0, HERE)
+        from plain_modules import build_plain
+        return build_plain(name, ours)
+    return build_timm(name, ours, timm_path)
+
+
+# -- worker: one (module, implementation) in its own process --------------------------------------
+def _status_kib(key):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{key} not in /proc/self/status')
+
+
+def _reset_peak():
+    """Reset VmHWM to the current resident size (Linux >= 4.0); False where not allowed."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _summary(ts):
+    return dict(min_ms=min(ts) * 1e3, median_ms=statistics.median(ts) * 1e3, n=len(ts))
+
+
+def _threads(args):
+    import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return torch.get_num_threads()
+
+
+def _try_build(impl, name, ours, timm_path):
+    """(module, None) or (None, why it is unavailable)."""
+    try:
+        return build_impl(impl, name, ours, timm_path), None
+    except (KeyError, ImportError, NotImplementedError) as e:
+        return None, f'{type(e).__name__}: {e}'.replace('\n', ' ')
+
+
+class _Case:
+    """One implementation with its parameters: a training step and gradient clearing."""
+
+    def __init__(self, model):
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def forward(self, inputs):
+        return self.model(*inputs)
+
+    def step(self, inputs, gy):
+        out = self.model(*inputs)
+        out.backward(gy)
+        return out
+
+    def clear(self, inputs):
+        for t in list(inputs) + self.params:
+            t.grad = None
+
+    def warm_up(self, name, shape):
+        """One forward + backward on a small map (kernels, thread pools); the output width."""
+        import torch
+        n, c = shape[:2]
+        small = [t.requires_grad_() for t in example_inputs(name, (n, c, WARMUP_SIZE,
+                                                                   WARMUP_SIZE))]
+        out = self.model(*small)
+        out.backward(torch.ones_like(out))
+        self.clear(small)
+        return out.shape[1]
+
+
+def _full_inputs(name, shape, out_channels):
+    import torch
+    inputs = [t.requires_grad_() for t in example_inputs(name, shape)]
+    gy = torch.randn(shape[0], out_channels, *shape[2:],
+                     generator=torch.Generator().manual_seed(2))
+    return inputs, gy
+
+
+def memory_worker(args):
+    """Peak memory of the first full-size training step of one implementation."""
+    result = dict(module=args.module, impl=args.impls[0], threads=_threads(args))
+    ours = build_ours(args.module, args.shape[1])
+    model, why = _try_build(args.impls[0], args.module, ours, args.timm_path)
+    if model is None:
+        result['unavailable'] = why
+        return result
+    if model is not ours:
+        del ours  # only the measured implementation's weights stay in the baseline
+    case = _Case(model)
+    inputs, gy = _full_inputs(args.module, args.shape, case.warm_up(args.module, args.shape))
+    result['peak_reset'] = _reset_peak()
+    base = _status_kib('VmHWM')
+    import torch
+    torch.manual_seed(3)
+    case.step(inputs, gy)
+    result['peak_mib'] = (_status_kib('VmHWM') - base) / 1024
+    return result
+
+
+def time_worker(args):
+    """Check every implementation against ours, then time them interleaved, with the pass."""
+    import torch
+    threads = _threads(args)
+    ours = build_ours(args.module, args.shape[1])
+    cases, results = {}, {}
+    for impl in args.impls:
+        model, why = _try_build(impl, args.module, ours, args.timm_path)
+        results[impl] = dict(module=args.module, impl=impl, threads=threads)
+        if model is None:
+            results[impl]['unavailable'] = why
+        else:
+            cases[impl] = _Case(model)
+    ref_case = _Case(ours)
+    out_channels = ref_case.warm_up(args.module, args.shape)
+    for case in cases.values():
+        case.warm_up(args.module, args.shape)
+    inputs, gy = _full_inputs(args.module, args.shape, out_channels)
+
+    # check: the same inputs, dropout masks and output gradient as ours
+    torch.manual_seed(3)
+    ref = ref_case.step(inputs, gy).detach()
+    ref_grads = [t.grad for t in inputs]
+    ref_case.clear(inputs)
+    for impl, case in cases.items():
+        if impl == 'mmattn':
+            continue
+        torch.manual_seed(3)
+        out = case.step(inputs, gy).detach()
+        results[impl]['diff_out'] = rel_diff(out, ref)
+        results[impl]['diff_grad'] = max(rel_diff(t.grad, g) for t, g in zip(inputs, ref_grads))
+        case.clear(inputs)
+        del out
+    del ref, ref_grads
+
+    x = torch.randn(*args.shape)
+    s = torch.rand(*args.shape[:2], 1, 1)
+
+    def one_pass():
+        with torch.no_grad():
+            y = x * s
+        del y
+
+    # interleaved: every round times each implementation once, in a rotating order, so that
+    # a change of the machine's load shifts all of them alike
+    names = list(cases)
+    times = {impl: dict(fwd=[], fwd_bwd=[]) for impl in names}
+    pass_times = []
+    for what in ('fwd', 'fwd_bwd'):
+        start = time.perf_counter()
+        for rnd in range(args.repeat):
+            for i in range(len(names)):
+                impl = names[(rnd + i) % len(names)]
+                case = cases[impl]
+                t = time.perf_counter()
+                if what == 'fwd':
+                    out = case.forward(inputs)
+                    del out
+                else:
+                    case.step(inputs, gy)
+                    case.clear(inputs)
+                times[impl][what].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                one_pass()
+                pass_times.append(time.perf_counter() - t)
+            if rnd >= 2 and time.perf_counter() - start > args.budget * len(names):
+                break
+    for impl in names:
+        results[impl].update(fwd=_summary(times[impl]['fwd']),
+                             fwd_bwd=_summary(times[impl]['fwd_bwd']),
+                             **{'pass': _summary(pass_times)})
+    return results
+
+
+# -- driver ---------------------------------------------------------------------------------------
+def _child(conn, kind, module, impls, args):
+    """Entry point of a worker process: run one worker, send its result back."""
+    try:
+        args = argparse.Namespace(**vars(args))
+        args.module, args.impls = module, impls
+        result = (time_worker if kind == 'time' else memory_worker)(args)
+        conn.send(('ok', result))
+    except BaseException as e:  # noqa: B902 - the driver reports it in the table
+        conn.send(('error', f'{type(e).__name__}: {e}'.replace('\n', ' ')))
+    finally:
+        conn.close()
+
+
+def _worker_context():
+    """Worker processes are forked from a server that has imported torch and mmattn once.
+
+    Each (module, implementation) still gets a fresh process of its own, one that has run
+    nothing; importing mmattn (which imports mmdet and mmseg) would otherwise take several
+    seconds per process, most of this benchmark's time.
+    """
+    import multiprocessing as mp
+    for path in (ROOT, HERE):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    ctx = mp.get_context('forkserver')
+    ctx.set_forkserver_preload(['torch', 'mmattn', 'plain_modules'])
+    return ctx
+
+
+def _run_worker(ctx, kind, module, impls, args):
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, kind, module, impls, args))
+    proc.start()
+    send.close()
+    try:
+        if recv.poll(args.timeout):
+            status, payload = recv.recv()
+        else:
+            status, payload = 'error', f'timed out after {args.timeout} s'
+    except EOFError:
+        proc.join(10)
+        status, payload = 'error', f'worker died (exit code {proc.exitcode})'
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(10)
+        recv.close()
+    return (payload, None) if status == 'ok' else (None, payload)
+
+
+def run_module(ctx, module, args):
+    """One row per implementation: times and checks from one process, the peak memory of
+    each implementation from a fresh process of its own."""
+    impls = [i for i in args.impls if i != 'timm' or module in TIMM_BUILDERS]
+    timed, err = _run_worker(ctx, 'time', module, impls, args)
+    rows = []
+    for impl in impls:
+        row = dict(module=module, impl=impl)
+        if timed is None:
+            row['error'] = err
+        else:
+            row.update(timed[impl])
+        if 'fwd_bwd' in row:
+            mem, err_m = _run_worker(ctx, 'memory', module, [impl], args)
+            if mem is None:
+                row['peak_error'] = err_m
+            else:
+                row['peak_mib'] = mem['peak_mib']
+                row['peak_reset'] = mem['peak_reset']
+        rows.append(row)
+    return rows
+
+
+def _ms(d):
+    return f'{d["min_ms"]:.3g} / {d["median_ms"]:.3g}'
+
+
+def format_tables(results, meta):
+    """The markdown tables: every case, then the light gates in passes."""
+    lines = [f'torch {meta["torch"]}, {meta["threads"]} thread(s), float32, shape '
+             f'{tuple(meta["shape"])}, training mode; {meta["cpu"]}; load average '
+             f'{meta["load_before"]} before, {meta["load_after"]} after', '',
+             '| module | impl | fwd ms (min / median) | fwd+bwd ms (min / median) | '
+             'peak MiB | fwd+bwd vs mmattn | rel. diff out / grad |',
+             '|---|---|---|---|---|---|---|']
+    ours_time = {r['module']: r['fwd_bwd']['min_ms'] for r in results
+                 if r['impl'] == 'mmattn' and 'fwd_bwd' in r}
+    for r in results:
+        head = f'| {r["module"]} | {r["impl"]} |'
+        if 'fwd_bwd' not in r:
+            why = r.get('unavailable') or r.get('error', '')
+            if r['impl'] == 'plain' and why.startswith('KeyError'):
+                why = 'no plain version'
+            lines.append(f'{head} {why} | | | | |')
+            continue
+        ratio = ''
+        if r['module'] in ours_time and r['impl'] != 'mmattn':
+            ratio = f'{r["fwd_bwd"]["min_ms"] / ours_time[r["module"]]:.2f}x'
+        diff = ''
+        if 'diff_out' in r:
+            flag = ' **MISMATCH**' if max(r['diff_out'], r['diff_grad']) > MISMATCH else ''
+            diff = f'{r["diff_out"]:.1e} / {r["diff_grad"]:.1e}{flag}'
+        peak = f'{r["peak_mib"]:.1f}' if 'peak_mib' in r else r.get('peak_error', '')
+        lines.append(f'{head} {_ms(r["fwd"])} | {_ms(r["fwd_bwd"])} | {peak} | '
+                     f'{ratio} | {diff} |')
+    gates = [r for r in results if r['module'] in LIGHT_GATES and 'fwd_bwd' in r]
+    if gates:
+        lines += ['', 'Light gates in passes (one pass = `x * s`, s of shape (N, C, 1, 1), no '
+                  'autograd, timed in the same process; min / min):', '',
+                  '| module | impl | pass ms (min / median) | fwd passes | fwd+bwd passes |',
+                  '|---|---|---|---|---|']
+        for r in gates:
+            p = r['pass']['min_ms']
+            lines.append(f'| {r["module"]} | {r["impl"]} | {_ms(r["pass"])} | '
+                         f'{r["fwd"]["min_ms"] / p:.1f} | {r["fwd_bwd"]["min_ms"] / p:.1f} |')
+    return '\n'.join(lines)
+
+
+def slower_than_plain(results, tolerance=0.05):
+    """(module, what, ours ms, plain ms) where ours' min time exceeds plain's by > tolerance."""
+    by = {(r['module'], r['impl']): r for r in results if 'fwd_bwd' in r}
+    slow = []
+    for (module, impl), r in by.items():
+        plain = by.get((module, 'plain'))
+        if impl != 'mmattn' or plain is None:
+            continue
+        for what in ('fwd', 'fwd_bwd'):
+            a, b = r[what]['min_ms'], plain[what]['min_ms']
+            if a > b * (1 + tolerance):
+                slow.append((module, what, a, b))
+    return slow
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--modules', nargs='+', help='registry names (default: all)')
+    parser.add_argument('--impls', nargs='+', default=list(IMPLS), choices=IMPLS)
+    parser.add_argument('--shape', type=int, nargs=4, default=[8, 256, 56, 56],
+                        metavar=('N', 'C', 'H', 'W'))
+    parser.add_argument('--threads', type=int, default=None,
+                        help="torch.set_num_threads in each worker (default: torch's)")
+    parser.add_argument('--repeat', type=int, default=10, help='timed calls per loop')
+    parser.add_argument('--budget', type=float, default=10.0,
+                        help='seconds after which a timing loop stops (after >= 3 calls)')
+    parser.add_argument('--timm-path', default=None,
+                        help='directory holding an unpacked timm package (timm/)')
+    parser.add_argument('--timeout', type=int, default=900, help='seconds per case')
+    parser.add_argument('--json', default=None, help='also write the results here')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+    sys.path.insert(0, ROOT)
+    from mmattn.models.factory import attention_classes
+    names = list(attention_classes())
+    modules = args.modules or names
+    unknown = [m for m in modules if m not in names]
+    if unknown:
+        raise SystemExit(f'module_speed: unknown module(s) {unknown}; registered: '
+                         f'{", ".join(names)}')
+    meta = dict(torch=torch.__version__, shape=args.shape,
+                threads=args.threads or torch.get_num_threads(),
+                cpu=platform.processor() or platform.machine(),
+                load_before=' '.join(f'{v:.2f}' for v in os.getloadavg()), argv=sys.argv[1:])
+    try:
+        with open('/proc/cpuinfo') as f:
+            meta['cpu'] = next(line.split(':', 1)[1].strip() for line in f
+                               if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    results = []
+    ctx = _worker_context()
+    for module in modules:
+        for r in run_module(ctx, module, args):
+            results.append(r)
+            print(f'{module:18s} {r["impl"]:7s} ' + (
+                f'fwd+bwd {_ms(r["fwd_bwd"])} ms, peak {r.get("peak_mib", -1):.0f} MiB'
+                if 'fwd_bwd' in r else r.get('unavailable') or r.get('error', '')),
+                file=sys.stderr, flush=True)
+    meta['load_after'] = ' '.join(f'{v:.2f}' for v in os.getloadavg())
+    print(format_tables(results, meta))
+    slow = slower_than_plain(results)
+    mismatched = [f'{r["module"]} ({r["impl"]})' for r in results
+                  if max(r.get('diff_out', 0), r.get('diff_grad', 0)) > MISMATCH]
+    print()
+    print('mmattn slower than plain (min time, by more than 5%): ' + (', '.join(
+        f'{m} {w} {a:.1f} vs {b:.1f} ms' for m, w, a, b in slow) or 'none'))
+    print('outputs or input gradients differing from mmattn by more than '
+          f'{MISMATCH:.0e} (relative): ' + (', '.join(mismatched) or 'none'))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(dict(meta=meta, results=results), f, indent=1)
+    return 1 if mismatched else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
