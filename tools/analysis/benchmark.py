@@ -33,6 +33,7 @@ from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
+from mmattn.utils.memory import proc_status_bytes, reset_peak_rss
 from mmattn.utils import DatasetNotFoundError
 from mmattn.utils.complexity import (ConfigError, build_model, dataloader_batches, load_config,
                                      parse_shape, random_batch)
@@ -66,15 +67,6 @@ def _fail(msg):
 
 
 # -- peak memory ----------------------------------------------------------------------------
-def _vm(key: str) -> int:
-    """A ``/proc/self/status`` field in bytes (VmRSS, VmHWM)."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
 class PeakMemory:
     """Peak memory of the code run between :meth:`reset` and :meth:`peak`."""
 
@@ -88,19 +80,16 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.before = torch.cuda.memory_allocated(self.device)
             return
-        self.before = _vm('VmRSS')
-        try:
-            # '5' resets the peak resident set size to the current one (Linux >= 4.0)
-            with open('/proc/self/clear_refs', 'w') as f:
-                f.write('5')
-        except OSError as e:
-            self.note = f'peak since the process started (/proc/self/clear_refs: {e})'
+        self.before = proc_status_bytes('VmRSS')
+        refused = reset_peak_rss()
+        if refused:
+            self.note = f'peak since the process started ({refused})'
 
     def peak(self) -> dict:
         if self.device.type == 'cuda':
             return dict(kind='torch.cuda.max_memory_allocated',
                         peak=torch.cuda.max_memory_allocated(self.device), before=self.before)
-        return dict(kind='peak resident memory (VmHWM)', peak=_vm('VmHWM'), before=self.before,
+        return dict(kind='peak resident memory (VmHWM)', peak=proc_status_bytes('VmHWM'), before=self.before,
                     note=self.note)
 
 

@@ -106,6 +106,8 @@ def _reference(family, name, channels):
 
 def worker(args):
     import torch
+
+    from mmattn.utils.memory import proc_status_bytes
     family = next(f for f, n, _ in IMPLS if n == args.impl)
     try:
         if args.impl.startswith('mmattn'):
@@ -130,23 +132,18 @@ def worker(args):
     torch.manual_seed(1)
     step(torch.randn(*args.shape[:2], 8, 8))  # warm-up: kernels, thread pools
     x = torch.randn(*args.shape, generator=torch.Generator().manual_seed(2))
-    before = _peak_rss_bytes()
+    before = proc_status_bytes('VmHWM')
     seconds = []
     for i in range(args.repeat):
         start = time.perf_counter()
         out = step(x)
         seconds.append(time.perf_counter() - start)
         if i == 0:
-            peak = _peak_rss_bytes() - before
+            peak = proc_status_bytes('VmHWM') - before
             torch.save(out - x.detach(), args.out)  # the attention branch: x would dominate
         x.grad = None
         del out
     print(json.dumps(dict(peak_bytes=peak, seconds=seconds)))
-
-
-def _peak_rss_bytes():
-    with open('/proc/self/status') as f:
-        return int(next(line for line in f if line.startswith('VmHWM:')).split()[1]) * 1024
 
 
 # -- driver ------------------------------------------------------------------------------------

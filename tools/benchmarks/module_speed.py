@@ -260,24 +260,6 @@ def build_impl(impl, name, ours, timm_path=None):
 
 
 # -- worker: one (module, implementation) in its own process --------------------------------------
-def _status_kib(key):
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(key + ':'):
-                return int(line.split()[1])
-    raise RuntimeError(f'{key} not in /proc/self/status')
-
-
-def _reset_peak():
-    """Reset VmHWM to the current resident size (Linux >= 4.0); False where not allowed."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 def _summary(ts):
     return dict(min_ms=min(ts) * 1e3, median_ms=statistics.median(ts) * 1e3, n=len(ts))
 
@@ -338,6 +320,7 @@ def _full_inputs(name, shape, out_channels):
 
 def memory_worker(args):
     """Peak memory of the first full-size training step of one implementation."""
+    from mmattn.utils.memory import proc_status_bytes, reset_peak_rss
     result = dict(module=args.module, impl=args.impls[0], threads=_threads(args))
     ours = build_ours(args.module, args.shape[1])
     model, why = _try_build(args.impls[0], args.module, ours, args.timm_path)
@@ -348,12 +331,12 @@ def memory_worker(args):
         del ours  # only the measured implementation's weights stay in the baseline
     case = _Case(model)
     inputs, gy = _full_inputs(args.module, args.shape, case.warm_up(args.module, args.shape))
-    result['peak_reset'] = _reset_peak()
-    base = _status_kib('VmHWM')
+    result['peak_reset'] = reset_peak_rss() is None
+    base = proc_status_bytes('VmHWM')
     import torch
     torch.manual_seed(3)
     case.step(inputs, gy)
-    result['peak_mib'] = (_status_kib('VmHWM') - base) / 1024
+    result['peak_mib'] = (proc_status_bytes('VmHWM') - base) / 2**20
     return result
 
 
