@@ -16,11 +16,16 @@ write a full-size gradient either.
 
 :func:`adaptive_avg_pool2d` is PyTorch's adaptive pooling with an ONNX export that works for
 input sizes that are not multiples of the output size (FcaNet, SPA, Gather-Excite).
+
+:class:`CompiledKernel` runs a small element-wise-and-reduction function as one fused kernel
+through ``torch.compile`` (SimAM, whose formula is a chain of full-size element-wise ops).
 """
+import warnings
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ['adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool']
+__all__ = ['CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool']
 
 # Elements per block of the backward's blocked pass. A block of gy and its product with x
 # should stay in cache between the two ops that read them (4 MiB of float32 here, split
@@ -30,11 +35,53 @@ CPU_BLOCK = 1 << 20
 DEVICE_BLOCK = 1 << 22
 
 
+def graph_capture() -> bool:
+    """Whether a graph is being captured (tracing, scripting, ONNX export, an outer compile),
+    where the plain ops must be used so that the graph shows them."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
 def _plain_only(*tensors) -> bool:
     """Whether the plain ops must be used: no gradient wanted, or a graph is being captured."""
     return (not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
-            or torch.jit.is_tracing() or torch.jit.is_scripting()
-            or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+            or graph_capture())
+
+
+class CompiledKernel:
+    """A pure tensor function, compiled by ``torch.compile`` (inductor) on its first call.
+
+    A chain of element-wise ops in eager PyTorch reads and writes one full-size temporary per
+    op; inductor fuses the chain and its reductions into loops that read each input once per
+    pass. The kernel is compiled once per process with dynamic shapes (one graph for every
+    size; dtypes and grad mode each compile once), and inductor caches the generated code on
+    disk for the next process.
+
+    Where ``torch.compile`` cannot work (no C++ compiler, an unsupported platform), the first
+    call warns once, naming ``owner``, and from then on the function runs eagerly: the same
+    results, without the speed.
+    """
+
+    def __init__(self, fn, owner: str):
+        self.fn = fn
+        self.owner = owner
+        self._compiled = None
+        self.failed = None  # the compile error, once one was seen
+
+    def __call__(self, *args):
+        if self.failed is not None:
+            return self.fn(*args)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.fn, dynamic=True, fullgraph=True)
+        try:
+            return self._compiled(*args)
+        except torch._dynamo.exc.TorchDynamoException as err:  # a compile failure
+            self.failed = err
+            warnings.warn(
+                f'{self.owner}: torch.compile could not build the fused kernel '
+                f'({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}); '
+                f'running the unfused formula instead (same results, slower)', RuntimeWarning)
+            return self.fn(*args)
 
 
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
