@@ -91,7 +91,10 @@ def fused_simam(x: torch.Tensor, e_lambda: float) -> torch.Tensor:
         return authors_simam(x, e_lambda)
     if torch.is_grad_enabled() and x.requires_grad:
         return _SimAMFunction.apply(x, e_lambda)
-    return _fused_forward(x, e_lambda)[0]
+    # no_grad: the graph the autograd Function's forward runs (with grad mode off) serves here
+    # too, instead of a second compile for grad mode on (a frozen stage in training)
+    with torch.no_grad():
+        return _fused_forward(x, e_lambda)[0]
 
 
 @MODELS.register_module()
