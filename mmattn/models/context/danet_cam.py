@@ -8,6 +8,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from .attention_ops import flushed_softmax
 
 
 @MODELS.register_module()
@@ -47,8 +48,12 @@ class DANetCAM(BaseAttention):
             feats = x.flatten(2)
             if feats.dtype in (torch.float16, torch.bfloat16):
                 feats = feats.float()
-            energy = torch.matmul(feats, feats.transpose(1, 2))  # (N, C, C)
+            # bmm, not matmul: over a training step matmul's batched path held two more
+            # feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
+            energy = torch.bmm(feats, feats.transpose(1, 2))  # (N, C, C)
             energy_new = energy.max(dim=-1, keepdim=True)[0].expand_as(energy) - energy
-            attention = energy_new.softmax(dim=-1)
-            out = torch.matmul(attention, feats).reshape(n, c, h, w)
+            # most of these probabilities are 0 or subnormal, which the CPU multiplies
+            # slowly: flushed to 0, the same result to rounding (see flushed_softmax)
+            attention = flushed_softmax(energy_new, dim=-1)
+            out = torch.bmm(attention, feats).reshape(n, c, h, w)
         return self.gamma * out.to(x.dtype) + x

@@ -92,8 +92,10 @@ class ChannelIAU(BaseAttention):
         n, c, h, w = x.shape
         with torch.autocast(device_type=x.device.type, enabled=False):
             g = x.reshape(n, c, h * w).to(_wide_dtype(x))
-            f = F.softmax(torch.matmul(g, g.transpose(1, 2)), dim=-1)
-            y = torch.matmul(f, g).to(x.dtype)
+            # bmm, not matmul: over a training step matmul's batched path held two more
+            # feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
+            f = F.softmax(torch.bmm(g, g.transpose(1, 2)), dim=-1)
+            y = torch.bmm(f, g).to(x.dtype)
         return _run(self.W1, y.reshape(n, c, h, w)) + x
 
 

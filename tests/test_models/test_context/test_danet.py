@@ -1,7 +1,9 @@
 import pytest
 import torch
 
+import mmattn.models.context.danet_cam as cam_mod
 from mmattn.models.context import DANetCAM, DANetPAM
+from mmattn.models.context.attention_ops import flushed_softmax
 from tests.helpers import assert_close, randomize_, requires_mmdet, requires_mmseg
 from .context_helpers import (assert_lean_matches_explicit, build_config_backbone,
                               check_backbone_runs, plugins_by_block)
@@ -208,3 +210,45 @@ def test_danet_config_placement(abbr, cls):
     if cls is DANetPAM:
         assert m.key_channels == 256 and m.lean
     check_backbone_runs(net)
+
+
+def _subnormal(t):
+    return ((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).sum().item()
+
+
+def test_cam_flushes_subnormal_probabilities_to_rounding(monkeypatch):
+    """On a real-sized map CAM's softmax has subnormal probabilities (slow on CPUs); ours sets
+    them and their gradient entries to 0, and its output and input gradient equal the plain
+    formula's to float32 rounding."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 64, 24, 24, generator=gen).requires_grad_()
+    gy = torch.randn(2, 64, 24, 24, generator=gen)
+    m = DANetCAM(64)
+    with torch.no_grad():
+        m.gamma.fill_(0.7)
+
+    feats = x.detach().flatten(2)
+    energy = torch.bmm(feats, feats.transpose(1, 2))
+    plain_attention = (energy.amax(-1, keepdim=True) - energy).softmax(-1)
+    assert _subnormal(plain_attention) > 0, 'the input should produce subnormal probabilities'
+
+    seen = []  # the probabilities, then the energies' gradient after the flush
+
+    def spy(e, dim=-1):
+        p = flushed_softmax(e, dim)
+        e.register_hook(seen.append)  # runs after flushed_softmax's own hook
+        seen.append(p)
+        return p
+
+    monkeypatch.setattr(cam_mod, 'flushed_softmax', spy)
+    out = m(x)
+    (grad,) = torch.autograd.grad(out, x, gy)
+    assert len(seen) == 2 and _subnormal(seen[0]) == 0 and _subnormal(seen[1]) == 0
+
+    x_ref = x.detach().clone().requires_grad_()
+    f = x_ref.flatten(2)
+    e = torch.bmm(f, f.transpose(1, 2))
+    ref = 0.7 * torch.bmm((e.amax(-1, keepdim=True) - e).softmax(-1), f).view_as(x_ref) + x_ref
+    (grad_ref,) = torch.autograd.grad(ref, x_ref, gy)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-4)
