@@ -26,7 +26,8 @@ def covariance(feat: torch.Tensor) -> torch.Tensor:
         f = feat.flatten(2)
         f = f.to(torch.promote_types(f.dtype, torch.float32))
         f = f - f.mean(-1, keepdim=True)
-        cov = torch.matmul(f, f.transpose(1, 2)) / f.shape[-1]
+        # bmm, not matmul: matmul's batched path holds extra full-size copies in training
+        cov = torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]
     return cov.to(dtype)
 
 

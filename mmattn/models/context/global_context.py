@@ -101,7 +101,8 @@ class GlobalContext(BaseAttention):
         if self.pooling_type == 'avg':
             return x.mean(dim=(2, 3), keepdim=True)
         mask = self.conv_mask(x).flatten(2).softmax(dim=-1)  # (N, 1, HW)
-        context = torch.matmul(x.flatten(2), mask.transpose(1, 2))  # (N, C, 1)
+        # bmm, not matmul: matmul's batched path holds extra full-size copies in training
+        context = torch.bmm(x.flatten(2), mask.transpose(1, 2))  # (N, C, 1)
         return context.reshape(n, c, 1, 1)
 
     @staticmethod
