@@ -14,8 +14,12 @@ still in cache, its per-channel dot products with ``x``. Nothing full-size is al
 :func:`global_avg_pool` is the gates' global average pooling with a backward that does not
 write a full-size gradient either.
 
+:func:`gram` is the batched Gram matrix ``f f^T`` (DANet's CAM, IAU, GSoP's covariance) with a
+backward that writes the input's gradient once, in its layout.
+
 :func:`adaptive_avg_pool2d` is PyTorch's adaptive pooling with an ONNX export that works for
-input sizes that are not multiples of the output size (FcaNet, SPA, Gather-Excite).
+input sizes that are not multiples of the output size (FcaNet, SPA, Gather-Excite);
+:func:`pool_matrix` is the averaging matrix of its bins along one axis.
 
 :class:`CompiledKernel` runs a small element-wise-and-reduction function as one fused kernel
 through ``torch.compile`` (SimAM, whose formula is a chain of full-size element-wise ops).
@@ -25,7 +29,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-__all__ = ['CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool']
+__all__ = [
+    'CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool', 'gram',
+    'graph_capture', 'observed', 'pool_matrix'
+]
 
 # Elements per block of the backward's blocked pass. A block of gy and its product with x
 # should stay in cache between the two ops that read them (4 MiB of float32 here, split
@@ -40,6 +47,16 @@ def graph_capture() -> bool:
     where the plain ops must be used so that the graph shows them."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting()
             or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
+def observed(*modules: torch.nn.Module) -> bool:
+    """Whether calling these modules can do more than their functional op: forward hooks on
+    them (mmattn's attention maps tap convs this way) or global ones. A fused path that reads a
+    module's weights instead of calling it must then call the modules."""
+    from torch.nn.modules import module as _module
+    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
 def _plain_only(*tensors) -> bool:
@@ -108,6 +125,34 @@ class _GlobalAvgPool(torch.autograd.Function):
     def backward(ctx, gy):
         n = ctx.shape[2] * ctx.shape[3]
         return (gy.to(ctx.dtype) / n).expand(ctx.shape)
+
+
+def gram(f: torch.Tensor) -> torch.Tensor:
+    """``torch.bmm(f, f.transpose(1, 2))`` for ``f`` of shape (N, C, M), whose backward is one
+    product, ``(G + G^T) f``, written in ``f``'s layout.
+
+    Autograd's backward of the bmm treats the two operands apart: ``G f``, and ``f^T G``
+    written as (N, M, C) and added to the first through a transposed view, an add the CPU does
+    3-4x slower than a contiguous one. Channel attention (DANet's CAM, IAU's channel unit) and
+    GSoP's covariance are such Gram matrices. Double backward works (the backward is plain
+    differentiable ops).
+    """
+    if _plain_only(f):
+        return torch.bmm(f, f.transpose(1, 2))
+    return _Gram.apply(f)
+
+
+class _Gram(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, f):
+        ctx.save_for_backward(f)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        f, = ctx.saved_tensors
+        return torch.bmm(g + g.transpose(1, 2), f)
 
 
 def channel_gate(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -235,15 +280,18 @@ def adaptive_avg_pool2d(x: torch.Tensor, output_size) -> torch.Tensor:
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if h % oh == 0 and w % ow == 0:
         return F.adaptive_avg_pool2d(x, (oh, ow))
-    ph = _pool_matrix(h, oh, x)
-    pw = _pool_matrix(w, ow, x)
+    ph = pool_matrix(h, oh, x)
+    pw = pool_matrix(w, ow, x)
     return torch.matmul(torch.matmul(ph, x), pw.t())
 
 
-def _pool_matrix(size, out, like):
-    """(out, size) matrix averaging adaptive-pooling bin i in row i; a constant in the trace."""
-    rows = []
-    for i in range(out):
-        start, end = (i * size) // out, -(-((i + 1) * size) // out)
-        rows.append([1.0 / (end - start) if start <= j < end else 0.0 for j in range(size)])
-    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+def pool_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor:
+    """The (out_size, in_size) matrix of ``adaptive_avg_pool1d``: bin i averages the inputs
+    ``floor(i * in / out) <= j < ceil((i + 1) * in / out)``, exactly as PyTorch's bins; of
+    ``like``'s dtype and device."""
+    i = torch.arange(out_size, device=like.device)
+    start = torch.div(i * in_size, out_size, rounding_mode='floor')
+    end = torch.div((i + 1) * in_size + out_size - 1, out_size, rounding_mode='floor')
+    j = torch.arange(in_size, device=like.device)
+    mask = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
+    return mask.to(like.dtype) / (end - start)[:, None].to(like.dtype)

@@ -10,7 +10,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate
+from ..ops import channel_gate, gram
 from ..utils import norm_forward
 
 
@@ -27,7 +27,7 @@ def covariance(feat: torch.Tensor) -> torch.Tensor:
         f = f.to(torch.promote_types(f.dtype, torch.float32))
         f = f - f.mean(-1, keepdim=True)
         # bmm, not matmul: matmul's batched path holds extra full-size copies in training
-        cov = torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]
+        cov = gram(f) / f.shape[-1]
     return cov.to(dtype)
 
 

@@ -16,21 +16,11 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import pool_matrix
 from ..utils import norm_forward
 
 
 # -- shared helpers -------------------------------------------------------------------------
-def _pool_matrix(in_size: int, out_size: int, ref: torch.Tensor) -> torch.Tensor:
-    """The (out_size, in_size) matrix of ``adaptive_avg_pool1d``: bin i averages the inputs
-    ``floor(i * in / out) <= j < ceil((i + 1) * in / out)``, exactly as PyTorch's bins."""
-    i = torch.arange(out_size, device=ref.device)
-    start = torch.div(i * in_size, out_size, rounding_mode='floor')
-    end = torch.div((i + 1) * in_size + out_size - 1, out_size, rounding_mode='floor')
-    j = torch.arange(in_size, device=ref.device)
-    mask = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
-    return mask.to(ref.dtype) / (end - start)[:, None].to(ref.dtype)
-
-
 def adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
     """``F.adaptive_avg_pool2d`` as ``P_h @ x @ P_w^T``.
 
@@ -43,8 +33,8 @@ def adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
     h, w = x.shape[-2:]
     if (h, w) == (out_h, out_w):
         return x
-    ph = _pool_matrix(h, out_h, x)
-    pw = _pool_matrix(w, out_w, x)
+    ph = pool_matrix(h, out_h, x)
+    pw = pool_matrix(w, out_w, x)
     return torch.matmul(torch.matmul(ph, x), pw.t())
 
 

@@ -8,6 +8,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import gram
 from .attention_ops import flushed_softmax
 
 
@@ -48,9 +49,9 @@ class DANetCAM(BaseAttention):
             feats = x.flatten(2)
             if feats.dtype in (torch.float16, torch.bfloat16):
                 feats = feats.float()
-            # bmm, not matmul: over a training step matmul's batched path held two more
-            # feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
-            energy = torch.bmm(feats, feats.transpose(1, 2))  # (N, C, C)
+            # bmm (in gram and below), not matmul: over a training step matmul's batched
+            # path held two more feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
+            energy = gram(feats)  # (N, C, C)
             energy_new = energy.max(dim=-1, keepdim=True)[0].expand_as(energy) - energy
             # most of these probabilities are 0 or subnormal, which the CPU multiplies
             # slowly: flushed to 0, the same result to rounding (see flushed_softmax)

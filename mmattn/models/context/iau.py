@@ -18,6 +18,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import gram
 from ..utils import norm_forward, reduced_channels
 
 
@@ -94,7 +95,7 @@ class ChannelIAU(BaseAttention):
             g = x.reshape(n, c, h * w).to(_wide_dtype(x))
             # bmm, not matmul: over a training step matmul's batched path held two more
             # feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
-            f = F.softmax(torch.bmm(g, g.transpose(1, 2)), dim=-1)
+            f = F.softmax(gram(g), dim=-1)
             y = torch.bmm(f, g).to(x.dtype)
         return _run(self.W1, y.reshape(n, c, h, w)) + x
 
@@ -166,8 +167,12 @@ class SpatialIAU(BaseAttention):
         dtype = self.reduce.weight.dtype
         with torch.autocast(device_type=x.device.type, enabled=False):
             xf = x.reshape(n, c, h * w).to(dtype)
-            parts = torch.matmul(a.reshape(n, p, h * w).to(dtype), xf.transpose(1, 2))
-            nodes = torch.cat([parts.transpose(1, 2), xf.mean(dim=2, keepdim=True)], dim=2)
+            # the P part sums and the global average as one product X [a; 1/HW]^T: its
+            # backward writes x's gradient once, in x's layout, where a^T-times-gradient and
+            # the mean's expanded gradient were two full-size adds, one of them transposed
+            pool = torch.cat([a.reshape(n, p, h * w).to(dtype),
+                              xf.new_full((n, 1, h * w), 1 / (h * w))], dim=1)
+            nodes = torch.bmm(xf, pool.transpose(1, 2))  # (N, C, P + 1)
             nodes = self.reduce(nodes.unsqueeze(3)).squeeze(3)
             parts, u = nodes[:, :, :p], nodes[:, :, p:]  # (N, C', P), (N, C', 1)
             diff = (parts.unsqueeze(3) - parts.unsqueeze(2)).abs()  # (N, C', P, P)

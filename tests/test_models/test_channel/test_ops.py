@@ -232,3 +232,30 @@ def test_adaptive_avg_pool2d(hw, out, monkeypatch):
     monkeypatch.undo()
     assert_close(adaptive_avg_pool2d(x, out[0]), adaptive_bins_mean(x, out[0], out[0]))
     assert_close(F.adaptive_avg_pool2d(x, out), expected)
+
+
+# -- gram (DANet's CAM, channel IAU, GSoP) -----------------------------------------------------
+@pytest.mark.parametrize('layout', ['contiguous', 'transposed'])
+def test_gram_gradients_are_those_of_the_plain_product(layout):
+    f = torch.randn(2, 5, 7, dtype=torch.float64)
+    if layout == 'transposed':  # e.g. a channels-last map flattened
+        f = f.transpose(1, 2).contiguous().transpose(1, 2)
+    gy = torch.randn(2, 5, 5, dtype=torch.float64)
+    f1, f2 = f.clone().requires_grad_(), f.clone().requires_grad_()
+    g = ops.gram(f1)
+    assert type(g.grad_fn).__name__.startswith('_Gram')
+    g.backward(gy)
+    torch.bmm(f2, f2.transpose(1, 2)).backward(gy)
+    assert_close(g, torch.bmm(f, f.transpose(1, 2)))
+    assert_close(f1.grad, f2.grad)
+    x = torch.randn(2, 4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ops.gram, (x, ))
+    assert torch.autograd.gradgradcheck(ops.gram, (x, ))
+
+
+def test_gram_is_a_plain_bmm_without_gradients_or_in_a_trace():
+    x = torch.randn(2, 4, 6)
+    assert ops.gram(x).grad_fn is None
+    xg = x.clone().requires_grad_()
+    graph = str(torch.jit.trace(ops.gram, (xg, )).graph)
+    assert 'aten::bmm' in graph and '_Gram' not in graph
