@@ -11,7 +11,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import adaptive_avg_pool2d, channel_gate
+from ..ops import adaptive_avg_pool2d, channel_gate, graph_capture, pool_matrix
 from ..utils import reduced_channels
 
 # The authors' frequency rankings, as (u, v) indices on a 7x7 DCT grid (u along H, v along W):
@@ -122,12 +122,30 @@ class FcaNet(BaseAttention):
         self.fc2 = nn.Linear(rd, in_channels, bias=False)
         self.gate = build_activation_layer(gate_cfg)
 
+    def dct_pool(self, x):
+        """(N, C, H, W) -> (N, C): each channel's DCT coefficient of ``x`` adaptively
+        average-pooled to the basis size (the authors' pooling, then their weighted sum)."""
+        if graph_capture():  # traces (FLOP counts, ONNX export) show the authors' ops
+            y = x
+            if tuple(x.shape[2:]) != self.dct_size:
+                y = adaptive_avg_pool2d(x, self.dct_size)
+            return (y * self.dct_basis).sum((2, 3))
+        # The pooling is linear, so pooling and then weighting equals weighting x with the
+        # basis spread back over the bins (P_h^T B P_w): one read of x, as a product per
+        # channel, where the pooling, the product with the basis and their backward passes
+        # were three full-size passes more (same values to rounding)
+        n, c, h, w = x.shape
+        basis = self.dct_basis.to(x.dtype)
+        if (h, w) != self.dct_size:
+            ph = pool_matrix(h, self.dct_size[0], basis)
+            pw = pool_matrix(w, self.dct_size[1], basis)
+            basis = torch.matmul(torch.matmul(ph.t(), basis), pw)
+        y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), basis.reshape(c, h * w, 1))
+        return y.reshape(c, n).t()
+
     def forward(self, x):
         self.check_input(x)
-        y = x
-        if tuple(x.shape[2:]) != self.dct_size:
-            y = adaptive_avg_pool2d(x, self.dct_size)
-        y = (y * self.dct_basis).sum((2, 3))
+        y = self.dct_pool(x)
         g = self.gate(self.fc2(self.act(self.fc1(y))))
         return channel_gate(x, g[:, :, None, None])
 

@@ -74,6 +74,29 @@ def test_fcanet_matches_formula(hw):
                  atol=1e-7)
 
 
+@pytest.mark.parametrize('hw', [(7, 7), (14, 21), (9, 5), (6, 8)])
+def test_fcanet_gradients_and_trace_match_the_authors_ops(hw):
+    """The one-pass DCT pooling (the basis spread over the bins) against autograd through the
+    authors' pooling and weighted sum, in float64; traces record the authors' ops."""
+    m = randomize_(FcaNet(32, reduction=4)).double()
+    x = torch.randn(2, 32, *hw, dtype=torch.float64, requires_grad=True)
+    gy = torch.randn(2, 32, *hw, dtype=torch.float64)
+    basis = m.dct_basis
+    pooled = x if hw == (7, 7) else adaptive_bins_mean(x, 7, 7)
+    y = (pooled * basis).sum((2, 3))
+    expected = x * torch.sigmoid(m.fc2(torch.relu(m.fc1(y))))[:, :, None, None]
+    (gx_ref, ) = torch.autograd.grad(expected, x, gy)
+    out = m(x)
+    (gx, ) = torch.autograd.grad(out, x, gy)
+    assert_close(out, expected)
+    assert_close(gx, gx_ref)
+    with torch.no_grad():
+        graph = torch.jit.trace(m.eval(), x.detach())
+    kinds = {node.kind() for node in graph.inlined_graph.nodes()}
+    assert 'aten::bmm' not in kinds
+    assert (hw == (7, 7)) != ('aten::adaptive_avg_pool2d' in kinds)
+
+
 def test_fcanet_initial_state():
     m = FcaNet(256)
     assert m.dct_size == (7, 7) and m.dct_basis.shape == (256, 7, 7)
