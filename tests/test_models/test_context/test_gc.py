@@ -67,6 +67,31 @@ def test_gc_matches_mmcv_context_block(pooling_type, fusion_types):
         assert_close(ours(x), ref(x))
 
 
+def test_gc_attention_pooling_product_matches_its_conv():
+    """The C -> 1 mask conv runs as a product; with a hook on the conv (the attention-map
+    tool's tap) or in a trace the conv itself runs. Same outputs and gradients, float64."""
+    m = randomize_(GlobalContext(16, ratio=0.5), scale=0.3).double()
+    x = torch.randn(2, 16, 5, 6, dtype=torch.float64)
+    gy = torch.randn_like(x)
+    results = []
+    for hooked in (False, True):
+        calls = []
+        handle = m.conv_mask.register_forward_hook(lambda *args: calls.append(1)) if hooked \
+            else None
+        xi = x.clone().requires_grad_()
+        m.zero_grad()
+        m(xi).backward(gy)
+        if handle is not None:
+            handle.remove()
+        assert len(calls) == int(hooked)
+        results.append((xi.grad, m.conv_mask.weight.grad.clone(), m.conv_mask.bias.grad.clone()))
+    for a, b in zip(*results):
+        assert_close(a, b)
+    with torch.no_grad():
+        kinds = {n.kind() for n in torch.jit.trace(m.eval(), x).inlined_graph.nodes()}
+    assert 'aten::baddbmm' not in kinds and 'aten::_convolution' in kinds
+
+
 def test_gc_initial_state():
     m = GlobalContext(2048)
     assert m.planes == 128 and m.pooling_type == 'att' and m.fusion_types == ('channel_add', )
