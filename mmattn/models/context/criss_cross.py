@@ -5,11 +5,113 @@ ICCV 2019. Authors' code: https://github.com/speedinghzl/CCNet (``cc_attention/f
 its helper builds the -inf diagonal with ``.cuda()``, so it runs on GPUs only).
 """
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..ops import graph_capture, observed
 from ..utils import reduced_channels
+
+# -- one criss-cross pass as batched matrix products over channels-last tensors ---------------
+# PyTorch's einsums on NCHW tensors transpose the value map and the output several times per
+# pass, and autograd's backward then adds gradients that arrive in different layouts, which
+# the CPU does 5-7x slower than a contiguous add. Here the 1x1 convs are one matrix product
+# that writes q, k, v channels-last (N, H, W, C) directly, every product over rows and columns
+# reads strided views of those, and the backward returns grad_x from one product in NCHW.
+
+
+def _energies(a: Tensor, b: Tensor) -> Tensor:
+    """(N, H, W, H + W): each pixel's vector in ``a`` dotted with the vectors of ``b`` in its
+    column (first H, itself included) and in its row (last W); ``a``, ``b`` (N, H, W, C)."""
+    n, h, w, c = a.shape
+    out = a.new_empty(n, h, w, h + w)
+    torch.bmm(a.reshape(n * h, w, c), b.reshape(n * h, w, c).transpose(1, 2),
+              out=out[..., h:].view(n * h, w, w))
+    for i in range(n):  # columns: batched over the W columns of one image (strided views)
+        torch.bmm(a[i].transpose(0, 1), b[i].permute(1, 2, 0),
+                  out=out[i, :, :, :h].transpose(0, 1))
+    return out
+
+
+def _gather(p: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """out[n, h, w] = sum_g p[n, h, w, g] b[n, g, w] + sum_v p[n, h, w, H + v] b[n, h, v]."""
+    n, h, w, c = b.shape
+    for i in range(n):
+        torch.bmm(p[i, :, :, :h].transpose(0, 1), b[i].transpose(0, 1),
+                  out=out[i].transpose(0, 1))
+    out.view(n * h, w, c).baddbmm_(p[..., h:].view(n * h, w, w), b.reshape(n * h, w, c))
+    return out
+
+
+def _scatter(p: Tensor, b: Tensor, out: Tensor) -> Tensor:
+    """The transpose of :func:`_gather`: out[n, g, w] = sum_h p[n, h, w, g] b[n, h, w] plus
+    out[n, h, v] = sum_w p[n, h, w, H + v] b[n, h, w]."""
+    n, h, w, c = b.shape
+    for i in range(n):
+        torch.bmm(p[i, :, :, :h].permute(1, 2, 0), b[i].transpose(0, 1),
+                  out=out[i].transpose(0, 1))
+    out.view(n * h, w, c).baddbmm_(p[..., h:].view(n * h, w, w).transpose(1, 2),
+                                   b.reshape(n * h, w, c))
+    return out
+
+
+def _split(qkv: Tensor, key_channels: int):
+    return qkv[..., :key_channels], qkv[..., key_channels:2 * key_channels], \
+        qkv[..., 2 * key_channels:]
+
+
+def _cc_forward(x, weight, bias, gamma, key_channels):
+    n, c, h, w = x.shape
+    c2 = weight.shape[0]
+    qkv = torch.baddbmm(bias.expand(n, h * w, c2), x.reshape(n, c, h * w).transpose(1, 2),
+                        weight.t().expand(n, c, c2)).view(n, h, w, c2)
+    q, k, v = _split(qkv, key_channels)
+    energy = _energies(q, k)
+    energy[..., :h].diagonal(dim1=1, dim2=3).fill_(float('-inf'))  # the pixel, once
+    attn = torch.softmax(energy, dim=-1)
+    out = _gather(attn, v, x.new_empty(n, h, w, c))
+    return torch.addcmul(x, gamma, out.permute(0, 3, 1, 2).contiguous()), qkv, attn
+
+
+class _CrissCrossFunction(torch.autograd.Function):
+    """``x + gamma * criss_cross_attention(conv_q(x), conv_k(x), conv_v(x))``, the three 1x1
+    convs given as one (Cq + Ck + C, C) weight and its bias."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, gamma, key_channels):
+        x = x.contiguous()
+        y, qkv, attn = _cc_forward(x, weight, bias, gamma, key_channels)
+        ctx.key_channels = key_channels
+        ctx.save_for_backward(x, weight, gamma, qkv, attn)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        x, weight, gamma, qkv, attn = ctx.saved_tensors
+        n, c, h, w = x.shape
+        c2 = weight.shape[0]
+        q, k, v = _split(qkv, ctx.key_channels)
+        gy = gy.contiguous()
+        gy_l = gy.permute(0, 2, 3, 1).contiguous()
+        g_attn = _energies(gy_l, v)
+        g_qkv = torch.empty_like(qkv)
+        gq, gk, gv = _split(g_qkv, ctx.key_channels)
+        _scatter(attn, gy_l, gv)  # A^T gy; times gamma below
+        # <gy, out> = <gy, A v> = <A^T gy, v>: gamma's gradient without the saved output
+        g_gamma = (gv * v).sum().reshape(gamma.shape)
+        g_energy = attn * (g_attn - (g_attn * attn).sum(dim=-1, keepdim=True))
+        g_energy.mul_(gamma)  # masked entries: attn = 0, so 0 here
+        _gather(g_energy, k, gq)
+        _scatter(g_energy, q, gk)
+        gv.mul_(gamma)
+        g_flat = g_qkv.view(n, h * w, c2)
+        x_flat = x.view(n, c, h * w)
+        g_weight = torch.bmm(g_flat.transpose(1, 2), x_flat.transpose(1, 2)).sum(0)
+        g_bias = g_flat.sum((0, 1))
+        gx = torch.baddbmm(gy.view(n, c, h * w), weight.t().expand(n, c, c2),
+                           g_flat.transpose(1, 2))
+        return gx.view(n, c, h, w), g_weight, g_bias, g_gamma, None
 
 
 @MODELS.register_module()
@@ -24,6 +126,16 @@ class CrissCross(BaseAttention):
     Memory is O(H*W*(H+W)): the energies of each pixel's cross, never an HW x HW matrix. It
     runs on any device (the authors' helper is GPU-only). Layer names are the authors'.
 
+    On the CPU each pass runs as one autograd Function (``fused=True``): the three 1x1 convs
+    as one matrix product writing channels-last q, k, v, the row and column products on
+    strided views of those, and a hand-written backward (tested against autograd of the
+    formula in float64). It is 1.5-1.7x faster than the same formula in PyTorch einsums
+    (mmcv's ``CrissCrossAttention``) for forward + backward, with the same results to
+    rounding. The einsums run instead on other devices (not measured there), while a graph is
+    captured (tracing, ONNX export, an outer ``torch.compile``), under autocast, when a forward
+    hook is registered on the convs (the attention-map tool taps them), and with
+    ``fused=False``; double backward needs ``fused=False``.
+
     Args:
         in_channels: C.
         reduction: query/key width ``C // reduction`` (the authors' 8), at least 1.
@@ -31,6 +143,7 @@ class CrissCross(BaseAttention):
             Cityscapes models with ``--recurrence 2`` (R = 2 in the paper; mmseg's ``CCHead``
             defaults to 2); their ``train.py`` argument default (0 or 1 by branch) is not what
             their reported runs use. The default is 2.
+        fused: run each pass as the fused autograd Function above where it applies.
         init_cfg: mmengine init config.
     """
 
@@ -39,12 +152,13 @@ class CrissCross(BaseAttention):
     code = 'https://github.com/speedinghzl/CCNet'
     variants = {'r1': dict(recurrence=1)}
 
-    def __init__(self, in_channels, reduction=8, recurrence=2, init_cfg=None):
+    def __init__(self, in_channels, reduction=8, recurrence=2, fused=True, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if not isinstance(recurrence, int) or recurrence < 1:
             raise ValueError(f'CrissCross: recurrence must be a positive int, got {recurrence!r}')
         self.reduction = reduction
         self.recurrence = recurrence
+        self.fused = fused
         self.key_channels = reduced_channels(in_channels, reduction)
         self.query_conv = nn.Conv2d(in_channels, self.key_channels, 1)
         self.key_conv = nn.Conv2d(in_channels, self.key_channels, 1)
@@ -56,13 +170,26 @@ class CrissCross(BaseAttention):
         with torch.no_grad():
             self.gamma.zero_()
 
+    def _convs(self):
+        return self.query_conv, self.key_conv, self.value_conv
+
+    def _fused_applies(self, x):
+        return (self.fused and x.device.type == 'cpu' and x.dtype == self.value_conv.weight.dtype
+                and not torch.is_autocast_enabled('cpu') and not graph_capture()
+                and all(type(conv) is nn.Conv2d for conv in self._convs())
+                and not observed(*self._convs()))
+
     def criss_cross(self, x):
         """One pass: (N, C, H, W) -> (N, C, H, W)."""
+        if self._fused_applies(x):
+            weight = torch.cat([conv.weight.flatten(1) for conv in self._convs()])
+            bias = torch.cat([conv.bias for conv in self._convs()])
+            return _CrissCrossFunction.apply(x, weight, bias, self.gamma, self.key_channels)
         h = x.shape[2]
         # one memory layout for every input format: the einsums below then reduce in the same
         # order for channels_last inputs as for contiguous ones
         q, k, v = (conv(x).contiguous()
-                   for conv in (self.query_conv, self.key_conv, self.value_conv))
+                   for conv in self._convs())
         # energies to the column (N, H, W, H') and to the row (N, H, W, W')
         energy_h = torch.einsum('nchw,ncgw->nhwg', q, k)
         idx = torch.arange(h, device=x.device)
@@ -82,4 +209,4 @@ class CrissCross(BaseAttention):
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, key_channels={self.key_channels}, '
-                f'recurrence={self.recurrence}')
+                f'recurrence={self.recurrence}, fused={self.fused}')

@@ -30,9 +30,10 @@ def criss_cross_reference(m, x):
     return out
 
 
+@pytest.mark.parametrize('fused', [True, False])
 @pytest.mark.parametrize('hw', [(5, 7), (1, 4), (4, 1), (1, 1)])
-def test_criss_cross_matches_formula(hw):
-    m = randomize_(CrissCross(16, recurrence=1), scale=0.3).double().eval()
+def test_criss_cross_matches_formula(hw, fused):
+    m = randomize_(CrissCross(16, recurrence=1, fused=fused), scale=0.3).double().eval()
     x = torch.randn(2, 16, *hw, dtype=torch.float64)
     with torch.no_grad():
         assert_close(m(x), criss_cross_reference(m, x))
@@ -80,6 +81,90 @@ def test_criss_cross_gradients_and_gamma():
     m = randomize_(CrissCross(8, recurrence=2), scale=0.3).double()
     x = torch.randn(1, 8, 3, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(m, (x, ))
+
+
+def _fused_pass_ran(y):
+    return type(y.grad_fn).__name__.startswith('_CrissCrossFunction')
+
+
+@pytest.mark.parametrize('recurrence', [1, 2])
+@pytest.mark.parametrize('shape', [(2, 16, 5, 7), (1, 16, 1, 4), (2, 16, 4, 1), (1, 16, 1, 1),
+                                   (3, 24, 6, 6)])
+def test_fused_pass_matches_autograd_of_the_formula(shape, recurrence):
+    """The fused pass (hand-written backward) against autograd through the einsum pass, in
+    float64: the output and the gradients of x, of every conv weight and bias, and of gamma."""
+    fused = randomize_(CrissCross(shape[1], recurrence=recurrence), scale=0.3).double()
+    plain = CrissCross(shape[1], recurrence=recurrence, fused=False).double()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(shape, dtype=torch.float64)
+    gy = torch.randn(shape, dtype=torch.float64)
+    results = []
+    for m in (fused, plain):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        assert _fused_pass_ran(y) == (m is fused)
+        y.backward(gy)
+        results.append((y.detach(), xi.grad, {n: p.grad for n, p in m.named_parameters()}))
+    (y, gx, grads), (y_ref, gx_ref, grads_ref) = results
+    assert_close(y, y_ref)
+    assert_close(gx, gx_ref)
+    assert grads.keys() == grads_ref.keys() and len(grads) == 7
+    for name in grads:
+        assert_close(grads[name], grads_ref[name], msg=f'gradient of {name}')
+    assert grads['gamma'].abs().item() > 0
+
+
+def test_fused_pass_gradcheck_and_layouts():
+    m = randomize_(CrissCross(8, recurrence=1), scale=0.3).double()
+    x = torch.randn(2, 8, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert _fused_pass_ran(m(x))
+    assert torch.autograd.gradcheck(m, (x, ))
+    # channels_last input and a non-contiguous upstream gradient
+    xc = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    y = m(xc)
+    gy = torch.randn(2, 8, 5, 3, dtype=torch.float64).transpose(2, 3)
+    y.backward(gy)
+    x2 = x.detach().clone().requires_grad_()
+    y2 = m(x2)
+    y2.backward(gy.contiguous())
+    assert_close(y, y2)
+    assert_close(xc.grad, x2.grad)
+
+
+def test_fused_pass_float32_against_the_einsums():
+    fused = randomize_(CrissCross(64), scale=0.1)
+    with torch.no_grad():
+        fused.gamma.fill_(0.7)
+    plain = CrissCross(64, fused=False)
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 64, 24, 20)
+    outs = []
+    for m in (fused, plain):
+        xi = x.clone().requires_grad_()
+        y = m(xi)
+        y.square().sum().backward()
+        outs.append((y.detach(), xi.grad, m.value_conv.weight.grad))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
+
+
+def test_einsum_pass_where_the_fused_one_does_not_apply():
+    m = randomize_(CrissCross(8, recurrence=2), scale=0.3)
+    x = torch.randn(1, 8, 4, 5, requires_grad=True)
+    assert _fused_pass_ran(m(x))
+    assert not _fused_pass_ran(CrissCross(8, fused=False)(x))
+    # hooks on the convs (the attention-map tool's taps) see every pass
+    calls = []
+    handle = m.query_conv.register_forward_hook(lambda mod, inp, out: calls.append(out.shape))
+    y = m(x)
+    handle.remove()
+    assert not _fused_pass_ran(y) and calls == [(1, 1, 4, 5)] * 2
+    assert_close(y, m(x), rtol=1e-5, atol=1e-6)
+    # a traced graph shows the convs and products (FLOP counting, export)
+    with torch.no_grad():
+        graph = str(torch.jit.trace(m.eval(), x.detach()).inlined_graph)
+    assert 'aten::_convolution' in graph and 'aten::einsum' in graph
+    assert '_CrissCrossFunction' not in graph
 
 
 def _mmcv_cc():
