@@ -76,8 +76,14 @@ def flushed_softmax(energy: torch.Tensor, dim: int = -1) -> torch.Tensor:
     if _plain_graph() or torch.compiler.is_compiling():
         return energy.softmax(dim)
     if energy.requires_grad:
-        energy.register_hook(_flush)
+        energy.register_hook(_flush_grad)
     return _flush(energy.softmax(dim))
+
+
+def _flush_grad(g):
+    # autograd hands hooks an undefined (None) gradient where no output's gradient reaches
+    # the energies; there is nothing to flush then
+    return None if g is None else _flush(g)
 
 
 def _common_dtype(*tensors: torch.Tensor) -> torch.dtype:
