@@ -135,12 +135,17 @@ class FcaNet(BaseAttention):
         # channel, where the pooling, the product with the basis and their backward passes
         # were three full-size passes more (same values to rounding)
         n, c, h, w = x.shape
-        basis = self.dct_basis.to(x.dtype)
-        if (h, w) != self.dct_size:
-            ph = pool_matrix(h, self.dct_size[0], basis)
-            pw = pool_matrix(w, self.dct_size[1], basis)
-            basis = torch.matmul(torch.matmul(ph.t(), basis), pw)
-        y = torch.bmm(x.reshape(n, c, h * w).transpose(0, 1), basis.reshape(c, h * w, 1))
+        # the authors' product of x with the (float32) basis promotes, also under autocast,
+        # which would run these products in half precision
+        dtype = torch.promote_types(x.dtype, self.dct_basis.dtype)
+        with torch.autocast(x.device.type, enabled=False):
+            basis = self.dct_basis.to(dtype)
+            if (h, w) != self.dct_size:
+                ph = pool_matrix(h, self.dct_size[0], basis)
+                pw = pool_matrix(w, self.dct_size[1], basis)
+                basis = torch.matmul(torch.matmul(ph.t(), basis), pw)
+            y = torch.bmm(x.to(dtype).reshape(n, c, h * w).transpose(0, 1),
+                          basis.reshape(c, h * w, 1))
         return y.reshape(c, n).t()
 
     def forward(self, x):

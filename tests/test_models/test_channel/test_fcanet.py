@@ -97,6 +97,20 @@ def test_fcanet_gradients_and_trace_match_the_authors_ops(hw):
     assert (hw == (7, 7)) != ('aten::adaptive_avg_pool2d' in kinds)
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=str)
+def test_fcanet_pooling_keeps_float32_under_autocast(dtype):
+    """The authors' x * basis promotes to the basis' float32; autocast must not turn the
+    one-pass pooling's products into half-precision ones."""
+    m = randomize_(FcaNet(32, reduction=4))
+    x = torch.randn(2, 32, 14, 21).requires_grad_()
+    expected = (adaptive_bins_mean(x.detach().double(), 7, 7)
+                * m.dct_basis.double()).sum((2, 3))
+    with torch.autocast('cpu', dtype=dtype):
+        y = m.dct_pool(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_fcanet_initial_state():
     m = FcaNet(256)
     assert m.dct_size == (7, 7) and m.dct_basis.shape == (256, 7, 7)
