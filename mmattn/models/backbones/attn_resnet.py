@@ -40,7 +40,11 @@ class AttnResNet(AttnResNetMixin, ResNet):
         stage_plugins (list[dict]): ``dict(cfg=..., stages=(...))``: a module applied to a
             stage's output (``in_channels`` = its width), before the next stage and the
             backbone's outputs see it (BAM, residual attention). It is named
-            ``layer{i}_attn`` and is frozen with its stage by ``frozen_stages``.
+            ``layer{i}_attn`` and belongs to the stage whose output it refines.
+        freeze_plugins (bool): whether ``frozen_stages`` freezes the attention modules of
+            those stages too, as mmdet's ResNet does. Default False: the ResNet's own layers
+            are frozen and the attention modules, which a plain ResNet checkpoint does not
+            hold, train. Set True for a checkpoint that includes them.
 
     A ResNet-V1d for detection is ``AttnResNet(deep_stem=True, avg_down=True, ...)``, as
     mmdet's ``ResNetV1d``.
@@ -48,6 +52,6 @@ class AttnResNet(AttnResNetMixin, ResNet):
 
     attn_blocks = {BasicBlock: AttnBasicBlock, Bottleneck: AttnBottleneck}
 
-    def __init__(self, depth, stage_plugins=None, **kwargs):
+    def __init__(self, depth, stage_plugins=None, freeze_plugins=False, **kwargs):
         super().__init__(depth=depth, **kwargs)
-        self._init_stage_plugins(stage_plugins)
+        self._init_stage_plugins(stage_plugins, freeze_plugins)

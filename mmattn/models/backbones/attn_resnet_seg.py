@@ -40,8 +40,12 @@ _DOC = """mmseg's ``{base}`` with attention plugins anywhere.
             addition. With ``with_cp`` the ``after_block`` plugins are checkpointed too.
         stage_plugins (list[dict]): ``dict(cfg=..., stages=(...))``: a module applied to a
             stage's output (``in_channels`` = its width), before the next stage and the
-            backbone's outputs see it. It is named ``layer{{i}}_attn`` and is frozen with its
-            stage by ``frozen_stages``.
+            backbone's outputs see it. It is named ``layer{{i}}_attn`` and belongs to the
+            stage whose output it refines.
+        freeze_plugins (bool): whether ``frozen_stages`` freezes the attention modules of
+            those stages too, as mmseg's ResNet does. Default False: the ResNet's own layers
+            are frozen and the attention modules, which a plain ResNet checkpoint does not
+            hold, train. Set True for a checkpoint that includes them.
     """
 
 
@@ -51,9 +55,9 @@ class AttnResNetV1c(AttnResNetMixin, ResNetV1c):
 
     attn_blocks = _SEG_BLOCKS
 
-    def __init__(self, stage_plugins=None, **kwargs):
+    def __init__(self, stage_plugins=None, freeze_plugins=False, **kwargs):
         super().__init__(**kwargs)
-        self._init_stage_plugins(stage_plugins)
+        self._init_stage_plugins(stage_plugins, freeze_plugins)
 
 
 @MODELS.register_module()
@@ -62,6 +66,6 @@ class AttnResNetV1d(AttnResNetMixin, ResNetV1d):
 
     attn_blocks = _SEG_BLOCKS
 
-    def __init__(self, stage_plugins=None, **kwargs):
+    def __init__(self, stage_plugins=None, freeze_plugins=False, **kwargs):
         super().__init__(**kwargs)
-        self._init_stage_plugins(stage_plugins)
+        self._init_stage_plugins(stage_plugins, freeze_plugins)

@@ -34,6 +34,14 @@ Stage-plugin spec (the backbone's ``stage_plugins`` list): ``dict(cfg=..., stage
 module is applied to a stage's output (``in_channels`` = that stage's output width), before
 the output goes on to the next stage and into the backbone's outputs.
 
+``frozen_stages`` freezes the ResNet's own layers of those stages; the attention modules in
+them (block and stage plugins) stay trainable unless ``freeze_plugins=True``. mmdet's and
+mmseg's ResNets freeze a stage whole, plugins included: with a plain ResNet checkpoint
+(``torchvision://resnet50``) and mmdet's ``frozen_stages=1``, every module in ``layer1`` would
+stay at its initialisation for the whole run, a network no author trained. ``freeze_plugins``
+is for checkpoints that include the attention weights. Plugin norms follow ``norm_eval`` as
+the backbone's own norms do.
+
 Several plugins at one position run in the order of the ``plugins`` list. A block's plugins are
 built position by position (after_conv1's, then after_conv2's, then after_conv3's, as in mmdet,
 then after_block's; each in list order); where two names (abbreviation + postfix) clash, the
@@ -290,6 +298,9 @@ class AttnResNetMixin:
     """
 
     attn_blocks: Dict[type, type] = {}
+    # read by the original ResNet.__init__'s call of _freeze_stages, before
+    # _init_stage_plugins sets the configured value and freezes again
+    freeze_plugins: bool = False
 
     def make_stage_plugins(self, plugins, stage_idx):
         # the original returns one plugin list for all blocks of a stage; return one per block
@@ -311,8 +322,13 @@ class AttnResNetMixin:
                     blk.attach_plugins(specs)
         return res_layer
 
-    def _init_stage_plugins(self, stage_plugins) -> None:
-        """Build the modules that refine each stage's output (call after ``ResNet.__init__``)."""
+    def _init_stage_plugins(self, stage_plugins, freeze_plugins: bool = False) -> None:
+        """Build the modules that refine each stage's output (call after ``ResNet.__init__``),
+        and freeze the stages as ``frozen_stages`` and ``freeze_plugins`` say."""
+        if not isinstance(freeze_plugins, bool):
+            raise TypeError(f'{type(self).__name__}: freeze_plugins must be a bool, got '
+                            f'{freeze_plugins!r}')
+        self.freeze_plugins = freeze_plugins
         self.stage_plugins = stage_plugins
         layout = resolve_stage_plugins(stage_plugins, len(self.res_layers))
         self.stage_plugin_layers: List[Optional[str]] = []
@@ -332,16 +348,45 @@ class AttnResNetMixin:
             self.stage_plugin_layers.append(layer_name)
         self._freeze_stages()
 
+    def stage_attention_modules(self, stage: int) -> List[torch.nn.Module]:
+        """The attention modules of stage ``stage`` (1-based, as ``layer{stage}``): its
+        blocks' plugins, then its stage plugin."""
+        modules = [getattr(block, name) for block in getattr(self, f'layer{stage}')
+                   for position in POSITIONS
+                   for name in getattr(block, f'{position}_plugin_names', None) or ()]
+        stage_layer = self._modules.get(f'layer{stage}_attn')
+        return modules + ([stage_layer] if stage_layer is not None else [])
+
     def _freeze_stages(self):
-        super()._freeze_stages()
-        # a stage plugin belongs to the stage whose output it refines, as in-block plugins
-        # belong to their stage in mmdet
-        for i in range(1, self.frozen_stages + 1):
-            m = self._modules.get(f'layer{i}_attn')
-            if m is not None:
-                m.eval()
-                for param in m.parameters():
+        frozen = self.frozen_stages
+        if self.freeze_plugins:
+            super()._freeze_stages()
+            # a stage plugin belongs to the stage whose output it refines, as in-block plugins
+            # belong to their stage in mmdet
+            for i in range(1, frozen + 1):
+                m = self._modules.get(f'layer{i}_attn')
+                if m is not None:
+                    m.eval()
+                    for param in m.parameters():
+                        param.requires_grad = False
+            return
+        # the original freezes the stem, then each frozen layer whole: let it do the stem,
+        # then freeze the layers' own parameters around their attention modules
+        self.frozen_stages = min(frozen, 0)
+        try:
+            super()._freeze_stages()
+        finally:
+            self.frozen_stages = frozen
+        for i in range(1, frozen + 1):
+            attention = self.stage_attention_modules(i)
+            trainable = {id(p) for m in attention for p in m.parameters()}
+            layer = getattr(self, f'layer{i}')
+            layer.eval()
+            for param in layer.parameters():
+                if id(param) not in trainable:
                     param.requires_grad = False
+            for m in attention:
+                m.train(self.training)
 
     def forward(self, x):
         if not any(getattr(self, 'stage_plugin_layers', ())):

@@ -9,6 +9,7 @@ from mmdet.registry import MODELS as MMDET_MODELS  # noqa: E402
 from mmattn.models.backbones import AttnResNet  # noqa: E402
 from mmattn.models.channel import SE  # noqa: E402
 from tests.helpers import assert_close, randomize_  # noqa: E402
+from .freezing import check_frozen_stages  # noqa: E402
 from .reference import backbone_reference, block_reference  # noqa: E402
 from .toy_plugins import Affine, AddConst, ZeroGammaNorm  # noqa: E402
 
@@ -173,14 +174,21 @@ def test_stage_plugins_refine_stage_outputs():
     assert_close(outs[1], ref[3])
 
 
-def test_stage_plugins_freeze_with_their_stage():
-    net = AttnResNet(depth=18, base_channels=8, frozen_stages=2, norm_eval=False,
+@pytest.mark.parametrize('norm_eval', [False, True])
+@pytest.mark.parametrize('freeze_plugins', [False, True])
+def test_frozen_stages_and_their_attention_modules(freeze_plugins, norm_eval):
+    """frozen_stages freezes mmdet's layers as mmdet does; the block and stage plugins of a
+    frozen stage train unless freeze_plugins; their norms follow norm_eval."""
+    kwargs = dict(depth=18, base_channels=8, frozen_stages=2, norm_eval=norm_eval)
+    net = AttnResNet(**kwargs, freeze_plugins=freeze_plugins,
+                     plugins=[dict(cfg=dict(type=ZeroGammaNorm), position='after_conv1')],
                      stage_plugins=[dict(cfg=dict(type=ZeroGammaNorm))])
-    net.train()
-    for i, frozen in enumerate((True, True, False, False)):
-        attn = getattr(net, f'layer{i + 1}_attn')
-        assert all(p.requires_grad != frozen for p in attn.parameters()), i
-        assert attn.zgn.bn.training != frozen, i
+    check_frozen_stages(net, ResNet(**kwargs), 2, freeze_plugins)
+
+
+def test_freeze_plugins_must_be_a_bool():
+    with pytest.raises(TypeError, match='AttnResNet: freeze_plugins must be a bool'):
+        AttnResNet(depth=18, freeze_plugins='yes')
 
 
 def test_init_weights_keeps_plugin_authors_init():

@@ -8,8 +8,9 @@ from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
 
 from mmattn.models.backbones import AttnResNetV1c, AttnResNetV1d  # noqa: E402
 from tests.helpers import assert_close, randomize_  # noqa: E402
+from .freezing import check_frozen_stages  # noqa: E402
 from .reference import backbone_reference  # noqa: E402
-from .toy_plugins import Affine, AddConst  # noqa: E402
+from .toy_plugins import Affine, AddConst, ZeroGammaNorm  # noqa: E402
 
 DILATED = dict(strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4))
 
@@ -159,3 +160,15 @@ def test_same_as_mmseg_with_one_plugin_per_position():
     x = torch.randn(2, 3, 32, 32)
     for a, b in zip(ref(x), ours(x)):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('freeze_plugins', [False, True])
+@pytest.mark.parametrize('classes', [(ResNetV1c, AttnResNetV1c), (ResNetV1d, AttnResNetV1d)],
+                         ids=['v1c', 'v1d'])
+def test_frozen_stages_and_their_attention_modules(classes, freeze_plugins):
+    ref_cls, cls = classes
+    kwargs = dict(depth=18, base_channels=8, frozen_stages=1, norm_eval=False)
+    net = cls(**kwargs, freeze_plugins=freeze_plugins,
+              plugins=[dict(cfg=dict(type=ZeroGammaNorm), position='after_conv2')],
+              stage_plugins=[dict(cfg=dict(type=ZeroGammaNorm))])
+    check_frozen_stages(net, ref_cls(**kwargs), 1, freeze_plugins)
