@@ -3,13 +3,16 @@
 # mmdetection/mmdet/models/backbones/freqnet.py): 'top16' frequencies, r=16, and a fixed DCT
 # basis per stage of 56, 28, 14, 7 (the feature sizes of a 224x224 image); detection feature
 # maps of other sizes are average-pooled adaptively to the stage's basis. One plugin entry per
-# stage carries its basis size. Everything else is mmdet's baseline config.
+# stage carries its basis size.
+# mmattn.AttnResNet is mmdet's ResNet (same weights and keys) whose frozen_stages=1 freezes
+# the stem and layer1's own layers but leaves the attention modules in layer1 training:
+# torchvision's weights hold none of theirs. Everything else is mmdet's baseline config.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(plugins=[
+    backbone=dict(type='mmattn.AttnResNet', plugins=[
         dict(cfg=dict(type='mmattn.FcaNet', dct_size=56, freq_sel_method='top16', reduction=16),
              stages=(True, False, False, False),
              position='after_conv3'),

@@ -6,13 +6,15 @@
 # are average-pooled to it), e.g.
 #   dict(cfg=dict(type='mmattn.GatherExcite', variant='theta', feat_size=56),
 #        stages=(True, False, False, False), position='after_conv3'), ...
-# Everything else is mmdet's baseline config.
+# mmattn.AttnResNet is mmdet's ResNet (same weights and keys) whose frozen_stages=1 freezes
+# the stem and layer1's own layers but leaves the attention modules in layer1 training:
+# torchvision's weights hold none of theirs. Everything else is mmdet's baseline config.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(plugins=[
+    backbone=dict(type='mmattn.AttnResNet', plugins=[
         dict(cfg=dict(type='mmattn.GatherExcite', variant='theta-minus'),
              stages=(True, True, True, True),
              position='after_conv3')

@@ -3,8 +3,9 @@
 # each stage only, as in the authors' GSoP-Net1 ResNet-50. mmdet's ResNet puts a plugin in
 # every block, so this config depends on mmattn.AttnResNet (mmdet's ResNet, same weights and
 # keys, whose plugins take blocks='last'). att_dim=128; the authors' 1x1 reducing conv has
-# stride 2 in the first stage (64 planes) and 1 after, hence two entries.
-# Everything else is mmdet's baseline config.
+# stride 2 in the first stage (64 planes) and 1 after, hence two entries. AttnResNet's
+# frozen_stages=1 (mmdet's baseline) freezes the stem and layer1's own layers and leaves the
+# GSoP module in layer1 training. Everything else is mmdet's baseline config.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)

@@ -4,10 +4,9 @@
 # stage at strides 4, 8 and 16. p=1, t=2, r=1; the soft mask goes down 3, 2 and 1 times there
 # (AttentionA / B / C of the prototxt). mmattn.AttnResNet is mmdet's ResNet (same weights and
 # keys) with stage_plugins. torchvision's weights cover the ResNet only, so the modules start
-# from their own init: with mmdet's baseline frozen_stages=1, the module after layer1 (a dozen
-# pre-activation residual units) would be frozen with its stage and stay at that init in front
-# of every later stage, so this config freezes the stem only.
-# Everything else is mmdet's baseline config.
+# from their own init; AttnResNet's frozen_stages=1 (mmdet's baseline) freezes the stem and
+# layer1's own layers and leaves the module after layer1 (a dozen pre-activation residual
+# units) training. Everything else is mmdet's baseline config.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
@@ -15,7 +14,6 @@ custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         type='mmattn.AttnResNet',
-        frozen_stages=0,
         stage_plugins=[
             dict(cfg=dict(type='mmattn.ResidualAttention', num_downsamples=3, p=1, t=2, r=1),
                  stages=(True, False, False, False)),

@@ -13,11 +13,11 @@
 # COCO's resized images (1333x800: maps of about 200x334, 100x167, 50x84, 25x42).
 # cha_ratio = spa_ratio = down_ratio = 8, both branches (the authors' defaults).
 #
-# torchvision's weights cover the ResNet only, so the RGA modules start from their own init:
-# with mmdet's baseline frozen_stages=1 the module after layer1 would be frozen with its stage
-# and stay at that init in front of every later stage, so this config freezes the stem only.
-# With the baseline's norm_eval=True every BN of the backbone, RGA's included, keeps its
-# running statistics. Everything else is mmdet's baseline config.
+# torchvision's weights cover the ResNet only, so the RGA modules start from their own init;
+# AttnResNet's frozen_stages=1 (mmdet's baseline) freezes the stem and layer1's own layers and
+# leaves the module after layer1 training. With the baseline's norm_eval=True every BN of the
+# backbone, RGA's included, keeps its running statistics. Everything else is mmdet's baseline
+# config.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
@@ -28,7 +28,6 @@ rga = dict(type='mmattn.RGA', use_spatial=True, use_channel=True, cha_ratio=8, s
 model = dict(
     backbone=dict(
         type='mmattn.AttnResNet',
-        frozen_stages=0,
         stage_plugins=[
             dict(cfg=dict(rga, spatial_size=(32, 64)), stages=(True, False, False, False)),
             dict(cfg=dict(rga, spatial_size=(16, 32)), stages=(False, True, False, False)),

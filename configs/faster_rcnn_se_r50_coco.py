@@ -1,11 +1,14 @@
 # Faster R-CNN R50-FPN 1x on COCO with SE after conv3 of every bottleneck, as in SE-ResNet-50
-# (Hu et al., CVPR 2018). Everything else is mmdet's baseline config.
+# (Hu et al., CVPR 2018).
+# mmattn.AttnResNet is mmdet's ResNet (same weights and keys) whose frozen_stages=1 freezes
+# the stem and layer1's own layers but leaves the attention modules in layer1 training:
+# torchvision's weights hold none of theirs. Everything else is mmdet's baseline config.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
 
 model = dict(
-    backbone=dict(plugins=[
+    backbone=dict(type='mmattn.AttnResNet', plugins=[
         dict(cfg=dict(type='mmattn.SE', reduction=16),
              stages=(True, True, True, True),
              position='after_conv3')

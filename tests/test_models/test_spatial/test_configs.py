@@ -61,7 +61,7 @@ def test_in_block_config(abbr):
 def test_between_stages_config(abbr, levels):
     from mmattn.models import attention_classes
     cfg, net = _backbone(abbr)
-    assert cfg.model.backbone.type == 'mmattn.AttnResNet' and net.frozen_stages == 0
+    assert cfg.model.backbone.type == 'mmattn.AttnResNet' and net.frozen_stages == 1
     cls = attention_classes()['BAM' if abbr == 'bam' else 'ResidualAttention']
     for i, channels in enumerate((256, 512, 1024)):
         mods = list(getattr(net, f'layer{i + 1}_attn').children())
