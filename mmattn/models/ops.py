@@ -28,6 +28,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules import module as _nn_module
 
 __all__ = [
     'CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool', 'gram',
@@ -53,8 +54,7 @@ def observed(*modules: torch.nn.Module) -> bool:
     """Whether calling these modules can do more than their functional op: forward hooks on
     them (mmattn's attention maps tap convs this way) or global ones. A fused path that reads a
     module's weights instead of calling it must then call the modules."""
-    from torch.nn.modules import module as _module
-    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+    if _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks:
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 

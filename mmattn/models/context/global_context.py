@@ -101,7 +101,7 @@ class GlobalContext(BaseAttention):
         n, c = x.shape[:2]
         if self.pooling_type == 'avg':
             return x.mean(dim=(2, 3), keepdim=True)
-        if (observed(self.conv_mask) or graph_capture() or self.conv_mask.bias is None
+        if (observed(self.conv_mask) or graph_capture()
                 or torch.is_autocast_enabled(x.device.type)):
             logits = self.conv_mask(x).flatten(2)
         else:
