@@ -1,4 +1,5 @@
-"""``python -m mmattn list``: every registered module with its family and paper."""
+"""``python -m mmattn list``: every registered module with its family and paper;
+``python -m mmattn paths``: where each fast path runs (:mod:`mmattn.models.path_report`)."""
 import argparse
 import sys
 
@@ -9,7 +10,13 @@ def main(argv=None):
     sub = parser.add_subparsers(dest='command', required=True)
     ls = sub.add_parser('list', help='list the registered attention modules')
     ls.add_argument('--family', help='only this family (channel, spatial, context)')
+    sub.add_parser('paths', help='where each fast path runs: its rule, choices, picks on '
+                   'cpu/cuda for float32/bfloat16, and the measurements behind it')
     args = parser.parse_args(argv)
+    if args.command == 'paths':
+        from mmattn.models.path_report import render
+        print(render(width=100))
+        return 0
 
     import mmattn
     rows = [r for r in mmattn.list_attention()

@@ -23,6 +23,11 @@ input sizes that are not multiples of the output size (FcaNet, SPA, Gather-Excit
 
 :class:`CompiledKernel` runs a small element-wise-and-reduction function as one fused kernel
 through ``torch.compile`` (SimAM, whose formula is a chain of full-size element-wise ops).
+
+Every fused path here was measured faster on a CPU only; each asks its rule in
+:mod:`mmattn.models.dispatch` (registered at the bottom of this file, with the figures) and
+runs autograd's plain ops elsewhere: on an NVIDIA H200 the fused gates were 1.4-2.6x slower
+than plain (issue #13). ``python -m mmattn paths`` lists every rule.
 """
 import warnings
 
@@ -30,10 +35,34 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules import module as _nn_module
 
+from .dispatch import register_rule, select
+
 __all__ = [
-    'CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'global_avg_pool', 'gram',
-    'graph_capture', 'observed', 'pool_matrix'
+    'CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'cpu_only', 'global_avg_pool',
+    'gram', 'graph_capture', 'observed', 'pool_matrix'
 ]
+
+# Where the fused paths run. Each was measured faster than autograd's plain ops on a 2-core
+# CPU only (README, "Speed and memory of every module on the CPU"). On an NVIDIA H200 (torch
+# 2.11 + CUDA 13.0, project at commit 624c31f, issue #13) the modules built on them lost to
+# their plain twins in a training step at (8, 256, 56, 56): a GPU's caches make the traffic
+# they save cheap, while their extra kernels and autograd Functions stay. So the plain ops run
+# on every device but the CPU (a device nothing was measured on gets the default, plain).
+_GPU_FIGURES = ('NVIDIA H200, training step at (8, 256, 56, 56), ours / plain, fp32 (bf16 '
+                'autocast): ')
+
+
+def cpu_only(fast: str):
+    """A rule's ``choose``: ``fast`` for a tensor on the CPU, ``'plain'`` elsewhere.
+
+    It reads only ``x.device.type``, so a rule can be asked about a device this machine does
+    not have (``python -m mmattn paths`` and the tests ask with stand-in tensors)."""
+
+    def choose(x, **info):
+        return fast if x.device.type == 'cpu' else 'plain'
+
+    choose.__qualname__ = f'cpu_only({fast!r})'
+    return choose
 
 # Elements per block of the backward's blocked pass. A block of gy and its product with x
 # should stay in cache between the two ops that read them (4 MiB of float32 here, split
@@ -108,8 +137,12 @@ def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
     expanded gradient, writing a full-size tensor that is then added to the input's other
     gradient. Here the backward divides the (N, C, 1, 1) gradient and expands it: autograd adds
     the view into the gate's ``grad_x`` in place, and nothing full-size is allocated.
+
+    Runs on the CPU only (rule ``'global_avg_pool'``): measured there together with
+    :func:`channel_gate`, gates 1.2-1.3x faster than plain; on a CUDA GPU the plain mean runs
+    (issue #13: the gates built on the two were 1.56-1.98x slower than plain on an H200).
     """
-    if _plain_only(x) or x.dim() != 4:
+    if _plain_only(x) or x.dim() != 4 or select('global_avg_pool', x) == 'plain':
         return x.mean((2, 3), keepdim=True)
     return _GlobalAvgPool.apply(x)
 
@@ -136,8 +169,12 @@ def gram(f: torch.Tensor) -> torch.Tensor:
     3-4x slower than a contiguous one. Channel attention (DANet's CAM, IAU's channel unit) and
     GSoP's covariance are such Gram matrices. Double backward works (the backward is plain
     differentiable ops).
+
+    Runs on the CPU only (rule ``'gram'``: the product alone at (8, 256, 3136), 47 against
+    117 ms forward + backward on the CPU); on a CUDA GPU autograd's bmm runs (DANet's CAM
+    1.17x and GSoP 1.30x plain's step on an H200 with it, issue #13).
     """
-    if _plain_only(f):
+    if _plain_only(f) or select('gram', f) == 'plain':
         return torch.bmm(f, f.transpose(1, 2))
     return _Gram.apply(f)
 
@@ -165,9 +202,14 @@ def channel_gate(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     - no gradient is wanted (inference);
     - ONNX export, TorchScript tracing or ``torch.compile`` (the graph must show a plain Mul,
       and compilers fuse the product and its reduction themselves);
-    - ``g`` not of shape (N, C, 1, 1).
+    - ``g`` not of shape (N, C, 1, 1);
+    - on any device but the CPU (rule ``'channel_gate'``). On the CPU the gates built on it
+      (SE, ECA, cSE, Gather-Excite) train 1.2-1.3x faster than plain, with one feature map
+      less peak memory; on an NVIDIA H200 they were 1.56-1.98x slower than plain (issue #13),
+      so the plain product runs there.
     """
-    if _plain_only(x, g) or x.dim() != 4 or g.shape != (x.shape[0], x.shape[1], 1, 1):
+    if (_plain_only(x, g) or x.dim() != 4 or g.shape != (x.shape[0], x.shape[1], 1, 1)
+            or select('channel_gate', x) == 'plain'):
         return x * g
     return _ChannelGate.apply(x, g)
 
@@ -295,3 +337,23 @@ def pool_matrix(in_size: int, out_size: int, like: torch.Tensor) -> torch.Tensor
     j = torch.arange(in_size, device=like.device)
     mask = (j[None, :] >= start[:, None]) & (j[None, :] < end[:, None])
     return mask.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+
+# -- where each fused path runs (python -m mmattn paths) ------------------------------------
+register_rule(
+    'channel_gate', ('plain', 'fused'), cpu_only('fused'),
+    reason='CPU (Xeon, 1 thread, float32, training step at (8, 256, 56, 56), README): the '
+    'gates on channel_gate + global_avg_pool take 4.9-5.9 passes over the map against 6.0-9.4 '
+    'for plain, SE/ECA/cSE/GE 1.23-1.32x faster, one feature map less peak memory. '
+    + _GPU_FIGURES + 'SE 1.70 (1.39), ECA 1.56 (1.51), GE 1.98 (2.01), cSE 1.73 (1.39), SRM '
+    '1.43 (1.11), SK 1.28 (1.11) (issue #13): plain x * g off the CPU.')
+register_rule(
+    'global_avg_pool', ('plain', 'fused'), cpu_only('fused'),
+    reason='CPU: measured with channel_gate (the same gates, README): its backward writes no '
+    'full-size gradient. ' + _GPU_FIGURES + 'the same gates 1.4-2.0x plain (issue #13): plain '
+    'x.mean((2, 3)) off the CPU.')
+register_rule(
+    'gram', ('plain', 'fused'), cpu_only('fused'),
+    reason='CPU: bmm(f, f^T) forward + backward at (8, 256, 3136) 117 ms plain, 47 ms fused '
+    '(README; channel IAU 1.30x, GSoP 1.12x faster). ' + _GPU_FIGURES + 'DANetCAM 1.17 '
+    '(1.17), GSoP 1.30 (1.28) (issue #13): plain bmm off the CPU.')

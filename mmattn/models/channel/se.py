@@ -41,7 +41,8 @@ class SE(BaseAttention):
     def forward(self, x):
         self.check_input(x)
         # the fused pooling and product (mmattn.models.ops) compute what AdaptiveAvgPool2d(1)
-        # and x * g do, with a backward that allocates nothing full-size but grad_x
+        # and x * g do, with a backward that allocates nothing full-size but grad_x (on the
+        # CPU; elsewhere they are those plain ops, see their rules in mmattn.models.ops)
         g = self.gate(self.fc2(self.act(self.fc1(global_avg_pool(x)))))
         return channel_gate(x, g)
 

@@ -16,7 +16,9 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import pool_matrix
+from ..dispatch import register_rule, select
+from ..ops import adaptive_avg_pool2d as _plain_adaptive_avg_pool2d
+from ..ops import cpu_only, pool_matrix
 from ..utils import norm_forward
 
 
@@ -28,11 +30,19 @@ def adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
     input size (the pyramid's 3, 6 and 8 bins almost never do); two matrix products with the
     same bins export everywhere and give the same numbers. A size equal to the input's is the
     identity and returns ``x`` itself, so modules stay exact at their native size.
+
+    The products run on the CPU, where they always have (rule ``'pool_matrix'``); on other
+    devices PyTorch's pooling kernel runs (:func:`mmattn.models.ops.adaptive_avg_pool2d`,
+    which writes the same products only while exporting to ONNX): on an NVIDIA H200, AFNB and
+    APNB were 2.5x and RGA 1.33x slower than their plain twins, which pool with
+    ``F.adaptive_avg_pool2d`` (issue #13).
     """
     out_h, out_w = size
     h, w = x.shape[-2:]
     if (h, w) == (out_h, out_w):
         return x
+    if select('pool_matrix', x) == 'plain':
+        return _plain_adaptive_avg_pool2d(x, (out_h, out_w))
     ph = pool_matrix(h, out_h, x)
     pw = pool_matrix(w, out_w, x)
     return torch.matmul(torch.matmul(ph, x), pw.t())
@@ -41,6 +51,22 @@ def adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
 def pyramid_pool(x: torch.Tensor, sizes) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, sum of s*s): the pyramid-pooled anchors of ANN (110 for 1,3,6,8)."""
     return torch.cat([adaptive_avg_pool2d(x, (s, s)).flatten(2) for s in sizes], dim=2)
+
+
+def anchor_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+    """``softmax(query key^T * scale) value``: query (N, L, Ck), key (N, S, Ck), value
+    (N, S, Cv), over a few anchors S (ANN's 110), so the (N, L, S) matrix is small.
+
+    On the CPU it runs as ``F.scaled_dot_product_attention`` (rule ``'anchor_attention'``, as
+    it always has there); elsewhere as the two products and the softmax that ANN's authors
+    and ``tools/benchmarks/plain_modules.py`` write, so that on a GPU the block costs what
+    theirs does (AFNB and APNB were 2.5x slower than plain on an NVIDIA H200, issue #13).
+    """
+    if select('anchor_attention', query) == 'sdpa':
+        return F.scaled_dot_product_attention(query, key, value, scale=scale)
+    sim = F.softmax(torch.matmul(query, key.transpose(1, 2)) * scale, dim=-1)
+    return torch.matmul(sim, value)
 
 
 def conv_module_forward(module: ConvModule, x: torch.Tensor) -> torch.Tensor:
@@ -83,7 +109,7 @@ class APNBlock(BaseAttention):
 
     The block is not residual; with ``out_channels == in_channels`` (the default) it keeps the
     input's shape and can be used as a plugin. The attention runs through
-    ``F.scaled_dot_product_attention`` with the authors' scale.
+    :func:`anchor_attention` with the authors' scale.
 
     Submodules, and their names in mmseg's ``ANNHead.context`` (an APNB with
     ``query_scales=(1,)``): ``key_project`` -> ``stages.0.key_project``, ``query_project`` (the
@@ -151,8 +177,7 @@ class APNBlock(BaseAttention):
         query = key.flatten(2).transpose(1, 2)
         key = pyramid_pool(key, self.pool_sizes).transpose(1, 2)
         value = pyramid_pool(self.value_project(x), self.pool_sizes).transpose(1, 2)
-        context = F.scaled_dot_product_attention(query, key, value,
-                                                 scale=self.key_channels**-0.5)
+        context = anchor_attention(query, key, value, self.key_channels**-0.5)
         context = context.transpose(1, 2).reshape(n, self.value_channels, h, w)
         context = self.out_project(context)
         out = conv_module_forward(self.bottleneck, torch.cat([context, x], dim=1))
@@ -162,3 +187,18 @@ class APNBlock(BaseAttention):
         return (f'in_channels={self.in_channels}, key_channels={self.key_channels}, '
                 f'value_channels={self.value_channels}, out_channels={self.out_channels}, '
                 f'pool_sizes={self.pool_sizes}')
+
+
+register_rule(
+    'pool_matrix', ('plain', 'matrix'), cpu_only('matrix'),
+    reason='Adaptive average pooling of ANN (APNB, AFNB) and RGA as two products with '
+    'averaging matrices (plain: F.adaptive_avg_pool2d). CPU: kept as it was (1 thread, '
+    'float32, training step at (8, 256, 56, 56), README: AFNB 1.20x, APNB 1.18x, RGA 1.75x '
+    'faster than plain; the pooling not timed apart). NVIDIA H200 (issue #13): AFNB 2.51x '
+    '(bf16 2.05x), APNB 2.50x (2.04x), RGA 1.33x (1.36x) plain: plain off the CPU.')
+register_rule(
+    'anchor_attention', ('plain', 'sdpa'), cpu_only('sdpa'),
+    reason='Pixel-to-anchor attention of APNB/AFNB: plain softmax(q k^T s) v as the authors '
+    'write it, or F.scaled_dot_product_attention. CPU: kept as it was (AFNB 1.20x, APNB '
+    '1.18x faster than plain, README; not timed apart). NVIDIA H200 (issue #13): AFNB/APNB '
+    "2.5x plain in fp32, 2.0x in bf16: the authors' ops off the CPU.")

@@ -11,7 +11,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import graph_capture, observed
+from ..dispatch import register_rule, select
+from ..ops import cpu_only, graph_capture, observed
 from ..utils import norm_forward
 
 _FUSIONS = {'channel_add': 'channel_add', 'add': 'channel_add',
@@ -102,11 +103,13 @@ class GlobalContext(BaseAttention):
         if self.pooling_type == 'avg':
             return x.mean(dim=(2, 3), keepdim=True)
         if (observed(self.conv_mask) or graph_capture()
-                or torch.is_autocast_enabled(x.device.type)):
+                or torch.is_autocast_enabled(x.device.type)
+                or select('gc_mask', x) == 'plain'):
             logits = self.conv_mask(x).flatten(2)
         else:
             # the C -> 1 conv as a product: PyTorch's CPU conv with one output channel took
-            # 2-4x the product's time forward + backward at (8, 256, 56, 56) (same values)
+            # 2-4x the product's time forward + backward at (8, 256, 56, 56) (same values);
+            # CPU only (rule 'gc_mask'): a GPU's conv was not measured slower
             w = self.conv_mask.weight.reshape(1, 1, c).expand(n, 1, c)
             logits = torch.baddbmm(self.conv_mask.bias.reshape(1, 1, 1), w, x.flatten(2))
         mask = logits.softmax(dim=-1)  # (N, 1, HW)
@@ -132,3 +135,12 @@ class GlobalContext(BaseAttention):
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, planes={self.planes}, '
                 f'pooling_type={self.pooling_type!r}, fusion_types={self.fusion_types}')
+
+
+register_rule(
+    'gc_mask', ('plain', 'product'), cpu_only('product'),
+    reason="GC's C -> 1 mask conv: plain conv_mask(x), or the same weights as one batched "
+    "product. CPU (1 thread, float32, (8, 256, 56, 56), README): PyTorch's CPU conv with one "
+    'output channel 7.5-10 ms forward + backward, the product 3.2-3.6 ms, GC 1.16x faster '
+    'than plain. NVIDIA H200 (issue #13): GC among the modules at 0.70-1.11x plain, the '
+    'product not measured apart: the conv, as plain, off the CPU.')

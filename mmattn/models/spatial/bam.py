@@ -76,6 +76,7 @@ class BAM(BaseAttention):
     def channel_attention(self, x):
         """Mc(x), shape (N, C, 1, 1)."""
         # the fused pooling of mmattn.models.ops: its backward writes no full-size gradient
+        # (on the CPU; elsewhere it is the plain mean, see its rule)
         z = self.channel_fc1(global_avg_pool(x).flatten(1))[:, :, None, None]
         z = self.channel_act(norm_forward(self.channel_norm, z))
         return self.channel_fc2(z.flatten(1))[:, :, None, None]

@@ -73,7 +73,8 @@ class CBAM(BaseAttention):
         logits = 0
         for pool in self.pool_types:
             # the fused pooling and gate product (mmattn.models.ops) write nothing full-size
-            # in their backward but the input's gradient; max pooling with indices scatters
+            # in their backward but the input's gradient (on the CPU; elsewhere they are the
+            # plain ops, see their rules); max pooling with indices scatters
             # its gradient to the argmax (amax's backward would build a full-size tie mask)
             v = global_avg_pool(x) if pool == 'avg' else F.adaptive_max_pool2d(x, 1)
             logits = logits + self.fc2(self.act(self.fc1(v.flatten(1))))

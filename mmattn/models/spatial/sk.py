@@ -77,7 +77,8 @@ class SelectiveKernel(BaseAttention):
         self.check_input(x)
         # the branches stay separate tensors (stacking them copies M full-size maps), and the
         # pooling and the per-channel products are the fused ops of mmattn.models.ops, whose
-        # backward writes nothing full-size but the input's gradient
+        # backward writes nothing full-size but the input's gradient (on the CPU; elsewhere
+        # they are the plain ops, see their rules)
         feats = [branch(x) for branch in self.branches]
         u = feats[0]
         for f in feats[1:]:
