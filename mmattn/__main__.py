@@ -1,5 +1,4 @@
-"""``python -m mmattn list``: every registered module with its family and paper;
-``python -m mmattn paths``: where each fast path runs (:mod:`mmattn.models.path_report`)."""
+"""``python -m mmattn list``: every registered module with its family and paper."""
 import argparse
 import sys
 
