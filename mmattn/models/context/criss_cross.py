@@ -204,9 +204,12 @@ class CrissCross(BaseAttention):
         q_h = q.permute(0, 3, 2, 1).reshape(n * w, h, ck)
         k_h = k.permute(0, 3, 1, 2).reshape(n * w, ck, h)
         energy_h = torch.bmm(q_h, k_h)  # (N*W, H, H'): pixel (h, w) to (h', w)
-        diag = torch.diag(torch.full((h, ), float('inf'), dtype=energy_h.dtype,
-                                     device=x.device))
-        energy_h = (energy_h - diag).view(n, w, h, h).permute(0, 2, 1, 3)  # (N, H, W, H')
+        # the pixel itself at -inf, once (plain subtracts an inf diagonal: the same values,
+        # but aten::diag does not export to ONNX, nor a boolean eye run in onnxruntime)
+        idx = torch.arange(h, device=x.device)
+        self_mask = idx[:, None] == idx[None, :]
+        energy_h = energy_h.masked_fill(self_mask, float('-inf'))
+        energy_h = energy_h.view(n, w, h, h).permute(0, 2, 1, 3)  # (N, H, W, H')
         q_w = q.permute(0, 2, 3, 1).reshape(n * h, w, ck)
         k_w = k.permute(0, 2, 1, 3).reshape(n * h, ck, w)
         energy_w = torch.bmm(q_w, k_w).view(n, h, w, w)  # (N, H, W, W')
