@@ -26,8 +26,8 @@ through ``torch.compile`` (SimAM, whose formula is a chain of full-size element-
 
 Every fused path here was measured faster on a CPU only; each asks its rule in
 :mod:`mmattn.models.dispatch` (registered at the bottom of this file, with the figures) and
-runs autograd's plain ops elsewhere: on an NVIDIA H200 the fused gates were 1.4-2.6x slower
-than plain (issue #13). ``python -m mmattn paths`` lists every rule.
+runs autograd's plain ops elsewhere: on an NVIDIA H200 the modules built on them were
+1.2-2.6x slower than plain (issue #13). ``python -m mmattn paths`` lists every rule.
 """
 import warnings
 
@@ -350,8 +350,8 @@ register_rule(
 register_rule(
     'global_avg_pool', ('plain', 'fused'), cpu_only('fused'),
     reason='CPU: measured with channel_gate (the same gates, README): its backward writes no '
-    'full-size gradient. ' + _GPU_FIGURES + 'the same gates 1.4-2.0x plain (issue #13): plain '
-    'x.mean((2, 3)) off the CPU.')
+    'full-size gradient. ' + _GPU_FIGURES + 'the gates on both 1.56-1.98 (1.39-2.01), BAM 1.13 '
+    '(1.04), CBAM 1.20 (1.15) (issue #13): plain x.mean((2, 3)) off the CPU.')
 register_rule(
     'gram', ('plain', 'fused'), cpu_only('fused'),
     reason='CPU: bmm(f, f^T) forward + backward at (8, 256, 3136) 117 ms plain, 47 ms fused '
