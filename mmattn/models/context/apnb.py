@@ -10,7 +10,6 @@ that survives a norm seeing one value per channel.
 import warnings
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import nn
 
@@ -18,6 +17,7 @@ from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..ops import pool_matrix
 from ..utils import norm_forward
+from .attention_ops import anchor_attention
 
 
 # -- shared helpers -------------------------------------------------------------------------
@@ -83,7 +83,7 @@ class APNBlock(BaseAttention):
 
     The block is not residual; with ``out_channels == in_channels`` (the default) it keeps the
     input's shape and can be used as a plugin. The attention runs through
-    ``F.scaled_dot_product_attention`` with the authors' scale.
+    :func:`~mmattn.models.context.attention_ops.anchor_attention` with the authors' scale.
 
     Submodules, and their names in mmseg's ``ANNHead.context`` (an APNB with
     ``query_scales=(1,)``): ``key_project`` -> ``stages.0.key_project``, ``query_project`` (the
@@ -151,8 +151,7 @@ class APNBlock(BaseAttention):
         query = key.flatten(2).transpose(1, 2)
         key = pyramid_pool(key, self.pool_sizes).transpose(1, 2)
         value = pyramid_pool(self.value_project(x), self.pool_sizes).transpose(1, 2)
-        context = F.scaled_dot_product_attention(query, key, value,
-                                                 scale=self.key_channels**-0.5)
+        context = anchor_attention(query, key, value, self.key_channels**-0.5)
         context = context.transpose(1, 2).reshape(n, self.value_channels, h, w)
         context = self.out_project(context)
         out = conv_module_forward(self.bottleneck, torch.cat([context, x], dim=1))

@@ -9,8 +9,8 @@ Each call asks :mod:`mmattn.models.dispatch` which path to run (rules ``'softmax
 and ``'concat_attention'``, registered below with their reasons); ``lean=False`` always runs
 the explicit formula. The paths:
 
-- ``'explicit'``: the formula written out. Chosen on a GPU when the whole matrix is at most
-  one GPU block (its peak is then the blocked path's, without the recomputation).
+- ``'explicit'``: the formula written out. Chosen on a GPU in float32 while the matrix is
+  small enough (up to 2 x 64 x 128 pixels): no recomputation, plain's own products.
 - ``'sdpa'``: ``F.scaled_dot_product_attention``, one head. On the CPU its fused (flash)
   kernel is used only when the query, key and value widths are equal **and** the inputs are
   contiguous in memory; otherwise it falls back, silently, to the math kernel, which builds the
@@ -48,8 +48,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from ..dispatch import register_rule, select
 
 __all__ = [
-    'softmax_attention', 'concat_attention', 'explicit_softmax_attention',
-    'explicit_concat_attention', 'flushed_softmax'
+    'softmax_attention', 'concat_attention', 'anchor_attention', 'explicit_softmax_attention',
+    'explicit_concat_attention', 'flushed_softmax', 'choose_softmax_path', 'choose_concat_path',
+    'choose_anchor_path'
 ]
 
 # Elements of one block's (samples x queries x keys) matrix: 32 MiB in float32; the backward
@@ -62,14 +63,19 @@ __all__ = [
 BLOCK_ELEMENTS = 1 << 23
 MIN_ROWS = 512
 
-# A GPU block: 2**26 elements, 256 MiB in float32 (the backward's three: 768 MiB). A GPU runs
-# each block as about ten kernel launches, and the CPU's 32 MiB blocks (512 queries of a
-# 128 x 256 map) left the products too small to fill it: PAM's training step at 1x512x128x256
-# took 106 ms on an H200 against 87 ms for the explicit formula (issue #13). Blocks of 2048
-# queries there (8192 queries = a whole 64 x 128 sample) make each product large, while the
-# step's peak stays near 1.3 GiB (0.6 GiB measured with the small blocks, plus the larger
-# blocks), under 1/10 of the explicit path's 16.5 GB. Not yet measured on a GPU.
-CUDA_BLOCK_ELEMENTS = 1 << 26
+# On a GPU the attention matrices the lean paths hold stay under 1/10 of what the explicit
+# formula holds at 1x512x128x256 (16.5 GB on an H200, issue #13), whatever the size:
+# - the explicit formula itself while the matrix has at most CUDA_EXPLICIT_ELEMENTS (512 MiB in
+#   float32, three at its backward's peak: 1.5 GiB). That covers 2x512x64x128, where the
+#   explicit step is the fastest measured (bfloat16: 5.4 ms against 16.3 ms by blocks);
+# - else blocks of CUDA_BLOCK_ELEMENTS (128 MiB in float32, three in the backward). The CPU's
+#   32 MiB blocks (512 queries at 128 x 256) made a GPU step many small products and about ten
+#   kernel launches per block: PAM at 1x512x128x256 took 106 ms against the explicit 87 ms.
+#   Blocks of 1024 queries there make each product 17 GFLOP; the step's peak, 616 MiB with the
+#   small blocks, grows by about 300 MiB, leaving room for a head's own activations under the
+#   1.65 GB bound. Block and bound are estimates from those figures, not yet measured on a GPU.
+CUDA_EXPLICIT_ELEMENTS = 1 << 27
+CUDA_BLOCK_ELEMENTS = 1 << 25
 
 # Fused kernels the SDPA paths may take on a GPU, fastest first: all three hold O(HW) memory;
 # the math kernel, which builds the full matrix, is left out, so that a shape no fused kernel
@@ -145,7 +151,8 @@ def _blocking(batch: int, n_q: int, n_k: int, device_type: str = 'cpu'):
     """(samples, queries) per block: at least MIN_ROWS queries of one sample, more queries and
     then more samples while the block has at most the device's block elements."""
     elements = _block_elements(device_type)
-    rows = min(n_q, max(MIN_ROWS, elements // max(1, n_k)))
+    # at least one row: a map without queries has no blocks, not a zero step
+    rows = max(1, min(n_q, max(MIN_ROWS, elements // max(1, n_k))))
     samples = min(batch, max(1, elements // max(1, rows * n_k)))
     return samples, rows
 
@@ -157,6 +164,11 @@ def _blocks(batch: int, n_q: int, blocking):
         nb = min(samples, batch - b)
         for s in range(0, n_q, rows):
             yield slice(b, b + nb), slice(s, s + rows), nb, min(rows, n_q - s)
+
+
+def _explicit_or_blocked(device_type: str, elements: int) -> str:
+    """Away from the CPU: the explicit formula while its matrix fits CUDA_EXPLICIT_ELEMENTS."""
+    return 'explicit' if elements <= CUDA_EXPLICIT_ELEMENTS else 'blocked'
 
 
 def _head_width(d: int, e: int) -> int:
@@ -188,11 +200,9 @@ def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: i
     # float32 (and wider) on a GPU: the fused kernels' float32 path (memory-efficient) took
     # 107 ms at 32768 queries against 87 ms for PAM's whole explicit step, and Non-local's
     # output through it differed from plain by 3.6e-3; the explicit formula and the blocks are
-    # the plain float32 products. Explicit while the whole matrix is one GPU block (the same
-    # memory, no recomputation), else blocks.
-    if batch * n_q * n_k <= _block_elements(device_type):
-        return 'explicit'
-    return 'blocked'
+    # plain float32 products, as plain's. Explicit while its matrices fit the bound (no
+    # recomputation), else blocks.
+    return _explicit_or_blocked(device_type, batch * n_q * n_k)
 
 
 register_rule(
@@ -205,8 +215,9 @@ register_rule(
     torch 2.11, issue #13), half precision: 'sdpa' for equal widths <= 256 (Non-local bf16
     11.5 ms against 28.3 ms explicit), 'sdpa_heads' for unequal ones (PAM: the one-head
     memory-efficient kernel took 116 ms); float32 and other devices: 'explicit' when the
-    matrix is at most one 256 MiB block, else 'blocked' by such blocks (the CPU's small blocks
-    took 106 ms against the explicit 87 ms; the fused float32 kernel 107 ms, and 3.6e-3 off
+    matrix has at most 2**27 elements (2x512x64x128), else 'blocked' by 128 MiB blocks (the
+    CPU's 32 MiB blocks took 106 ms against the explicit 87 ms at 1x512x128x256; the fused
+    float32 kernel 107 ms for the attention alone, and Non-local through it was 3.6e-3 off
     plain).""")
 
 
@@ -306,6 +317,37 @@ def _sdpa_heads(q, k, v, scale):
     return out[..., :e] if heads * w != e else out
 
 
+def choose_anchor_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
+    """The path :func:`anchor_attention` runs (a plain function, testable without the
+    device)."""
+    if device_type == 'cpu':
+        return 'sdpa'  # as these modules have run on the CPU (README's module tables)
+    # A GPU: ANN's blocks through SDPA were 2.5x plain's step on an H200 (issue #13), the
+    # cause not isolated; plain writes the formula out, and where nothing was measured faster
+    # plain's ops are the default. The matrix (queries x a few keys) is smaller than the
+    # values; only an unusually large one goes to the fused kernel for its memory.
+    return 'explicit' if batch * n_q * n_k <= CUDA_EXPLICIT_ELEMENTS else 'sdpa'
+
+
+register_rule(
+    'anchor_attention', ('explicit', 'sdpa'),
+    lambda x, n_keys: choose_anchor_path(x.device.type, x.shape[0], x.shape[-2], n_keys),
+    reason="""Attention of every pixel to a few keys (ANN's 110 pyramid anchors, OCR's object
+    regions). CPU: 'sdpa', as measured in the module tables. Other devices: 'explicit' (plain's
+    formula; AFNB and APNB with SDPA took 2.5x plain's step on an H200, cause not isolated,
+    explicit not yet measured there), 'sdpa' only past 2**27 matrix elements.""")
+
+
+def anchor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+    """``softmax(q k^T * scale) v`` for q (B, L, d), k (B, M, d), v (B, M, e) with few keys M:
+    the (L x M) matrix is no larger than the values, so no blocking is needed. The path is the
+    ``'anchor_attention'`` rule's (:func:`choose_anchor_path`)."""
+    if _plain_graph() or select('anchor_attention', q, n_keys=k.shape[-2]) == 'explicit':
+        return explicit_softmax_attention(q, k, v, scale)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
+
+
 def _wide(dtype: torch.dtype) -> torch.dtype:
     """Softmax statistics of half-precision inputs are kept in float32."""
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
@@ -399,10 +441,8 @@ def choose_concat_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
     if device_type == 'cpu':
         return 'blocked'  # README: 226 MiB against 863 MiB explicit, the same time
     # a GPU: the explicit formula (plain autograd ops, the default where nothing was measured
-    # faster) while the matrix is one GPU block; the blocks' peak would be the same
-    if batch * n_q * n_k <= _block_elements(device_type):
-        return 'explicit'
-    return 'blocked'
+    # faster) while its matrices fit the bound, else blocks
+    return _explicit_or_blocked(device_type, batch * n_q * n_k)
 
 
 register_rule(
@@ -410,7 +450,7 @@ register_rule(
     lambda x, n_keys: choose_concat_path(x.device.type, x.shape[0], x.shape[1], n_keys),
     reason="""CPU: 'blocked' by 32 MiB blocks (Non-local at 1x512x64x128, training step: 226
     MiB against 863 MiB explicit, the same time). Other devices (not measured): 'explicit'
-    while the matrix is at most one 256 MiB block, else 'blocked' by such blocks.""")
+    while the matrix has at most 2**27 elements, else 'blocked' by 128 MiB blocks.""")
 
 
 def concat_attention(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor,
