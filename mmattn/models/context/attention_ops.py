@@ -197,10 +197,10 @@ def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: i
         if d == e and d % 8 == 0:
             return 'sdpa'
         return 'sdpa_heads'
-    # float32 (and wider) on a GPU: the fused kernels' float32 path (memory-efficient) took
-    # 107 ms at 32768 queries against 87 ms for PAM's whole explicit step, and Non-local's
-    # output through it differed from plain by 3.6e-3; the explicit formula and the blocks are
-    # plain float32 products, as plain's. Explicit while its matrices fit the bound (no
+    # float32 (and wider) on a GPU: the fused kernels' float32 path (memory-efficient) is slow:
+    # Non-local's step at 1x512x128x256 through it took 108 ms against 82 ms explicit, and one
+    # head at 32768 queries 107 ms for the attention alone. The explicit formula and the blocks
+    # are plain float32 products, as plain's. Explicit while its matrices fit the bound (no
     # recomputation), else blocks.
     return _explicit_or_blocked(device_type, batch * n_q * n_k)
 
@@ -216,9 +216,8 @@ register_rule(
     11.5 ms against 28.3 ms explicit), 'sdpa_heads' for unequal ones (PAM: the one-head
     memory-efficient kernel took 116 ms); float32 and other devices: 'explicit' when the
     matrix has at most 2**27 elements (2x512x64x128), else 'blocked' by 128 MiB blocks (the
-    CPU's 32 MiB blocks took 106 ms against the explicit 87 ms at 1x512x128x256; the fused
-    float32 kernel 107 ms for the attention alone, and Non-local through it was 3.6e-3 off
-    plain).""")
+    CPU's 32 MiB blocks took 106 ms against the explicit 87 ms at 1x512x128x256; Non-local
+    through the fused float32 kernel 108 ms against 82 ms).""")
 
 
 def explicit_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

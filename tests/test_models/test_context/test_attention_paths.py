@@ -209,7 +209,7 @@ def test_cuda_rule(grad):
         assert choose('cuda', half, 2, 0, 64, 64, 64, grad) != 'sdpa'
     for dtype in (f32, f64):
         for d, e in [(64, 512), (256, 256)]:
-            # float32 never takes the fused kernels (slower, and 3.6e-3 off plain on an H200)
+            # float32 never takes the fused kernels (108 ms against 82 ms on an H200)
             assert choose('cuda', dtype, *_sizes(SMALL), d, e, grad) == 'explicit'
             assert choose('cuda', dtype, *_sizes(TARGET_SMALL), d, e, grad) == 'explicit'
             assert choose('cuda', dtype, *_sizes(TARGET_LARGE), d, e, grad) == 'blocked'
@@ -245,34 +245,46 @@ def test_gpu_memory_bound():
 
 
 # -- on a CUDA GPU ----------------------------------------------------------------------------
-def _cuda_case(path, dtype, autocast, shape, scale, rtol):
-    tensors = _inputs(*shape, dtype=f32, device='cuda')
-    ref_in = [t.detach().double().cpu().requires_grad_() for t in tensors]
-    weight = torch.randn(shape[0], shape[1], shape[4], dtype=f64)
-    ref, ref_grads = _value_and_grads(
-        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, scale), ref_in, weight)
+def _cuda_run(path, dtype, autocast, tensors, scale, weight):
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # plain float32 products, as the reference
     try:
         with torch.autocast('cuda', dtype=dtype, enabled=autocast), \
                 forced('softmax_attention', path):
-            out, grads = _value_and_grads(
-                lambda q, k, v: ops.softmax_attention(q, k, v, scale), tensors,
-                weight.to(device='cuda', dtype=f32))
+            return _value_and_grads(lambda q, k, v: ops.softmax_attention(q, k, v, scale),
+                                    tensors, weight.to(device='cuda', dtype=f32))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
-    for what, got, expected in [('output', out, ref)] + [
-            (f'gradient of {n}', g, r) for n, g, r in zip('qkv', grads, ref_grads)]:
-        _assert_close(got, expected, rtol, f'cuda {path} {dtype} {what}')
+
+
+def _cuda_case(path, dtype, autocast, shape, rtol):
+    """``path`` on the GPU against the explicit formula in float64 on the CPU: within ``rtol``
+    of each tensor's largest entry, or (half precision) within twice the explicit formula's
+    own error under the same autocast on the GPU."""
+    scale = shape[3]**-0.5  # energies of order 1, as a trained module's
+    tensors = _inputs(*shape, dtype=f32, device='cuda')
+    ref_in = [t.detach().double().cpu().requires_grad_() for t in tensors]
+    weight = torch.randn(shape[0], shape[1], shape[4], dtype=f64)
+    ref = _value_and_grads(
+        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, scale), ref_in, weight)
+    got = _cuda_run(path, dtype, autocast, tensors, scale, weight)
+    explicit = _cuda_run('explicit', dtype, autocast, tensors, scale, weight)
+    flat = lambda r: [r[0]] + list(r[1])  # noqa: E731
+    for what, g, e, r in zip(['output', 'gradient of q', 'gradient of k', 'gradient of v'],
+                             flat(got), flat(explicit), flat(ref)):
+        r = r.double().cuda()
+        own = (e.double() - r).abs().max().item() / r.abs().max().item()
+        _assert_close(g, r, max(rtol, 2 * own) if autocast else rtol,
+                      f'cuda {path} {dtype} {what}')
 
 
 @needs_cuda
 @pytest.mark.parametrize('shape', [(2, 1000, 900, 64, 512), (1, 333, 400, 256, 256)])
 @pytest.mark.parametrize('path', ('explicit', 'blocked'))
 def test_cuda_float32_paths_match_float64(path, shape):
-    """float32 on the GPU: the plain products, within float32 rounding of float64 (Non-local
-    through the fused kernel was 3.6e-3 off plain on an H200)."""
-    _cuda_case(path, f32, False, shape, shape[3] ** -0.5, 1e-5)
+    """float32 on the GPU: the plain products (no TF32), within float32 rounding of
+    float64."""
+    _cuda_case(path, f32, False, shape, 1e-5)
 
 
 @needs_cuda
@@ -281,8 +293,9 @@ def test_cuda_float32_paths_match_float64(path, shape):
                                    (2, 300, 200, 20, 100)])
 @pytest.mark.parametrize('path', SOFTMAX_PATHS)
 def test_cuda_autocast_paths_match_float64(path, shape, dtype):
-    """Half precision: every path within half-precision rounding of float64."""
-    _cuda_case(path, dtype, True, shape, 1.0, 3e-2 if dtype == bf16 else 5e-3)
+    """Half precision: every path as close to float64 as the explicit formula under the same
+    autocast (or within 1e-2)."""
+    _cuda_case(path, dtype, True, shape, 1e-2)
 
 
 @needs_cuda
