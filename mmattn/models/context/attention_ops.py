@@ -66,8 +66,9 @@ MIN_ROWS = 512
 # On a GPU the attention matrices the lean paths hold stay under 1/10 of what the explicit
 # formula holds at 1x512x128x256 (16.5 GB on an H200, issue #13), whatever the size:
 # - the explicit formula itself while the matrix has at most CUDA_EXPLICIT_ELEMENTS (512 MiB in
-#   float32, three at its backward's peak: 1.5 GiB). That covers 2x512x64x128, where the
-#   explicit step is the fastest measured (bfloat16: 5.4 ms against 16.3 ms by blocks);
+#   float32, three at its backward's peak: 1.5 GiB). That covers 2x512x64x128, one of the
+#   sizes where the lean paths must be no slower than explicit (in half precision the fused
+#   kernels run there instead: explicit bfloat16 took 5.4 ms, the CPU's blocks 16.3 ms);
 # - else blocks of CUDA_BLOCK_ELEMENTS (128 MiB in float32, three in the backward). The CPU's
 #   32 MiB blocks (512 queries at 128 x 256) made a GPU step many small products and about ten
 #   kernel launches per block: PAM at 1x512x128x256 took 106 ms against the explicit 87 ms.
@@ -84,6 +85,7 @@ CUDA_BLOCK_ELEMENTS = 1 << 25
 # an H200: 8.9 ms (cuDNN), 14.1 ms (flash) (issue #13).
 _CUDA_SDPA_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
                        SDPBackend.EFFICIENT_ATTENTION]
+_FUSED_ONLY = ('cuda', )  # devices whose SDPA paths are restricted to those kernels
 # flash and cuDNN attention take equal q/k/v widths of at most 256, multiples of 8
 MAX_HEAD_WIDTH = 256
 # The head width of 'sdpa_heads' when the values are wider: any width >= the queries' gives
@@ -166,7 +168,7 @@ def _blocks(batch: int, n_q: int, blocking):
             yield slice(b, b + nb), slice(s, s + rows), nb, min(rows, n_q - s)
 
 
-def _explicit_or_blocked(device_type: str, elements: int) -> str:
+def _explicit_or_blocked(elements: int) -> str:
     """Away from the CPU: the explicit formula while its matrix fits CUDA_EXPLICIT_ELEMENTS."""
     return 'explicit' if elements <= CUDA_EXPLICIT_ELEMENTS else 'blocked'
 
@@ -202,7 +204,7 @@ def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: i
     # head at 32768 queries 107 ms for the attention alone. The explicit formula and the blocks
     # are plain float32 products, as plain's. Explicit while its matrices fit the bound (no
     # recomputation), else blocks.
-    return _explicit_or_blocked(device_type, batch * n_q * n_k)
+    return _explicit_or_blocked(batch * n_q * n_k)
 
 
 register_rule(
@@ -269,7 +271,7 @@ _REJECTED = set()
 def _fused_attention(q, k, v, scale, heads):
     """SDPA on contiguous q, k, v (one head, or heads of :func:`_sdpa_heads`); None where, on
     a GPU, no fused kernel takes the shape (the caller then runs blocks)."""
-    if q.device.type != 'cuda':
+    if q.device.type not in _FUSED_ONLY:
         return _sdpa_heads(q, k, v, scale) if heads else _sdpa(q, k, v, scale)
     try:
         with warnings.catch_warnings():
@@ -278,6 +280,8 @@ def _fused_attention(q, k, v, scale, heads):
             warnings.simplefilter('ignore', UserWarning)
             with sdpa_kernel(_CUDA_SDPA_BACKENDS, set_priority=True):
                 return _sdpa_heads(q, k, v, scale) if heads else _sdpa(q, k, v, scale)
+    except torch.OutOfMemoryError:
+        raise  # a RuntimeError too, but not a kernel declining the shape
     except RuntimeError as err:
         key = (q.dtype, q.shape[-1], v.shape[-1], heads)
         if key not in _REJECTED:
@@ -441,7 +445,7 @@ def choose_concat_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
         return 'blocked'  # README: 226 MiB against 863 MiB explicit, the same time
     # a GPU: the explicit formula (plain autograd ops, the default where nothing was measured
     # faster) while its matrices fit the bound, else blocks
-    return _explicit_or_blocked(device_type, batch * n_q * n_k)
+    return _explicit_or_blocked(batch * n_q * n_k)
 
 
 register_rule(

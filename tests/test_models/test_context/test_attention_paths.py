@@ -8,9 +8,11 @@ scale or block boundary shows as an O(1) difference. The rules are plain functio
 (skipped without a GPU) compare what each path computes there with a float64 CPU reference.
 """
 import copy
+import warnings
 
 import pytest
 import torch
+from torch.nn.attention import SDPBackend
 
 from mmattn.models.context import DANetPAM, NonLocal
 from mmattn.models.context import attention_ops as ops
@@ -163,6 +165,29 @@ def test_sdpa_heads_split_and_padding():
     q, k, v = (t.detach() for t in _inputs(2, 9, 7, 64, 512))
     ref = ops.explicit_softmax_attention(q, k, v, 1.0)
     _assert_close(ops._sdpa_heads(q, k, v, 1.0), ref, 1e-12, 'heads of 128')
+
+
+def test_no_fused_kernel_falls_back_to_blocks(monkeypatch):
+    """Where the SDPA paths may use the fused kernels only (a GPU) and none takes the shape,
+    the call warns once and runs by blocks, with the same results. Simulated on the CPU,
+    which has no memory-efficient kernel."""
+    monkeypatch.setattr(ops, '_FUSED_ONLY', ('cpu', ))
+    monkeypatch.setattr(ops, '_CUDA_SDPA_BACKENDS', [SDPBackend.EFFICIENT_ATTENTION])
+    monkeypatch.setattr(ops, '_REJECTED', set())
+    tensors = _inputs(2, 9, 7, 5, 12)
+    weight = torch.randn(2, 9, 12, dtype=f64)
+    ref, ref_grads = _value_and_grads(
+        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, 0.5), tensors, weight)
+    for path in ('sdpa', 'sdpa_heads'):
+        with forced('softmax_attention', path):
+            with pytest.warns(UserWarning, match='running by blocks'):
+                out, grads = _value_and_grads(
+                    lambda q, k, v: ops.softmax_attention(q, k, v, 0.5), tensors, weight)
+        for what, got, expected in [('output', out, ref)] + list(zip('qkv', grads, ref_grads)):
+            _assert_close(got, expected, 1e-12, f'{path} fallback {what}')
+    with forced('softmax_attention', 'sdpa_heads'), warnings.catch_warnings():
+        warnings.simplefilter('error')  # said once per dtype and widths
+        ops.softmax_attention(*tensors, 0.5)
 
 
 # -- the rules ------------------------------------------------------------------------------
