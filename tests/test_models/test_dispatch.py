@@ -28,7 +28,6 @@ SHAPE = (2, 16, 9, 11)
 # path on the CPU, where it was measured faster (README), the plain ops on a CUDA GPU
 # (issue #13, an NVIDIA H200).
 EXPECTED = {
-    'anchor_attention': ('sdpa', 'sdpa', 'plain', 'plain'),
     'channel_gate': ('fused', 'fused', 'plain', 'plain'),
     'criss_cross': ('fused', 'fused', 'plain', 'plain'),
     'fcanet_dct_pool': ('folded', 'folded', 'plain', 'plain'),

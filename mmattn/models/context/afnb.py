@@ -8,7 +8,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from .apnb import anchor_attention, build_conv_module, conv_module_forward, pyramid_pool
+from .apnb import build_conv_module, conv_module_forward, pyramid_pool
+from .attention_ops import anchor_attention
 
 
 @MODELS.register_module()

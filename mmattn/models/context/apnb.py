@@ -10,7 +10,6 @@ that survives a norm seeing one value per channel.
 import warnings
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from torch import nn
 
@@ -20,6 +19,7 @@ from ..dispatch import register_rule, select
 from ..ops import adaptive_avg_pool2d as _plain_adaptive_avg_pool2d
 from ..ops import cpu_only, pool_matrix
 from ..utils import norm_forward
+from .attention_ops import anchor_attention
 
 
 # -- shared helpers -------------------------------------------------------------------------
@@ -52,21 +52,6 @@ def pyramid_pool(x: torch.Tensor, sizes) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, sum of s*s): the pyramid-pooled anchors of ANN (110 for 1,3,6,8)."""
     return torch.cat([adaptive_avg_pool2d(x, (s, s)).flatten(2) for s in sizes], dim=2)
 
-
-def anchor_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                     scale: float) -> torch.Tensor:
-    """``softmax(query key^T * scale) value``: query (N, L, Ck), key (N, S, Ck), value
-    (N, S, Cv), over a few anchors S (ANN's 110), so the (N, L, S) matrix is small.
-
-    On the CPU it runs as ``F.scaled_dot_product_attention`` (rule ``'anchor_attention'``, as
-    it always has there); elsewhere as the two products and the softmax that ANN's authors
-    and ``tools/benchmarks/plain_modules.py`` write, so that on a GPU the block costs what
-    theirs does (AFNB and APNB were 2.5x slower than plain on an NVIDIA H200, issue #13).
-    """
-    if select('anchor_attention', query) == 'sdpa':
-        return F.scaled_dot_product_attention(query, key, value, scale=scale)
-    sim = F.softmax(torch.matmul(query, key.transpose(1, 2)) * scale, dim=-1)
-    return torch.matmul(sim, value)
 
 
 def conv_module_forward(module: ConvModule, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +94,7 @@ class APNBlock(BaseAttention):
 
     The block is not residual; with ``out_channels == in_channels`` (the default) it keeps the
     input's shape and can be used as a plugin. The attention runs through
-    :func:`anchor_attention` with the authors' scale.
+    :func:`~mmattn.models.context.attention_ops.anchor_attention` with the authors' scale.
 
     Submodules, and their names in mmseg's ``ANNHead.context`` (an APNB with
     ``query_scales=(1,)``): ``key_project`` -> ``stages.0.key_project``, ``query_project`` (the
@@ -196,9 +181,3 @@ register_rule(
     'float32, training step at (8, 256, 56, 56), README: AFNB 1.20x, APNB 1.18x, RGA 1.75x '
     'faster than plain; the pooling not timed apart). NVIDIA H200 (issue #13): AFNB 2.51x '
     '(bf16 2.05x), APNB 2.50x (2.04x), RGA 1.33x (1.36x) plain: plain off the CPU.')
-register_rule(
-    'anchor_attention', ('plain', 'sdpa'), cpu_only('sdpa'),
-    reason='Pixel-to-anchor attention of APNB/AFNB: plain softmax(q k^T s) v as the authors '
-    'write it, or F.scaled_dot_product_attention. CPU: kept as it was (AFNB 1.20x, APNB '
-    '1.18x faster than plain, README; not timed apart). NVIDIA H200 (issue #13): AFNB/APNB '
-    "2.5x plain in fp32, 2.0x in bf16: the authors' ops off the CPU.")

@@ -5,19 +5,27 @@ every other. Written out, ``softmax(q k^T) v`` holds an (HW x HW) matrix, and au
 and its softmax for the backward: 4 GiB each for one 128 x 256 feature map in float32. The
 functions here give the same numbers while holding O(HW) memory (plus a bounded block).
 
-Which path runs, and why (measured with torch 2.13 on CPU, peak RSS of a fresh process):
+Each call asks :mod:`mmattn.models.dispatch` which path to run (rules ``'softmax_attention'``
+and ``'concat_attention'``, registered below with their reasons); ``lean=False`` always runs
+the explicit formula. The paths:
 
-- ``F.scaled_dot_product_attention`` uses its fused (flash) CPU kernel only when the query,
-  key and value widths are equal **and** the inputs are contiguous in memory; otherwise it falls
-  back, silently, to the math kernel, which builds the full matrix (PAM's C/8-wide queries
-  against C-wide values; a transposed (N, HW, C) view of a conv output). Inputs are therefore
-  made contiguous here, and the fused kernel is used for equal widths in inference and on GPUs.
-- On CPU, that kernel's backward is 2-5x slower than the explicit one (it runs one thread per
-  batch x head), and unequal widths cannot use it at all. For those cases attention runs by
-  blocks of queries (:class:`_ChunkedSoftmaxAttention`): each block of queries sees all keys,
-  and the backward recomputes each block's probabilities instead of keeping them.
-- Non-local's concatenation form, ReLU(a_i + b_j) / M (no softmax), runs block by block with
-  the same recompute-in-backward scheme (:func:`concat_attention`).
+- ``'explicit'``: the formula written out. Chosen on a GPU in float32 while the matrix is
+  small enough (up to 2 x 64 x 128 pixels): no recomputation, plain's own products.
+- ``'sdpa'``: ``F.scaled_dot_product_attention``, one head. On the CPU its fused (flash)
+  kernel is used only when the query, key and value widths are equal **and** the inputs are
+  contiguous in memory; otherwise it falls back, silently, to the math kernel, which builds the
+  full matrix (PAM's C/8-wide queries against C-wide values; a transposed (N, HW, C) view of a
+  conv output). Inputs are therefore made contiguous here. On the CPU its backward is 2-5x
+  slower than the explicit one (it runs one thread per batch x head), so it serves inference.
+- ``'sdpa_heads'``: the same kernel for unequal widths, on a GPU in half precision (where
+  flash and cuDNN attention need equal widths of at most 256): the value channels are split
+  into heads that all share q and k, and q, k are zero-padded to the head width (zero columns
+  add nothing to q . k; the scale is passed explicitly).
+- ``'blocked'``: attention by blocks of queries (:class:`_ChunkedSoftmaxAttention`): each block
+  of queries sees all keys, and the backward recomputes each block's probabilities instead of
+  keeping them. Blocks are small on the CPU (its caches) and large on a GPU (kernel launches).
+- Non-local's concatenation form, ReLU(a_i + b_j) / M (no softmax), runs explicitly or block
+  by block with the same recompute-in-backward scheme (:func:`concat_attention`).
 - Per-block temporaries live in buffers allocated once per call: fresh multi-MiB blocks
   interleaved with small tensors fragmented glibc's heap, whose resident size then grew by
   hundreds of MiB over a few hundred blocks.
@@ -31,12 +39,18 @@ ONNX export and TorchScript tracing take the explicit formula: the graph then ho
 operators every runtime has.
 """
 
+import warnings
+
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from ..dispatch import register_rule, select
 
 __all__ = [
-    'softmax_attention', 'concat_attention', 'explicit_softmax_attention',
-    'explicit_concat_attention', 'flushed_softmax'
+    'softmax_attention', 'concat_attention', 'anchor_attention', 'explicit_softmax_attention',
+    'explicit_concat_attention', 'flushed_softmax', 'choose_softmax_path', 'choose_concat_path',
+    'choose_anchor_path'
 ]
 
 # Elements of one block's (samples x queries x keys) matrix: 32 MiB in float32; the backward
@@ -48,6 +62,38 @@ __all__ = [
 # path's full-size softmax, scaling and their backward passes through memory.
 BLOCK_ELEMENTS = 1 << 23
 MIN_ROWS = 512
+
+# On a GPU the attention matrices the lean paths hold stay under 1/10 of what the explicit
+# formula holds at 1x512x128x256 (16.5 GB on an H200, issue #13), whatever the size:
+# - the explicit formula itself while the matrix has at most CUDA_EXPLICIT_ELEMENTS (512 MiB in
+#   float32, three at its backward's peak: 1.5 GiB). That covers 2x512x64x128, one of the
+#   sizes where the lean paths must be no slower than explicit (in half precision the fused
+#   kernels run there instead: explicit bfloat16 took 5.4 ms, the CPU's blocks 16.3 ms);
+# - else blocks of CUDA_BLOCK_ELEMENTS (128 MiB in float32, three in the backward). The CPU's
+#   32 MiB blocks (512 queries at 128 x 256) made a GPU step many small products and about ten
+#   kernel launches per block: PAM at 1x512x128x256 took 106 ms against the explicit 87 ms.
+#   Blocks of 1024 queries there make each product 17 GFLOP; the step's peak, 616 MiB with the
+#   small blocks, grows by about 300 MiB, leaving room for a head's own activations under the
+#   1.65 GB bound. Block and bound are estimates from those figures, not yet measured on a GPU.
+CUDA_EXPLICIT_ELEMENTS = 1 << 27
+CUDA_BLOCK_ELEMENTS = 1 << 25
+
+# Fused kernels the SDPA paths may take on a GPU, fastest first: all three hold O(HW) memory;
+# the math kernel, which builds the full matrix, is left out, so that a shape no fused kernel
+# takes raises (and runs blocked) instead of silently needing the explicit path's memory.
+# cuDNN before flash: one head of q/k/v 256 at 32768 queries, bfloat16, forward + backward on
+# an H200: 8.9 ms (cuDNN), 14.1 ms (flash) (issue #13).
+_CUDA_SDPA_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                       SDPBackend.EFFICIENT_ATTENTION]
+_FUSED_ONLY = ('cuda', )  # devices whose SDPA paths are restricted to those kernels
+# flash and cuDNN attention take equal q/k/v widths of at most 256, multiples of 8
+MAX_HEAD_WIDTH = 256
+# The head width of 'sdpa_heads' when the values are wider: any width >= the queries' gives
+# the same number of products (each head repeats q k^T at its own width, and the heads
+# together cover the values once), so the width is the kernels' most efficient one: 128 in
+# FlashAttention-2's published H100 figures. Not measured here.
+HEAD_WIDTH = 128
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def _plain_graph() -> bool:
@@ -103,11 +149,18 @@ def _common_dtype(*tensors: torch.Tensor) -> torch.dtype:
     return dtype
 
 
-def _blocking(batch: int, n_q: int, n_k: int):
+def _block_elements(device_type: str) -> int:
+    """Elements of one block: the CPU's BLOCK_ELEMENTS, or CUDA_BLOCK_ELEMENTS elsewhere."""
+    return BLOCK_ELEMENTS if device_type == 'cpu' else CUDA_BLOCK_ELEMENTS
+
+
+def _blocking(batch: int, n_q: int, n_k: int, device_type: str = 'cpu'):
     """(samples, queries) per block: at least MIN_ROWS queries of one sample, more queries and
-    then more samples while the block has at most BLOCK_ELEMENTS elements."""
-    rows = min(n_q, max(MIN_ROWS, BLOCK_ELEMENTS // max(1, n_k)))
-    samples = min(batch, max(1, BLOCK_ELEMENTS // max(1, rows * n_k)))
+    then more samples while the block has at most the device's block elements."""
+    elements = _block_elements(device_type)
+    # at least one row: a map without queries has no blocks, not a zero step
+    rows = max(1, min(n_q, max(MIN_ROWS, elements // max(1, n_k))))
+    samples = min(batch, max(1, elements // max(1, rows * n_k)))
     return samples, rows
 
 
@@ -118,6 +171,60 @@ def _blocks(batch: int, n_q: int, blocking):
         nb = min(samples, batch - b)
         for s in range(0, n_q, rows):
             yield slice(b, b + nb), slice(s, s + rows), nb, min(rows, n_q - s)
+
+
+def _explicit_or_blocked(elements: int) -> str:
+    """Away from the CPU: the explicit formula while its matrix fits CUDA_EXPLICIT_ELEMENTS."""
+    return 'explicit' if elements <= CUDA_EXPLICIT_ELEMENTS else 'blocked'
+
+
+def _head_width(d: int, e: int) -> int:
+    """The head width of 'sdpa_heads' for queries d wide and values e wide: at least d (the
+    padded queries fit), a multiple of 8, HEAD_WIDTH when the values are wider."""
+    return max(-(-d // 8) * 8, min(HEAD_WIDTH, -(-e // 8) * 8))
+
+
+def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: int, n_k: int,
+                        d: int, e: int, needs_grad: bool) -> str:
+    """The path :func:`softmax_attention` runs for q (batch, n_q, d), k (batch, n_k, d),
+    v (batch, n_k, e) in ``dtype`` (autocast's, if on) on ``device_type``, with or without
+    autograd. A plain function, so that the rule is testable without the device."""
+    empty = n_q == 0 or n_k == 0
+    if device_type == 'cpu':
+        # CPU (README, "Pixel-to-pixel attention without the HWxHW matrix"): the fused kernel
+        # stays lean only for equal widths, and its backward is 2-5x slower than the blocks'
+        if d == e and not empty and not needs_grad:
+            return 'sdpa'
+        return 'blocked'
+    if device_type == 'cuda' and dtype in _HALF and not empty and d <= MAX_HEAD_WIDTH:
+        # H200, bfloat16, training step at 1x512x128x256: Non-local (widths 256) 11.5 ms
+        # through SDPA (flash) against 28.3 ms explicit; PAM (widths 64 / 512) has no flash
+        # kernel for one head, and the memory-efficient one took 116 ms for its attention
+        # alone, so its values run as heads of equal width (issue #13)
+        if d == e and d % 8 == 0:
+            return 'sdpa'
+        return 'sdpa_heads'
+    # float32 (and wider) on a GPU: the fused kernels' float32 path (memory-efficient) is slow:
+    # Non-local's step at 1x512x128x256 through it took 108 ms against 82 ms explicit, and one
+    # head at 32768 queries 107 ms for the attention alone. The explicit formula and the blocks
+    # are plain float32 products, as plain's. Explicit while its matrices fit the bound (no
+    # recomputation), else blocks.
+    return _explicit_or_blocked(batch * n_q * n_k)
+
+
+register_rule(
+    'softmax_attention', ('explicit', 'sdpa', 'sdpa_heads', 'blocked'),
+    lambda x, n_keys, value_width, needs_grad, dtype: choose_softmax_path(
+        x.device.type, dtype, x.shape[0], x.shape[1], n_keys, x.shape[-1], value_width,
+        needs_grad),
+    reason="""CPU (2 cores, torch 2.13): 'sdpa' (flash) for equal widths in inference, else
+    'blocked' by 32 MiB blocks (its backward is 2-5x slower than the blocks'). CUDA (H200,
+    torch 2.11, issue #13), half precision: 'sdpa' for equal widths <= 256 (Non-local bf16
+    11.5 ms against 28.3 ms explicit), 'sdpa_heads' for unequal ones (PAM: the one-head
+    memory-efficient kernel took 116 ms); float32 and other devices: 'explicit' when the
+    matrix has at most 2**27 elements (2x512x64x128), else 'blocked' by 128 MiB blocks (the
+    CPU's 32 MiB blocks took 106 ms against the explicit 87 ms at 1x512x128x256; Non-local
+    through the fused float32 kernel 108 ms against 82 ms).""")
 
 
 def explicit_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -133,6 +240,9 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
                       lean: bool = True) -> torch.Tensor:
     """``softmax(q k^T * scale) v`` over the keys, for q (B, L, d), k (B, M, d), v (B, M, e).
 
+    The path (explicit, fused kernel, heads of it, or blocks) is the ``'softmax_attention'``
+    rule's choice (see :func:`choose_softmax_path`); all give the same numbers to rounding.
+
     Args:
         scale: a constant (the module's ``d**-0.5``, or 1.0 where the authors do not scale).
             Learnable factors (DANet's gamma) stay outside, in autograd's hands.
@@ -142,19 +252,108 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
     if not lean or _plain_graph():
         return explicit_softmax_attention(q, k, v, scale)
     dtype = _common_dtype(q, k, v)
-    q, k, v = (t.to(dtype).contiguous() for t in (q, k, v))
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
                                               or v.requires_grad)
-    fused_ok = q.shape[-1] == v.shape[-1] and q.shape[1] > 0 and k.shape[1] > 0
-    if fused_ok and not (needs_grad and q.device.type == 'cpu'):
-        # (B, 1, L, d): one head. Contiguous inputs of equal widths keep the fused kernel.
-        return F.scaled_dot_product_attention(
-            q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale).squeeze(1)
-    blocking = _blocking(q.shape[0], q.shape[1], k.shape[1])
+    path = select('softmax_attention', q, n_keys=k.shape[1], value_width=v.shape[-1],
+                  needs_grad=needs_grad, dtype=dtype)
+    if path == 'explicit':
+        return explicit_softmax_attention(q, k, v, scale)
+    q, k, v = (t.to(dtype).contiguous() for t in (q, k, v))
+    if path in ('sdpa', 'sdpa_heads') and q.shape[1] > 0 and k.shape[1] > 0:
+        out = _fused_attention(q, k, v, scale, heads=path == 'sdpa_heads')
+        if out is not None:
+            return out
+    blocking = _blocking(q.shape[0], q.shape[1], k.shape[1], q.device.type)
     if not needs_grad:
         with torch.no_grad():
             return _ChunkedSoftmaxAttention.forward(None, q, k, v, scale, blocking)
     return _ChunkedSoftmaxAttention.apply(q, k, v, scale, blocking)
+
+
+_REJECTED = set()
+
+
+def _fused_attention(q, k, v, scale, heads):
+    """SDPA on contiguous q, k, v (one head, or heads of :func:`_sdpa_heads`); None where, on
+    a GPU, no fused kernel takes the shape (the caller then runs blocks)."""
+    if q.device.type not in _FUSED_ONLY:
+        return _sdpa_heads(q, k, v, scale) if heads else _sdpa(q, k, v, scale)
+    try:
+        with warnings.catch_warnings():
+            # torch warns of every kernel that declined before raising; the warning below
+            # says it once, in our words
+            warnings.simplefilter('ignore', UserWarning)
+            with sdpa_kernel(_CUDA_SDPA_BACKENDS, set_priority=True):
+                return _sdpa_heads(q, k, v, scale) if heads else _sdpa(q, k, v, scale)
+    except torch.OutOfMemoryError:
+        raise  # a RuntimeError too, but not a kernel declining the shape
+    except RuntimeError as err:
+        key = (q.dtype, q.shape[-1], v.shape[-1], heads)
+        if key not in _REJECTED:
+            _REJECTED.add(key)
+            warnings.warn(f'softmax_attention: no fused attention kernel takes widths '
+                          f'{q.shape[-1]} / {v.shape[-1]} in {q.dtype} on this GPU '
+                          f'({str(err).splitlines()[0]}); running by blocks instead')
+        return None
+
+
+def _sdpa(q, k, v, scale):
+    """One head: (B, L, d), (B, M, d), (B, M, e) -> (B, L, e)."""
+    return F.scaled_dot_product_attention(
+        q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale).squeeze(1)
+
+
+def _sdpa_heads(q, k, v, scale):
+    """Attention with values e wide split into heads of width w = :func:`_head_width` (the
+    last one zero-padded), every head seeing the same q and k zero-padded to w: zero columns
+    add nothing to q . k, and zero value columns give output columns that are cut off. All
+    four tensors have the (B, L, heads, w) layout the kernels share."""
+    batch, n_q, d = q.shape
+    n_k, e = v.shape[1], v.shape[-1]
+    w = _head_width(d, e)
+    heads = -(-e // w)
+    if w != d:
+        q, k = F.pad(q, (0, w - d)), F.pad(k, (0, w - d))
+    if heads * w != e:
+        v = F.pad(v, (0, heads * w - e))
+    # q and k repeated per head: together as large as v, and a layout every kernel takes
+    qh = q.unsqueeze(2).expand(batch, n_q, heads, w).contiguous().transpose(1, 2)
+    kh = k.unsqueeze(2).expand(batch, n_k, heads, w).contiguous().transpose(1, 2)
+    vh = v.view(batch, n_k, heads, w).transpose(1, 2)
+    out = F.scaled_dot_product_attention(qh, kh, vh, scale=scale)  # (B, heads, L, w)
+    out = out.transpose(1, 2).reshape(batch, n_q, heads * w)
+    return out[..., :e] if heads * w != e else out
+
+
+def choose_anchor_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
+    """The path :func:`anchor_attention` runs (a plain function, testable without the
+    device)."""
+    if device_type == 'cpu':
+        return 'sdpa'  # as these modules have run on the CPU (README's module tables)
+    # A GPU: ANN's blocks through SDPA were 2.5x plain's step on an H200 (issue #13), the
+    # cause not isolated; plain writes the formula out, and where nothing was measured faster
+    # plain's ops are the default. The matrix (queries x a few keys) is smaller than the
+    # values; only an unusually large one goes to the fused kernel for its memory.
+    return 'explicit' if batch * n_q * n_k <= CUDA_EXPLICIT_ELEMENTS else 'sdpa'
+
+
+register_rule(
+    'anchor_attention', ('explicit', 'sdpa'),
+    lambda x, n_keys: choose_anchor_path(x.device.type, x.shape[0], x.shape[-2], n_keys),
+    reason="""Attention of every pixel to a few keys (ANN's 110 pyramid anchors, OCR's object
+    regions). CPU: 'sdpa', as measured in the module tables. Other devices: 'explicit' (plain's
+    formula; AFNB and APNB with SDPA took 2.5x plain's step on an H200, cause not isolated,
+    explicit not yet measured there), 'sdpa' only past 2**27 matrix elements.""")
+
+
+def anchor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+    """``softmax(q k^T * scale) v`` for q (B, L, d), k (B, M, d), v (B, M, e) with few keys M:
+    the (L x M) matrix is no larger than the values, so no blocking is needed. The path is the
+    ``'anchor_attention'`` rule's (:func:`choose_anchor_path`)."""
+    if _plain_graph() or select('anchor_attention', q, n_keys=k.shape[-2]) == 'explicit':
+        return explicit_softmax_attention(q, k, v, scale)
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
 def _wide(dtype: torch.dtype) -> torch.dtype:
@@ -244,18 +443,39 @@ def explicit_concat_attention(a: torch.Tensor, b: torch.Tensor,
     return torch.matmul(torch.relu(a + b.transpose(1, 2)), g) / b.shape[1]
 
 
+def choose_concat_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
+    """The path :func:`concat_attention` runs for a (batch, n_q, 1), b (batch, n_k, 1) on
+    ``device_type`` (a plain function, testable without the device)."""
+    if device_type == 'cpu':
+        return 'blocked'  # README: 226 MiB against 863 MiB explicit, the same time
+    # a GPU: the explicit formula (plain autograd ops, the default where nothing was measured
+    # faster) while its matrices fit the bound, else blocks
+    return _explicit_or_blocked(batch * n_q * n_k)
+
+
+register_rule(
+    'concat_attention', ('explicit', 'blocked'),
+    lambda x, n_keys: choose_concat_path(x.device.type, x.shape[0], x.shape[1], n_keys),
+    reason="""CPU: 'blocked' by 32 MiB blocks (Non-local at 1x512x64x128, training step: 226
+    MiB against 863 MiB explicit, the same time). Other devices (not measured): 'explicit'
+    while the matrix has at most 2**27 elements, else 'blocked' by 128 MiB blocks.""")
+
+
 def concat_attention(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor,
                      lean: bool = True) -> torch.Tensor:
     """y_i = sum_j ReLU(a_i + b_j) g_j / M for a (B, L, 1), b (B, M, 1), g (B, M, e).
 
     Non-local's concatenation form, where ``a_i + b_j = w . [theta_i, phi_j]``. The lean path
-    runs by blocks of queries and recomputes each block in the backward.
+    (the ``'concat_attention'`` rule's choice, :func:`choose_concat_path`) runs explicitly
+    while the matrix is small, else by blocks of queries, recomputing each in the backward.
     """
     if not lean or _plain_graph():
         return explicit_concat_attention(a, b, g)
+    if select('concat_attention', a, n_keys=b.shape[1]) == 'explicit':
+        return explicit_concat_attention(a, b, g)
     dtype = _common_dtype(a, b, g)
     a, b, g = (t.to(dtype).contiguous() for t in (a, b, g))
-    blocking = _blocking(a.shape[0], a.shape[1], b.shape[1])
+    blocking = _blocking(a.shape[0], a.shape[1], b.shape[1], a.device.type)
     if not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad or g.requires_grad)):
         with torch.no_grad():
             return _ChunkedConcatAttention.forward(None, a, b, g, blocking)

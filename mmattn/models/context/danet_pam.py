@@ -22,7 +22,8 @@ class DANetPAM(BaseAttention):
 
     Memory: the (HW x HW) attention is never held unless ``lean=False``. Q and K are C/8 wide
     and V is C wide, a shape for which PyTorch's fused attention falls back to the explicit
-    math kernel on CPU; the lean path attends by blocks of queries instead (see
+    math kernel on CPU; the lean path attends by blocks of queries instead, and on a GPU in
+    half precision runs the fused kernel on heads of V that share zero-padded Q and K (see
     :mod:`mmattn.models.context.attention_ops`).
 
     Args:

@@ -1,0 +1,394 @@
+"""Every path of the lean pixel-to-pixel attention against the explicit formula, and the rules
+that pick a path by device, dtype and size.
+
+The CPU tests force each path (``dispatch.forced``) and compare values and gradients with the
+explicit formula in float64, where any path's error is ~1e-15: a wrong padding, head split,
+scale or block boundary shows as an O(1) difference. The rules are plain functions of
+(device type, dtype, sizes), so their choices for a GPU are tested here too. The CUDA tests
+(skipped without a GPU) compare what each path computes there with a float64 CPU reference.
+"""
+import copy
+import warnings
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend
+
+from mmattn.models.context import DANetPAM, NonLocal
+from mmattn.models.context import attention_ops as ops
+from mmattn.models.dispatch import forced, rules, select
+from tests.helpers import randomize_
+
+SOFTMAX_PATHS = ('explicit', 'sdpa', 'sdpa_heads', 'blocked')
+f32, f16, bf16, f64 = torch.float32, torch.float16, torch.bfloat16, torch.float64
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason='needs a CUDA GPU (compares its paths with a float64 '
+                                       'CPU reference)')
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 3 queries of one sample, so that blocks split samples unevenly."""
+    monkeypatch.setattr(ops, 'BLOCK_ELEMENTS', 3 * 11)
+    monkeypatch.setattr(ops, 'MIN_ROWS', 1)
+
+
+def _inputs(batch, n_q, n_k, d, e, dtype=f64, device='cpu', seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(batch, n, d, generator=gen, dtype=f64) for n in (n_q, n_k))
+    v = torch.randn(batch, n_k, e, generator=gen, dtype=f64)
+    return [t.to(device, dtype).requires_grad_() for t in (q, k, v)]
+
+
+def _value_and_grads(fn, tensors, weight):
+    out = fn(*tensors)
+    grads = torch.autograd.grad((out.to(weight.dtype) * weight).sum(), tensors)
+    return out, grads
+
+
+def _assert_close(got, expected, rtol, what, floor=0.0):
+    """max |got - expected| <= rtol * max(max |expected|, floor): a relative error over the
+    tensor; ``floor`` for tensors that are mathematically zero (a key bias's gradient under a
+    softmax, whose rows of dS sum to 0), which are compared with the largest of their set."""
+    got, expected = got.double(), expected.double().to(got.device)
+    err = (got - expected).abs().max().item()
+    scale = max(expected.abs().max().item(), floor)
+    assert err <= rtol * scale, f'{what}: max abs error {err:.3g}, {err / scale:.3g} of ' \
+                                f'the largest entry {scale:.3g} (allowed {rtol:g})'
+
+
+# (batch, queries, keys, query/key width, value width): PAM-like (d < e, values split into
+# three heads, the last padded), Non-local-like (equal), d > e, widths not multiples of 8
+SHAPES = [(2, 13, 11, 5, 300), (3, 7, 10, 6, 6), (1, 9, 8, 20, 3), (2, 5, 12, 3, 17)]
+
+
+@pytest.mark.parametrize('scale', [1.0, 0.37])
+@pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
+@pytest.mark.parametrize('path', SOFTMAX_PATHS)
+def test_every_softmax_path_equals_explicit(path, shape, scale, small_blocks):
+    tensors = _inputs(*shape)
+    weight = torch.randn(shape[0], shape[1], shape[4], dtype=f64)
+    ref, ref_grads = _value_and_grads(
+        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, scale), tensors, weight)
+    with forced('softmax_attention', path):
+        out, grads = _value_and_grads(lambda q, k, v: ops.softmax_attention(q, k, v, scale),
+                                      tensors, weight)
+        # inference (no autograd) takes each path's forward-only branch
+        with torch.no_grad():
+            out_ng = ops.softmax_attention(*tensors, scale)
+    for what, got, expected in [('output', out, ref), ('no-grad output', out_ng, ref)] + [
+            (f'gradient of {n}', g, r) for n, g, r in zip('qkv', grads, ref_grads)]:
+        _assert_close(got, expected, 1e-12, f'{path} {what}')
+
+
+@pytest.mark.parametrize('path', SOFTMAX_PATHS)
+def test_softmax_paths_under_cpu_autocast(path, small_blocks):
+    """bfloat16 autocast: each path as close to the float64 result as the explicit formula
+    under the same autocast (bfloat16 products, float32 softmax statistics)."""
+    shape = (2, 13, 11, 8, 40)
+    q, k, v = _inputs(*shape, dtype=f32)
+    ref = ops.explicit_softmax_attention(q.double(), k.double(), v.double(), 0.5)
+    with torch.autocast('cpu', dtype=bf16):
+        explicit = ops.explicit_softmax_attention(q, k, v, 0.5)
+        with forced('softmax_attention', path):
+            out = ops.softmax_attention(q, k, v, 0.5)
+    assert out.dtype == explicit.dtype == bf16
+    bound = 2 * (explicit.double() - ref).abs().max().item()
+    assert (out.double() - ref).abs().max().item() <= max(bound, 1e-2)
+
+
+@pytest.mark.parametrize('path', ('explicit', 'blocked'))
+def test_every_concat_path_equals_explicit(path, small_blocks):
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(2, 13, 1, generator=gen, dtype=f64, requires_grad=True)
+    b = torch.randn(2, 11, 1, generator=gen, dtype=f64, requires_grad=True)
+    g = torch.randn(2, 11, 7, generator=gen, dtype=f64, requires_grad=True)
+    weight = torch.randn(2, 13, 7, dtype=f64)
+    ref, ref_grads = _value_and_grads(ops.explicit_concat_attention, (a, b, g), weight)
+    with forced('concat_attention', path):
+        out, grads = _value_and_grads(ops.concat_attention, (a, b, g), weight)
+    for what, got, expected in [('output', out, ref)] + [
+            (f'gradient of {n}', x, r) for n, x, r in zip('abg', grads, ref_grads)]:
+        _assert_close(got, expected, 1e-12, f'{path} {what}')
+
+
+def test_empty_maps_take_no_fused_kernel():
+    """No queries or no keys: every path returns the explicit formula's result (empty, or
+    zeros: sums over no keys) without calling a kernel that rejects empty sequences."""
+    for n_q, n_k in [(0, 5), (4, 0)]:
+        q, k, v = _inputs(2, n_q, n_k, 4, 6)
+        ref = ops.explicit_softmax_attention(q, k, v, 1.0)
+        for path in SOFTMAX_PATHS:
+            with forced('softmax_attention', path):
+                out = ops.softmax_attention(q, k, v, 1.0)
+            assert out.shape == ref.shape == (2, n_q, 6)
+            assert torch.equal(out, ref)  # no keys: sums over nothing, zeros
+
+
+@pytest.mark.parametrize('module', ['pam', 'nonlocal'])
+@pytest.mark.parametrize('path', SOFTMAX_PATHS)
+def test_modules_through_every_path(module, path, small_blocks):
+    """DANet's PAM (C/8 against C wide) and Non-local (equal widths, scaled), float64, batch 2,
+    odd map: every forced path gives lean=False's outputs and gradients."""
+    torch.manual_seed(0)
+    m = DANetPAM(16) if module == 'pam' else NonLocal(16, norm_cfg=None)
+    m = randomize_(m.double(), scale=0.5).train()
+    explicit = copy.deepcopy(m)
+    explicit.lean = False
+    x = torch.randn(2, 16, 5, 7, dtype=f64)
+    weight = torch.randn(x.shape, dtype=f64)
+
+    def run(mod):
+        xi = x.clone().requires_grad_()
+        out = mod(xi)
+        params = [p for p in mod.parameters()]
+        grads = torch.autograd.grad((out * weight).sum(), [xi] + params)
+        return [out] + list(grads)
+
+    ref = run(explicit)
+    with forced('softmax_attention', path):
+        got = run(m)
+    largest = max(r.abs().max().item() for r in ref)
+    for i, (g, r) in enumerate(zip(got, ref)):
+        _assert_close(g, r, 1e-12, f'{module} {path} tensor {i}', floor=largest)
+
+
+def test_sdpa_heads_split_and_padding():
+    """The head layout itself: PAM's widths (64 against 512) give four heads of 128 with q and
+    k zero-padded; values of 300 give three heads, the last padded; a query width over the
+    value width gives one head as wide as the (8-aligned) queries."""
+    assert ops._head_width(64, 512) == 128
+    assert ops._head_width(256, 256) == 256
+    assert ops._head_width(5, 300) == 128 and -(-300 // 128) == 3
+    assert ops._head_width(20, 3) == 24
+    assert ops._head_width(130, 20) == 136
+    q, k, v = (t.detach() for t in _inputs(2, 9, 7, 64, 512))
+    ref = ops.explicit_softmax_attention(q, k, v, 1.0)
+    _assert_close(ops._sdpa_heads(q, k, v, 1.0), ref, 1e-12, 'heads of 128')
+
+
+def test_no_fused_kernel_falls_back_to_blocks(monkeypatch):
+    """Where the SDPA paths may use the fused kernels only (a GPU) and none takes the shape,
+    the call warns once and runs by blocks, with the same results. Simulated on the CPU,
+    which has no memory-efficient kernel."""
+    monkeypatch.setattr(ops, '_FUSED_ONLY', ('cpu', ))
+    monkeypatch.setattr(ops, '_CUDA_SDPA_BACKENDS', [SDPBackend.EFFICIENT_ATTENTION])
+    monkeypatch.setattr(ops, '_REJECTED', set())
+    tensors = _inputs(2, 9, 7, 5, 12)
+    weight = torch.randn(2, 9, 12, dtype=f64)
+    ref, ref_grads = _value_and_grads(
+        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, 0.5), tensors, weight)
+    for path in ('sdpa', 'sdpa_heads'):
+        with forced('softmax_attention', path):
+            with pytest.warns(UserWarning, match='running by blocks'):
+                out, grads = _value_and_grads(
+                    lambda q, k, v: ops.softmax_attention(q, k, v, 0.5), tensors, weight)
+        for what, got, expected in [('output', out, ref)] + list(zip('qkv', grads, ref_grads)):
+            _assert_close(got, expected, 1e-12, f'{path} fallback {what}')
+    with forced('softmax_attention', 'sdpa_heads'), warnings.catch_warnings():
+        warnings.simplefilter('error')  # said once per dtype and widths
+        ops.softmax_attention(*tensors, 0.5)
+
+
+# -- the rules ------------------------------------------------------------------------------
+def test_rules_are_registered():
+    assert rules()['softmax_attention'].choices == SOFTMAX_PATHS
+    assert rules()['concat_attention'].choices == ('explicit', 'blocked')
+
+
+@pytest.mark.parametrize('dtype', [f32, f64, bf16, f16])
+def test_cpu_rule_unchanged(dtype):
+    """The CPU keeps the choices measured there: the fused kernel for equal widths in
+    inference, blocks otherwise (training, unequal widths, empty maps)."""
+    choose = ops.choose_softmax_path
+    assert choose('cpu', dtype, 2, 8192, 8192, 256, 256, False) == 'sdpa'
+    assert choose('cpu', dtype, 2, 8192, 8192, 256, 256, True) == 'blocked'
+    assert choose('cpu', dtype, 2, 8192, 8192, 64, 512, False) == 'blocked'
+    assert choose('cpu', dtype, 1, 16, 16, 64, 512, True) == 'blocked'
+    assert choose('cpu', dtype, 2, 0, 8192, 256, 256, False) == 'blocked'
+    assert ops.choose_concat_path('cpu', 1, 16, 16) == 'blocked'
+
+
+# (batch, H, W) -> queries = keys = H * W
+SMALL, TARGET_SMALL, TARGET_LARGE = (1, 32, 32), (2, 64, 128), (1, 128, 256)
+
+
+def _sizes(case):
+    batch, h, w = case
+    return batch, h * w, h * w
+
+
+@pytest.mark.parametrize('grad', [True, False])
+def test_cuda_rule(grad):
+    choose = ops.choose_softmax_path
+    for half in (bf16, f16):
+        for case in (SMALL, TARGET_SMALL, TARGET_LARGE):
+            # Non-local (equal widths <= 256): one head through flash / cuDNN
+            assert choose('cuda', half, *_sizes(case), 256, 256, grad) == 'sdpa'
+            # PAM (64 against 512): heads sharing q and k
+            assert choose('cuda', half, *_sizes(case), 64, 512, grad) == 'sdpa_heads'
+            assert choose('cuda', half, *_sizes(case), 5, 5, grad) == 'sdpa_heads'
+        # queries wider than a kernel's head: the plain products
+        assert choose('cuda', half, *_sizes(TARGET_SMALL), 512, 256, grad) == 'explicit'
+        assert choose('cuda', half, *_sizes(TARGET_LARGE), 512, 256, grad) == 'blocked'
+        assert choose('cuda', half, 2, 0, 64, 64, 64, grad) != 'sdpa'
+    for dtype in (f32, f64):
+        for d, e in [(64, 512), (256, 256)]:
+            # float32 never takes the fused kernels (108 ms against 82 ms on an H200)
+            assert choose('cuda', dtype, *_sizes(SMALL), d, e, grad) == 'explicit'
+            assert choose('cuda', dtype, *_sizes(TARGET_SMALL), d, e, grad) == 'explicit'
+            assert choose('cuda', dtype, *_sizes(TARGET_LARGE), d, e, grad) == 'blocked'
+    # other accelerators: nothing measured, the plain products within the same bound
+    assert choose('mps', f16, *_sizes(TARGET_SMALL), 64, 512, grad) == 'explicit'
+    assert choose('xpu', bf16, *_sizes(TARGET_LARGE), 256, 256, grad) == 'blocked'
+    assert ops.choose_concat_path('cuda', *_sizes(TARGET_SMALL)) == 'explicit'
+    assert ops.choose_concat_path('cuda', *_sizes(TARGET_LARGE)) == 'blocked'
+
+
+def test_rule_sees_autocast_dtype_and_sizes():
+    """select() passes the compute dtype and the key/value sizes to the rule (meta tensors:
+    no data, any device type's rule is reachable through choose_softmax_path)."""
+    q = torch.empty(1, 128 * 256, 64, device='meta')
+    assert select('softmax_attention', q, n_keys=128 * 256, value_width=512, needs_grad=True,
+                  dtype=f32) == 'blocked'
+    assert select('softmax_attention', q[:, :1024], n_keys=1024, value_width=512,
+                  needs_grad=True, dtype=f32) == 'explicit'
+    assert select('concat_attention', q[..., :1], n_keys=128 * 256) == 'blocked'
+
+
+def test_gpu_memory_bound():
+    """The attention matrices the GPU paths hold (three at the backward's peak, float32) stay
+    under 1/10 of the explicit step's 16.5 GB at 1x512x128x256 (issue #13, H200): the blocks
+    with room to spare for the rest of a head's step, the explicit choice's matrices too."""
+    bound = 16.5e9 / 10
+    samples, rows = ops._blocking(1, 128 * 256, 128 * 256, 'cuda')
+    assert samples == 1 and rows >= 1024  # products large enough for a GPU
+    assert 3 * samples * rows * 128 * 256 * 4 <= bound / 4
+    assert 3 * ops.CUDA_EXPLICIT_ELEMENTS * 4 <= bound
+    # the CPU's blocks are unchanged
+    assert ops._blocking(1, 128 * 256, 128 * 256) == (1, ops.MIN_ROWS)
+
+
+# -- on a CUDA GPU ----------------------------------------------------------------------------
+def _cuda_run(path, dtype, autocast, tensors, scale, weight):
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False  # plain float32 products, as the reference
+    try:
+        with torch.autocast('cuda', dtype=dtype, enabled=autocast), \
+                forced('softmax_attention', path):
+            return _value_and_grads(lambda q, k, v: ops.softmax_attention(q, k, v, scale),
+                                    tensors, weight.to(device='cuda', dtype=f32))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
+def _cuda_case(path, dtype, autocast, shape, rtol):
+    """``path`` on the GPU against the explicit formula in float64 on the CPU: within ``rtol``
+    of each tensor's largest entry, or (half precision) within twice the explicit formula's
+    own error under the same autocast on the GPU."""
+    scale = shape[3]**-0.5  # energies of order 1, as a trained module's
+    tensors = _inputs(*shape, dtype=f32, device='cuda')
+    ref_in = [t.detach().double().cpu().requires_grad_() for t in tensors]
+    weight = torch.randn(shape[0], shape[1], shape[4], dtype=f64)
+    ref = _value_and_grads(
+        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, scale), ref_in, weight)
+    got = _cuda_run(path, dtype, autocast, tensors, scale, weight)
+    explicit = _cuda_run('explicit', dtype, autocast, tensors, scale, weight)
+    flat = lambda r: [r[0]] + list(r[1])  # noqa: E731
+    for what, g, e, r in zip(['output', 'gradient of q', 'gradient of k', 'gradient of v'],
+                             flat(got), flat(explicit), flat(ref)):
+        r = r.double().cuda()
+        own = (e.double() - r).abs().max().item() / r.abs().max().item()
+        _assert_close(g, r, max(rtol, 2 * own) if autocast else rtol,
+                      f'cuda {path} {dtype} {what}')
+
+
+@needs_cuda
+@pytest.mark.parametrize('shape', [(2, 1000, 900, 64, 512), (1, 333, 400, 256, 256)])
+@pytest.mark.parametrize('path', ('explicit', 'blocked'))
+def test_cuda_float32_paths_match_float64(path, shape):
+    """float32 on the GPU: the plain products (no TF32), within float32 rounding of
+    float64."""
+    _cuda_case(path, f32, False, shape, 1e-5)
+
+
+@needs_cuda
+@pytest.mark.parametrize('dtype', [bf16, f16])
+@pytest.mark.parametrize('shape', [(2, 1000, 900, 64, 512), (1, 333, 400, 256, 256),
+                                   (2, 300, 200, 20, 100)])
+@pytest.mark.parametrize('path', SOFTMAX_PATHS)
+def test_cuda_autocast_paths_match_float64(path, shape, dtype):
+    """Half precision: every path as close to float64 as the explicit formula under the same
+    autocast (or within 1e-2)."""
+    _cuda_case(path, dtype, True, shape, 1e-2)
+
+
+@needs_cuda
+@pytest.mark.parametrize('dtype', [bf16, f16])
+def test_cuda_rule_runs_a_fused_kernel(dtype, recwarn):
+    """PAM's and Non-local's widths in half precision find a fused kernel (no fallback to
+    blocks, which warns)."""
+    for d, e in [(64, 512), (256, 256)]:
+        q, k, v = _inputs(1, 4096, 4096, d, e, dtype=dtype, device='cuda')
+        assert select('softmax_attention', q, n_keys=4096, value_width=e, needs_grad=True,
+                      dtype=dtype) in ('sdpa', 'sdpa_heads')
+        ops.softmax_attention(q, k, v, 1.0).float().sum().backward()
+    assert not [w for w in recwarn if 'running by blocks' in str(w.message)]
+
+
+@needs_cuda
+@pytest.mark.parametrize('autocast', [False, True])
+@pytest.mark.parametrize('module', ['pam', 'nonlocal'])
+def test_cuda_training_step_memory(module, autocast):
+    """A training step at 1x512x128x256 holds at most 1/10 of the explicit path's 16.5 GB
+    (issue #13's H200 figure)."""
+    m = (DANetPAM(512) if module == 'pam' else NonLocal(512)).cuda().train()
+    x = torch.randn(1, 512, 128, 256, device='cuda', requires_grad=True)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    with torch.autocast('cuda', dtype=bf16, enabled=autocast):
+        out = m(x)
+    out.float().sum().backward()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - before
+    assert peak <= 1.65e9, f'{module}: peak {peak / 2**20:.0f} MiB'
+
+
+# -- attention to a few keys (ANN's anchors, OCR's regions) ---------------------------------
+def test_anchor_rule():
+    assert rules()['anchor_attention'].choices == ('explicit', 'sdpa')
+    assert ops.choose_anchor_path('cpu', 8, 56 * 56, 110) == 'sdpa'  # unchanged on the CPU
+    assert ops.choose_anchor_path('cuda', 8, 128 * 256, 110) == 'explicit'
+    assert ops.choose_anchor_path('cuda', 64, 512 * 1024, 110) == 'sdpa'  # a huge matrix
+
+
+@pytest.mark.parametrize('name', ['APNBlock', 'AFNBlock', 'ObjectContext'])
+def test_anchor_modules_through_both_paths(name):
+    """ANN's blocks and OCR in float64: the explicit formula and SDPA give the same outputs
+    and gradients (the GPU takes the first, the CPU the second)."""
+    from mmattn.models import build_attention
+    kwargs = dict(key_channels=8, value_channels=12) if name != 'ObjectContext' else \
+        dict(mid_channels=12, key_channels=8)
+    m = randomize_(build_attention(name, 16, **kwargs).double(), scale=0.5)
+    m.train()
+    for mod in m.modules():  # batch statistics would hide the attention's arithmetic
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.eval()
+        if isinstance(mod, torch.nn.Dropout2d):
+            mod.p = 0.0
+    gen = torch.Generator().manual_seed(2)
+    inputs = [t.double() for t in m.example_inputs(16, (2, 16, 9, 10), generator=gen)] \
+        if name != 'APNBlock' else [torch.randn(2, 16, 9, 10, generator=gen, dtype=f64)]
+    results = {}
+    for path in ('explicit', 'sdpa'):
+        xs = [x.clone().requires_grad_() for x in inputs]
+        with forced('anchor_attention', path):
+            out = m(*xs)
+        grads = torch.autograd.grad(out.square().sum(), xs + list(m.parameters()),
+                                    allow_unused=True)
+        results[path] = [out] + [g for g in grads if g is not None]
+    largest = max(r.abs().max().item() for r in results['explicit'])
+    assert len(results['explicit']) == len(results['sdpa'])
+    for i, (g, r) in enumerate(zip(results['sdpa'], results['explicit'])):
+        _assert_close(g, r, 1e-12, f'{name} tensor {i}', floor=largest)
