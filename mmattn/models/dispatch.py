@@ -18,8 +18,8 @@ environment variable ``MMATTN_PATHS``, e.g. ``MMATTN_PATHS=plain`` or
 """
 import contextlib
 import os
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 
@@ -36,11 +36,15 @@ class PathRule:
         choose: ``choose(x, **info) -> str``, one of ``choices``, from the path's main input
             (its device, dtype and size) and whatever sizes the caller passes.
         reason: the measurements behind the rule, shown by ``python -m mmattn paths``.
+        example: a representative case for reports and tests: ``shape``, the input's shape
+            (default: a (8, 256, 56, 56) feature map), and any further ``info`` the rule's
+            ``choose`` takes.
     """
     name: str
     choices: Tuple[str, ...]
     choose: Callable[..., str]
     reason: str
+    example: Dict[str, Any] = field(default_factory=dict)
 
 
 _RULES: Dict[str, PathRule] = {}
@@ -48,11 +52,11 @@ _FORCED: Dict[str, str] = {}
 
 
 def register_rule(name: str, choices: Tuple[str, ...], choose: Callable[..., str],
-                  reason: str) -> PathRule:
+                  reason: str, example: Optional[Dict[str, Any]] = None) -> PathRule:
     """Register the rule of the path ``name`` (once; a module reloaded replaces it)."""
     if not choices:
         raise ValueError(f'path rule {name!r}: no choices given')
-    rule = PathRule(name, tuple(choices), choose, ' '.join(reason.split()))
+    rule = PathRule(name, tuple(choices), choose, ' '.join(reason.split()), dict(example or {}))
     _RULES[name] = rule
     return rule
 

@@ -45,9 +45,17 @@ class TensorProbe:
         return f'TensorProbe({self.device.type}, {self.dtype}, {tuple(self.shape)})'
 
 
-def picks(name: str, devices=DEVICES, dtypes=DTYPES, shape=SHAPE) -> dict:
-    """{(device, dtype): choice} of the rule ``name`` (forcing by ``MMATTN_PATHS`` included)."""
-    return {(d, t): dispatch.select(name, TensorProbe(d, t, shape))
+def example_of(name: str):
+    """(shape, info) of the rule's representative case (:attr:`PathRule.example`)."""
+    info = dict(dispatch.rules()[name].example)
+    return tuple(info.pop('shape', SHAPE)), info
+
+
+def picks(name: str, devices=DEVICES, dtypes=DTYPES) -> dict:
+    """{(device, dtype): choice} of the rule ``name`` for its representative case (forcing by
+    ``MMATTN_PATHS`` included)."""
+    shape, info = example_of(name)
+    return {(d, t): dispatch.select(name, TensorProbe(d, t, shape), **info)
             for d in devices for t in dtypes}
 
 
@@ -59,12 +67,16 @@ def render(width: int = 100) -> str:
     lines: List[str] = [
         textwrap.fill(
             'Where each fast path runs (mmattn.models.dispatch). Picks for an input of shape '
-            f'{SHAPE}; MMATTN_PATHS or dispatch.forced() override them.', width)
+            f'{SHAPE} unless a rule names its own case; MMATTN_PATHS or dispatch.forced() '
+            'override them.', width)
     ]
     for name, rule in dispatch.rules().items():
         got = picks(name)
         lines.append('')
         lines.extend(textwrap.wrap(f'{name}  (choices: {", ".join(rule.choices)})', width))
+        if rule.example:
+            lines.extend(wrap.wrap('case: ' + ', '.join(f'{k}={v}' for k, v in
+                                                        rule.example.items())))
         where = ' | '.join(
             f'{d}: ' + ', '.join(f'{_SHORT.get(t, str(t))} {got[d, t]}' for t in DTYPES)
             for d in DEVICES)

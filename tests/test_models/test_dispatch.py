@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from mmattn.models import attention_classes, dispatch
-from mmattn.models.path_report import TensorProbe, render
+from mmattn.models.path_report import TensorProbe, example_of, render
 from tests.helpers import randomize_
 
 SHAPE = (2, 16, 9, 11)
@@ -41,11 +41,25 @@ EXPECTED = {
 }
 
 
-def _build(name):
+def _variants():
+    """(case name, registry name, keyword arguments): every module with its defaults and with
+    each of its ``variants`` (as the conformance suite takes them), so that a path only a
+    variant reaches (Non-local's concatenation form) is covered too."""
+    for name, cls in attention_classes().items():
+        yield name, name, {}
+        for vname, kwargs in getattr(cls, 'variants', {}).items():
+            yield f'{name}-{vname}', name, kwargs
+
+
+CASES = {case: (name, kwargs) for case, name, kwargs in _variants()}
+
+
+def _build(case):
+    name, kwargs = CASES[case]
     torch.manual_seed(0)
     cls = attention_classes()[name]
     # eval: dropout off and batch norms fixed functions, so two runs compute the same thing
-    module = randomize_(cls(in_channels=SHAPE[1])).double().eval()
+    module = randomize_(cls(in_channels=SHAPE[1], **kwargs)).double().eval()
     inputs = cls.example_inputs(SHAPE[1], SHAPE, dtype=torch.float64)
     return module, inputs
 
@@ -78,9 +92,9 @@ def _consulted():
     try:
         for name, rule in saved.items():
             dispatch._RULES[name] = recording(rule)
-        for name in attention_classes():
-            current[0] = name
-            module, inputs = _build(name)
+        for case in CASES:
+            current[0] = case
+            module, inputs = _build(case)
             _run(module, inputs)
     finally:
         dispatch._RULES.clear()
@@ -168,9 +182,11 @@ def test_picks_by_device_and_dtype(name, no_env_forcing):
 def test_every_rule_answers_for_any_device(name, no_env_forcing):
     """choose reads only what a stand-in tensor has, and answers one of its choices."""
     rule = dispatch.rules()[name]
+    shape, info = example_of(name)
     for device in ('cpu', 'cuda', 'meta'):
         for dtype in (torch.float32, torch.bfloat16, torch.float16, torch.float64):
-            assert dispatch.select(name, TensorProbe(device, dtype)) in rule.choices
+            assert dispatch.select(name, TensorProbe(device, dtype, shape), **info) \
+                in rule.choices
 
 
 def test_simam_size_threshold(no_env_forcing):

@@ -214,9 +214,9 @@ def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: i
 
 register_rule(
     'softmax_attention', ('explicit', 'sdpa', 'sdpa_heads', 'blocked'),
-    lambda x, n_keys, value_width, needs_grad, dtype: choose_softmax_path(
-        x.device.type, dtype, x.shape[0], x.shape[1], n_keys, x.shape[-1], value_width,
-        needs_grad),
+    lambda x, n_keys, value_width, needs_grad, dtype=None: choose_softmax_path(
+        x.device.type, dtype or x.dtype, x.shape[0], x.shape[1], n_keys, x.shape[-1],
+        value_width, needs_grad),
     reason="""CPU (2 cores, torch 2.13): 'sdpa' (flash) for equal widths in inference, else
     'blocked' by 32 MiB blocks (its backward is 2-5x slower than the blocks'). CUDA (H200,
     torch 2.11, issue #13), half precision: 'sdpa' for equal widths <= 256 (Non-local bf16
@@ -224,7 +224,9 @@ register_rule(
     memory-efficient kernel took 116 ms); float32 and other devices: 'explicit' when the
     matrix has at most 2**27 elements (2x512x64x128), else 'blocked' by 128 MiB blocks (the
     CPU's 32 MiB blocks took 106 ms against the explicit 87 ms at 1x512x128x256; Non-local
-    through the fused float32 kernel 108 ms against 82 ms).""")
+    through the fused float32 kernel 108 ms against 82 ms).""",
+    # PAM in DANet's head at 1x512x128x256, training
+    example=dict(shape=(1, 128 * 256, 64), n_keys=128 * 256, value_width=512, needs_grad=True))
 
 
 def explicit_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -343,7 +345,8 @@ register_rule(
     reason="""Attention of every pixel to a few keys (ANN's 110 pyramid anchors, OCR's object
     regions). CPU: 'sdpa', as measured in the module tables. Other devices: 'explicit' (plain's
     formula; AFNB and APNB with SDPA took 2.5x plain's step on an H200, cause not isolated,
-    explicit not yet measured there), 'sdpa' only past 2**27 matrix elements.""")
+    explicit not yet measured there), 'sdpa' only past 2**27 matrix elements.""",
+    example=dict(shape=(8, 56 * 56, 128), n_keys=110))  # APNB at (8, 256, 56, 56)
 
 
 def anchor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -458,7 +461,8 @@ register_rule(
     lambda x, n_keys: choose_concat_path(x.device.type, x.shape[0], x.shape[1], n_keys),
     reason="""CPU: 'blocked' by 32 MiB blocks (Non-local at 1x512x64x128, training step: 226
     MiB against 863 MiB explicit, the same time). Other devices (not measured): 'explicit'
-    while the matrix has at most 2**27 elements, else 'blocked' by 128 MiB blocks.""")
+    while the matrix has at most 2**27 elements, else 'blocked' by 128 MiB blocks.""",
+    example=dict(shape=(1, 128 * 256, 1), n_keys=128 * 256))  # Non-local, 1x512x128x256
 
 
 def concat_attention(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor,
