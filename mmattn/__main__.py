@@ -9,8 +9,8 @@ WIDTH = 100
 
 
 def format_table(rows, width=WIDTH):
-    """Lines of the module table, none longer than ``width``: one row per module, the paper
-    wrapped in its column and the authors' code on the line below it."""
+    """Lines of the module table, none longer than ``width`` (but for a URL longer than it):
+    one row per module, the paper wrapped in its column and the authors' code below it."""
     table = [(f"mmattn.{r['name']}", r['family'], 'yes' if r['plugin'] else 'no')
              for r in rows]
     headers = ('type', 'family', 'plugin')
@@ -21,11 +21,13 @@ def format_table(rows, width=WIDTH):
     lines = ['  '.join(h.ljust(w) for h, w in zip(headers, widths)) + '  paper / authors\' code',
              '-' * min(width, indent + text_width)]
     for t, r in zip(table, rows):
-        paper = textwrap.wrap(r['paper'] or '-', text_width) or ['-']
-        code = textwrap.wrap(r['code'] or '-', text_width, break_on_hyphens=False,
-                             break_long_words=True) or ['-']
+        # broken at spaces only, so that the title reads whole with its lines joined
+        paper = textwrap.wrap(r['paper'] or '-', text_width, break_on_hyphens=False) or ['-']
         lines.append('  '.join(c.ljust(w) for c, w in zip(t, widths)) + '  ' + paper[0])
-        lines.extend(' ' * indent + part for part in paper[1:] + code)
+        lines.extend(' ' * indent + part for part in paper[1:])
+        # a URL is never broken: under the paper, or further left where it would not fit
+        code = r['code'] or '-'
+        lines.append(' ' * max(0, min(indent, width - len(code))) + code)
     return [line.rstrip() for line in lines]
 
 
