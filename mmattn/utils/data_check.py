@@ -92,12 +92,17 @@ def set_data_root(cfg, data_root: str) -> list:
 def data_root_hint(cfg, root_example: str = 'DIR') -> str:
     """How to point ``cfg`` at its data: the tools' ``--data-root``, or the exact
     ``--cfg-options`` keys (``--cfg-options data_root=...`` alone changes nothing)."""
-    keys = sorted({where for _, _, where in _datasets(cfg, with_keys=True)})
-    options = [f'{k}.data_root={root_example}' for k in keys]
+    found = list(_datasets(cfg, with_keys=True))
+    options = [f'{where}.data_root={root_example}' for where in dict.fromkeys(w for *_, w in found)]
+    roots = sorted({str(ds['data_root']) for _, ds, _ in found if ds.get('data_root')},
+                   key=len, reverse=True)
     for key in EVALUATORS:
-        evaluators = cfg.get(key)
-        if isinstance(evaluators, dict) and isinstance(evaluators.get('ann_file'), str):
-            options.append(f'{key}.ann_file={root_example}/...')
+        evaluator = cfg.get(key)
+        ann = evaluator.get('ann_file') if isinstance(evaluator, dict) else None
+        # an evaluator reading the annotations under the old root (COCO's) moves with it
+        old = next((r for r in roots if isinstance(ann, str) and ann.startswith(r)), None)
+        if old is not None:
+            options.append(f'{key}.ann_file={root_example}/{ann[len(old):].lstrip("/")}')
     return (f'To use data elsewhere, pass `--data-root {root_example}` to tools/train.py or '
             f'tools/test.py (it sets the data_root of every dataloader\'s dataset and moves the '
             f'evaluators\' annotation files along), or, with any tool, '
