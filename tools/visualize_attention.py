@@ -287,16 +287,18 @@ def draw(records, image, frame_parts, args, out_dir):
     for (prefix, suffix, cls_name), recs in groups.items():
         stem = safe_name('_'.join(p for p in (prefix, suffix) if p)) + '_' + cls_name
         shows = EXTRACTORS[recs[0].cls].shows
-        rows, kinds = [], []
-        flat_before = len(painter.near_constant)
+        rows, kinds, flat_panels = [], [], []
         for r in recs:
             row = []
             for kind, maps in (('spatial', r.maps.spatial), ('query', r.maps.query)):
                 for map_name, fmap in maps.items():
                     heat = frame.to_display(fmap, 'bilinear' if kind == 'spatial'
                                             else 'nearest')
+                    flat_before = len(painter.near_constant)
                     row.append(painter.panel(shown, heat, label(r), map_name,
                                              marker if kind == 'query' else None))
+                    if len(painter.near_constant) > flat_before:
+                        flat_panels.append(len(kinds))
                     kinds.append(kind)
             if row:
                 rows.append(row)
@@ -320,7 +322,8 @@ def draw(records, image, frame_parts, args, out_dir):
                               panels=panels, height=int(picture.shape[0]),
                               width=int(picture.shape[1]), query='query' in kinds,
                               banner=BANNER_HEIGHT if untrained else 0,
-                              near_constant=len(painter.near_constant) - flat_before,
+                              # the panels (in reading order) drawn as near-constant
+                              near_constant=flat_panels,
                               shows=shows))
         series = OrderedDict()
         for r in recs:
@@ -397,7 +400,7 @@ def _main(args):
         mods = e['modules']
         where = mods[0] if len(mods) == 1 else f'{mods[0]} ... {mods[-1]} ({len(mods)})'
         what = 'heat maps' if e['kind'] == 'heatmap' else 'channel weights'
-        flat = (f"; {e['near_constant']} of {e['panels']} near-constant (range under 1e-3 "
+        flat = (f"; {len(e['near_constant'])} of {e['panels']} near-constant (range under 1e-3 "
                 f"of the mean), not stretched" if e.get('near_constant') else '')
         print(f"  {e['file']}: {what} of {e['cls']} at {where}{flat}")
         shows[e['cls']] = e['shows']

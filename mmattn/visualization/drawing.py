@@ -9,8 +9,9 @@ are plotted with matplotlib.
 
 A near-constant map (its range under :data:`NEAR_CONSTANT` of its mean, e.g. an untrained
 Non-local block's uniform attention, 1/16 +- 1e-6) is not stretched over the colour range,
-where float noise would look like structure: it is coloured on a fixed scale of the mean
-+- NEAR_CONSTANT / 2 of it, and its title says so and gives its range.
+where float noise would look like structure: it is painted in the colormap's middle colour,
+and its title says so and gives its range (``stretch`` draws it from its minimum to its
+maximum all the same).
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -67,15 +68,13 @@ def colour_scale(values: np.ndarray, stretch: bool = False) -> Tuple[float, floa
     """The ends of a map's colour scale, and whether the map is near-constant.
 
     The scale runs from the map's minimum to its maximum, unless the range is below
-    :data:`NEAR_CONSTANT` of the mean (and ``stretch`` is False): then it is the mean
-    +- NEAR_CONSTANT / 2 of the mean, so that the map's small differences stay small colour
-    differences around the scale's middle.
+    :data:`NEAR_CONSTANT` of the mean (and ``stretch`` is False): then both ends are the mean,
+    which :func:`colorize` paints in the colormap's middle colour.
     """
     vmin, vmax = float(np.min(values)), float(np.max(values))
     mean = float(np.mean(values))
     if not stretch and vmax - vmin < NEAR_CONSTANT * abs(mean):
-        half = NEAR_CONSTANT / 2 * abs(mean)
-        return mean - half, mean + half, True
+        return mean, mean, True
     return vmin, vmax, False
 
 
@@ -84,7 +83,8 @@ def colorize(values: np.ndarray, cmap: str = 'jet',
     """Colour a 2-D array by ``cmap``: (RGB uint8, min, max of the array).
 
     The colours run over ``scale`` (low, high), by default from the array's minimum to its
-    maximum. A constant map without a scale gets the colormap's middle colour.
+    maximum. An empty scale (a constant map, or a near-constant one's, see
+    :func:`colour_scale`) gives the colormap's middle colour everywhere.
     """
     from matplotlib import colormaps
     vmin, vmax = float(np.min(values)), float(np.max(values))
