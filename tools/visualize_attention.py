@@ -311,7 +311,9 @@ def draw(records, image, frame_parts, args, out_dir):
             path = osp.join(out_dir, stem + '.png')
             picture = tile(rows)
             if untrained:
-                picture = np.concatenate([painter.banner(picture.shape[1], untrained), picture])
+                picture = np.concatenate([
+                    painter.banner(picture.shape[1], [untrained, 'untrained: no checkpoint given',
+                                                      'untrained']), picture])
             # lossless, as small as PNG gets (the pictures are small: the time is negligible)
             mmcv.imwrite(np.ascontiguousarray(picture[..., ::-1]), path,
                          params=[cv2.IMWRITE_PNG_COMPRESSION, 9])

@@ -111,9 +111,14 @@ def format_range(vmin: float, vmax: float) -> Tuple[str, str]:
     return lo, hi
 
 
-def _fit(text: str, width: int) -> str:
+def _fit(text, width: int) -> str:
+    """``text`` cut to ``width`` pixels; a list of texts, longest first: the first that fits
+    (the last one cut)."""
     chars = max(4, int(width / 7))  # at most about 7 px a character at font size 9
-    return text if len(text) <= chars else text[:chars - 1] + '\u2026'
+    for option in ([text] if isinstance(text, str) else text):
+        if len(option) <= chars:
+            return option
+    return option if len(option) <= chars else option[:chars - 1] + '\u2026'
 
 
 class PanelPainter:
@@ -128,9 +133,10 @@ class PanelPainter:
         self.vis = Visualizer.get_instance('mmattn_attention_maps')
 
     def title(self, width: int, line1: str, line2: str, vmin: float, vmax: float,
-              note: Optional[str] = None) -> np.ndarray:
+              note=None) -> np.ndarray:
         """The title strip: two lines, then the colour bar with its ends, or, for a
-        near-constant map, ``note`` (its range) in place of the bar."""
+        near-constant map, ``note`` (its range; or a list of forms, longest first) in place
+        of the bar."""
         from matplotlib import colormaps
         strip = np.full((TITLE_HEIGHT, width, 3), 255, np.uint8)
         if note is not None:
@@ -152,8 +158,9 @@ class PanelPainter:
             horizontal_alignments=['left', 'left', 'left', 'right'])
         return self.vis.get_image()
 
-    def banner(self, width: int, text: str) -> np.ndarray:
-        """A strip of :data:`BANNER_HEIGHT` pixels with one line of red text."""
+    def banner(self, width: int, text) -> np.ndarray:
+        """A strip of :data:`BANNER_HEIGHT` pixels with one line of red text (or the first
+        of a list of forms, longest first, that fits)."""
         self.vis.set_image(np.full((BANNER_HEIGHT, width, 3), 255, np.uint8))
         self.vis.draw_texts(_fit(text, width), np.array([3, 2]), colors='red',
                             font_sizes=_FONT, vertical_alignments='top')
@@ -167,8 +174,11 @@ class PanelPainter:
         note = None
         if flat:
             self.near_constant.append((line1, line2, vmin, vmax))
-            note = (f'constant: {vmin:.6g}' if vmin == vmax else
-                    'near-constant: {} to {}, not stretched'.format(*format_range(vmin, vmax)))
+            a, b = format_range(vmin, vmax)
+            # the range must show whole: shorter forms for narrow panels
+            note = ([f'constant: {vmin:.6g}', f'flat {vmin:.6g}'] if vmin == vmax else
+                    [f'near-constant: {a} to {b}, not stretched', f'near-constant: {a}..{b}',
+                     f'flat {a}..{b}', f'{a}..{b}'])
         body = overlay(image, rgb, self.alpha)
         if marker_xy is not None:
             self.vis.set_image(body)
