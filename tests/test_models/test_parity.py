@@ -39,8 +39,10 @@ from tests.helpers import has_module, requires_mmdet, requires_mmseg
 
 
 def _is_block(m):
-    from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
-    blocks = (BasicBlock, Bottleneck)
+    blocks = ()
+    if has_module('mmdet'):
+        from mmdet.models.backbones.resnet import BasicBlock, Bottleneck
+        blocks += (BasicBlock, Bottleneck)
     if has_module('mmseg'):
         from mmseg.models.backbones.resnet import BasicBlock as SB, Bottleneck as SBt
         blocks += (SB, SBt)
