@@ -492,3 +492,23 @@ def test_non_local(which):
         block = cls(3, mode=mode, sub_sample=True)
         assert block(x).shape == x.shape
     assert cls(3, norm_cfg=dict(type='BN'))(x).shape == x.shape
+
+
+@requires_mmdet
+def test_a_subclass_adds_keyword_only_arguments_the_same_way():
+    """The pattern for a drop-in with arguments of its own: they join the signature, keyword
+    only, after the original's and the mixin's."""
+    from mmattn.models.backbones import AttnResNet
+
+    class WithExtra(AttnResNet):
+
+        def __init__(self, *args, extra=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.extra = extra
+
+    net = WithExtra(18, 3, extra=5, stage_plugins=None)
+    assert net.extra == 5 and net.depth == 18 and net.conv1.in_channels == 3
+    params = inspect.signature(WithExtra).parameters
+    assert list(params)[:3] == ['depth', 'in_channels', 'stem_channels']
+    assert [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY] == [
+        'extra', 'stage_plugins', 'freeze_plugins']

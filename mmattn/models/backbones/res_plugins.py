@@ -195,11 +195,19 @@ def _build_named(owner: torch.nn.Module, cfg: dict, in_channels: int, taken=()):
 
 def drop_in_signature(cls: type) -> inspect.Signature:
     """The constructor signature of a drop-in: the original's parameters, in its order, then
-    the keyword-only parameters the drop-in's own ``__init__`` adds (before ``**kwargs``)."""
+    the keyword-only parameters the drop-in's ``__init__``s add (the mixin's, and any a
+    subclass adds as ``def __init__(self, *args, extra=None, **kwargs)``), before
+    ``**kwargs``."""
     original = next(c for c in cls.__mro__ if not issubclass(c, AttnResNetMixin))
     theirs = list(inspect.signature(original.__init__).parameters.values())[1:]
-    ours = [p for p in inspect.signature(cls.__init__).parameters.values()
-            if p.kind is p.KEYWORD_ONLY and p.name not in {q.name for q in theirs}]
+    names = {q.name for q in theirs}
+    ours = []
+    for c in cls.__mro__:
+        if issubclass(c, AttnResNetMixin) and '__init__' in vars(c):
+            for p in inspect.signature(c.__init__).parameters.values():
+                if p.kind is p.KEYWORD_ONLY and p.name not in names:
+                    names.add(p.name)
+                    ours.append(p)
     var_kw = [p for p in theirs if p.kind is p.VAR_KEYWORD]
     head = [p for p in theirs if p.kind is not p.VAR_KEYWORD]
     return inspect.Signature(head + ours + var_kw)
@@ -319,8 +327,10 @@ class AttnResNetMixin:
     constructor passes its positional arguments on to the original's, so the original's
     positional order holds (mmdet's ``ResNet(depth, in_channels, stem_channels, ...)``:
     ``AttnResNet(18, 3)`` is ``ResNet(18, 3)`` with plugins possible); the arguments it adds,
-    ``stage_plugins`` and ``freeze_plugins``, are keyword-only. Each subclass gets a
-    ``__signature__`` that shows the original's parameters followed by these.
+    ``stage_plugins`` and ``freeze_plugins``, are keyword-only. A subclass that adds its own
+    does so the same way (``def __init__(self, *args, extra=None, **kwargs)``, then
+    ``super().__init__(*args, **kwargs)``). Each subclass gets a ``__signature__`` that shows
+    the original's parameters followed by these.
     """
 
     attn_blocks: Dict[type, type] = {}
