@@ -49,9 +49,46 @@ def test_every_module_is_described():
 def test_list_command_prints_every_module():
     out = subprocess.run([sys.executable, '-m', 'mmattn', 'list'], capture_output=True,
                          text=True, check=True).stdout
+    # titles are wrapped at spaces to fit 100 columns: read them with the lines joined
+    joined = ' '.join(out.split())
     for name, cls in attention_classes().items():
-        assert f'mmattn.{name} ' in out and cls.paper in out
+        assert f'mmattn.{name} ' in out and cls.paper in joined
+        assert (cls.code or '-') in out.split()
     assert f'{len(attention_classes())} modules' in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+
+
+def test_list_command_family():
+    run = [sys.executable, '-m', 'mmattn', 'list', '--family']
+    out = subprocess.run(run + ['channel'], capture_output=True, text=True, check=True).stdout
+    channel = [n for n, cls in attention_classes().items()
+               if cls.__module__.startswith('mmattn.models.channel.')]
+    assert f'{len(channel)} modules' in out and all(f'mmattn.{n} ' in out for n in channel)
+    proc = subprocess.run(run + ['foo'], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert "unknown family 'foo'; the families are: channel, context, spatial" in proc.stderr
+
+
+def test_build_attention_from_a_config_dict():
+    from mmattn import build_attention
+    for cfg in (dict(type='ECA'), dict(type='mmattn.ECA')):
+        m = build_attention(cfg, in_channels=64)
+        assert type(m).__name__ == 'ECA' and m.in_channels == 64
+    m = build_attention(dict(type='SE', in_channels=32, reduction=8))
+    ref = build_attention('SE', 32, reduction=8)
+    assert type(m) is type(ref) and [p.shape for p in m.parameters()] == \
+        [p.shape for p in ref.parameters()]
+    # keywords override the dict's values; the dict is not changed
+    cfg = dict(type='SE', in_channels=32, reduction=8)
+    m = build_attention(cfg, in_channels=64, reduction=4)
+    assert (m.fc1.in_channels, m.fc1.out_channels) == (64, 16)
+    assert cfg == dict(type='SE', in_channels=32, reduction=8)
+    with pytest.raises(KeyError, match='needs a "type"'):
+        build_attention(dict(reduction=4), in_channels=8)
+    with pytest.raises(TypeError, match='in_channels is required'):
+        build_attention(dict(type='SE'))
+    with pytest.raises(TypeError, match='expected a module name or a config dict'):
+        build_attention(3, in_channels=8)
 
 
 @pytest.mark.skipif(not has_module('mmdet'), reason='needs mmdet')

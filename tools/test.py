@@ -16,6 +16,7 @@ from mmengine.runner import Runner
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
                           check_dataset_paths, init_cpu_distributed)
+from mmattn.utils.data_check import set_data_root
 
 
 def parse_args(argv=None):
@@ -32,8 +33,17 @@ def parse_args(argv=None):
                         '(under work_dir/timestamp/ for mmdet)')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
+        '--tta', action='store_true',
+        help='test-time augmentation, as mmdet\'s and mmseg\'s test.py: the model is wrapped '
+        'in the config\'s tta_model and the test data go through its tta_pipeline')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value')
+    parser.add_argument(
+        '--data-root', metavar='DIR',
+        help='where the data set is: sets the data_root of every dataloader\'s dataset and '
+        'moves the evaluators\' annotation files along (--cfg-options data_root=... cannot: '
+        'the config has already joined data_root into each dataset)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -72,11 +82,35 @@ def trigger_visualization(cfg, args, scope):
             cfg.visualizer['save_dir'] = args.show_dir
 
 
+def use_tta(cfg, scope):
+    """Wrap the model in ``cfg.tta_model`` and test on ``cfg.tta_pipeline`` (as mmseg's
+    test.py; mmdet's falls back to a default flip TTA, which we do not guess for a config)."""
+    missing = [k for k in ('tta_model', 'tta_pipeline') if not cfg.get(k)]
+    if missing:
+        example = ('mmdet::_base_/datasets/coco_detection.py has none; see e.g. '
+                   "mmdet's configs/rtmdet/rtmdet_tta.py: tta_model = dict(type='DetTTAModel', "
+                   "tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.6), max_per_img=100)) and "
+                   "a tta_pipeline ending in dict(type='TestTimeAug', transforms=[...])"
+                   if scope == 'mmdet' else
+                   "mmseg's _base_/default_runtime.py sets tta_model = dict(type='SegTTAModel') "
+                   "and its dataset bases (e.g. _base_/datasets/cityscapes.py) a tta_pipeline")
+        _fail(f'--tta: {cfg.filename} has no {" and no ".join(missing)}. Add '
+              f'{"them" if len(missing) > 1 else "it"} to the config ({example}).')
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # dataset wrappers
+        dataset = dataset['dataset']
+    dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
 def build_cfg(args):
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
     scope = _scope(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -87,6 +121,8 @@ def build_cfg(args):
     cfg.load_from = args.checkpoint
     if args.show or args.show_dir:
         trigger_visualization(cfg, args, scope)
+    if args.tta:
+        use_tta(cfg, scope)
     if args.out is not None and scope == 'mmseg':
         evaluators = cfg.test_evaluator
         for evaluator in evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]:

@@ -15,6 +15,8 @@ from mmengine.runner import Runner
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
                           check_dataset_paths, init_cpu_distributed)
+from mmattn.utils.data_check import set_data_root
+from mmattn.utils.resume import nothing_left_to_train
 
 
 def parse_args(argv=None):
@@ -37,6 +39,11 @@ def parse_args(argv=None):
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings of the config, key=value (e.g. '
         'train_dataloader.batch_size=4)')
+    parser.add_argument(
+        '--data-root', metavar='DIR',
+        help='where the data set is: sets the data_root of every dataloader\'s dataset and '
+        'moves the evaluators\' annotation files along (--cfg-options data_root=... cannot: '
+        'the config has already joined data_root into each dataset)')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -56,6 +63,8 @@ def build_cfg(args):
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -103,6 +112,11 @@ def _has_checkpoints(work_dir):
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    if cfg.get('resume'):
+        finished = nothing_left_to_train(cfg)
+        if finished:
+            print(finished)
+            return None
     try:
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
     except DatasetNotFoundError as e:

@@ -45,6 +45,9 @@ TOOL = 'visualize_attention'
 GRID_COLS = 4  # blocks side by side in a picture where each block has one map
 
 
+UNTRAINED = 'untrained: no checkpoint given, the weights are the initialisation'
+
+
 class ToolError(Exception):
     """Bad input: the message says what was expected and what was given."""
 
@@ -67,6 +70,10 @@ def parse_args(argv=None):
     parser.add_argument('--alpha', type=float, default=0.5,
                         help='opacity of the heat map over the image (0.5)')
     parser.add_argument('--cmap', default='jet', help='matplotlib colormap (jet)')
+    parser.add_argument('--stretch', action='store_true',
+                        help='colour every map from its minimum to its maximum, even a '
+                        'near-constant one (range under 1e-3 of its mean), whose colours then '
+                        'show differences of that size')
     parser.add_argument('--device', default=None,
                         help='device to run on (default: cuda:0 if available, else cpu)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -254,15 +261,16 @@ def draw(records, image, frame_parts, args, out_dir):
     import numpy as np
 
     from mmattn.visualization.attention_maps import EXTRACTORS
-    from mmattn.visualization.drawing import (Frame, PanelPainter, display_size, plot_channels,
-                                              tile)
+    from mmattn.visualization.drawing import (BANNER_HEIGHT, Frame, PanelPainter, display_size,
+                                              plot_channels, tile)
     dh, dw = display_size(image.shape[:2], args.panel_size)
     frame = Frame(frame_parts['input_hw'], frame_parts['img_hw'], (dh, dw))
     shown = mmcv.imresize(image, (dw, dh), interpolation='area' if dh < image.shape[0]
                           else 'bilinear')
     qx, qy = args.query
     marker = ((qx + 0.5) * dw / image.shape[1], (qy + 0.5) * dh / image.shape[0])
-    painter = PanelPainter(args.cmap, args.alpha)
+    painter = PanelPainter(args.cmap, args.alpha, stretch=args.stretch)
+    untrained = UNTRAINED if args.checkpoint is None else None
 
     calls = {}
     for r in records:
@@ -279,15 +287,18 @@ def draw(records, image, frame_parts, args, out_dir):
     for (prefix, suffix, cls_name), recs in groups.items():
         stem = safe_name('_'.join(p for p in (prefix, suffix) if p)) + '_' + cls_name
         shows = EXTRACTORS[recs[0].cls].shows
-        rows, kinds = [], []
+        rows, kinds, flat_panels = [], [], []
         for r in recs:
             row = []
             for kind, maps in (('spatial', r.maps.spatial), ('query', r.maps.query)):
                 for map_name, fmap in maps.items():
                     heat = frame.to_display(fmap, 'bilinear' if kind == 'spatial'
                                             else 'nearest')
+                    flat_before = len(painter.near_constant)
                     row.append(painter.panel(shown, heat, label(r), map_name,
                                              marker if kind == 'query' else None))
+                    if len(painter.near_constant) > flat_before:
+                        flat_panels.append(len(kinds))
                     kinds.append(kind)
             if row:
                 rows.append(row)
@@ -299,6 +310,10 @@ def draw(records, image, frame_parts, args, out_dir):
                 rows = [flat[i:i + GRID_COLS] for i in range(0, len(flat), GRID_COLS)]
             path = osp.join(out_dir, stem + '.png')
             picture = tile(rows)
+            if untrained:
+                picture = np.concatenate([
+                    painter.banner(picture.shape[1], [untrained, 'untrained: no checkpoint given',
+                                                      'untrained']), picture])
             # lossless, as small as PNG gets (the pictures are small: the time is negligible)
             mmcv.imwrite(np.ascontiguousarray(picture[..., ::-1]), path,
                          params=[cv2.IMWRITE_PNG_COMPRESSION, 9])
@@ -308,6 +323,9 @@ def draw(records, image, frame_parts, args, out_dir):
                               rows=len(rows), cols=max(len(row) for row in rows),
                               panels=panels, height=int(picture.shape[0]),
                               width=int(picture.shape[1]), query='query' in kinds,
+                              banner=BANNER_HEIGHT if untrained else 0,
+                              # the panels (in reading order) drawn as near-constant
+                              near_constant=flat_panels,
                               shows=shows))
         series = OrderedDict()
         for r in recs:
@@ -316,6 +334,8 @@ def draw(records, image, frame_parts, args, out_dir):
         if series:
             path = osp.join(out_dir, stem + '_channels.png')
             title = f'{cls_name}: {prefix}' + (f' (.{suffix})' if suffix else '')
+            if untrained:
+                title += f'\n{untrained}'
             h, w = plot_channels(path, title, series)
             index.append(dict(file=osp.basename(path), kind='channels', cls=cls_name,
                               modules=[label(r) for r in recs if r.maps.channel],
@@ -340,6 +360,9 @@ def _main(args):
     cfg, scope = load_cfg(args)
     device = args.device or ('cuda:0' if torch.cuda.is_available() else 'cpu')
     model = build_model(cfg, scope, args.checkpoint, device)
+    if args.checkpoint is None:
+        print(f'note: no checkpoint given: the pictures show the untrained initialisation of '
+              f'the model of {args.config} (each picture says so)')
     if not find_attention_modules(model):
         raise ToolError(f'the model of {args.config!r} holds no mmattn attention module (no '
                         f'mmattn.models.BaseAttention in it): nothing to draw. Add one through '
@@ -365,19 +388,23 @@ def _main(args):
                            []).append(name)
     notes = [dict(cls=c, reason=reason, modules=names)
              for (c, reason), names in skipped.items()]
+    # the query pixel means something only to the modules with pixel-to-pixel attention
+    query = list(args.query) if any(e.get('query') for e in index) else None
     with open(osp.join(out_dir, 'index.json'), 'w') as f:
         json.dump(dict(config=args.config, checkpoint=args.checkpoint, image=args.image,
-                       query=list(args.query), image_size=list(image.shape[:2][::-1]),
+                       query=query, image_size=list(image.shape[:2][::-1]),
                        pictures=index, not_drawn=notes), f, indent=1)
 
-    x, y = args.query
-    print(f'{len(index)} pictures in {out_dir} (query pixel x={x:g}, y={y:g}):')
+    at = f' (query pixel x={query[0]:g}, y={query[1]:g})' if query else ''
+    print(f'{len(index)} pictures in {out_dir}{at}:')
     shows = OrderedDict()
     for e in index:
         mods = e['modules']
         where = mods[0] if len(mods) == 1 else f'{mods[0]} ... {mods[-1]} ({len(mods)})'
         what = 'heat maps' if e['kind'] == 'heatmap' else 'channel weights'
-        print(f"  {e['file']}: {what} of {e['cls']} at {where}")
+        flat = (f"; {len(e['near_constant'])} of {e['panels']} near-constant (range under 1e-3 "
+                f"of the mean), not stretched" if e.get('near_constant') else '')
+        print(f"  {e['file']}: {what} of {e['cls']} at {where}{flat}")
         shows[e['cls']] = e['shows']
     for cls_name, text in shows.items():
         print(f'{cls_name}: {text}')

@@ -1,5 +1,5 @@
 """Build any attention module by name, and describe what the registry holds (timm-style)."""
-from typing import Dict, List, Type
+from typing import Dict, List, Optional, Type
 
 from mmattn.registry import MODELS
 from .base import BaseAttention
@@ -24,16 +24,42 @@ def list_attention() -> List[dict]:
             for name, cls in attention_classes().items()]
 
 
-def build_attention(name: str, in_channels: int, **kwargs) -> BaseAttention:
-    """Build a registered module by name, e.g. ``build_attention('SE', 256, reduction=8)``.
+def build_attention(cfg, in_channels: Optional[int] = None, **kwargs) -> BaseAttention:
+    """Build a registered module from its name or its config.
 
-    ``name`` may carry the scope prefix (``'mmattn.SE'``) as configs write it.
+    ``build_attention('SE', 256, reduction=8)``, or, as configs write it,
+    ``build_attention(dict(type='ECA'), in_channels=64)`` (``in_channels`` may also be in
+    the dict). Names may carry the scope prefix (``'mmattn.SE'``). Keyword arguments override
+    the dict's.
     """
+    if isinstance(cfg, str):
+        name, args = cfg, {}
+    elif isinstance(cfg, dict):
+        if 'type' not in cfg:
+            raise KeyError(f'build_attention: the config needs a "type" (a module name, e.g. '
+                           f"dict(type='SE')), got {dict(cfg)!r}")
+        args = dict(cfg)
+        name = args.pop('type')
+        if not isinstance(name, str):
+            raise TypeError(f'build_attention: "type" must be a registered module name, got '
+                            f'{name!r}')
+    else:
+        raise TypeError(f'build_attention: expected a module name or a config dict with a '
+                        f"\"type\" (e.g. 'SE' or dict(type='SE')), got {type(cfg).__name__}")
+    args.update(kwargs)
+    if in_channels is not None:
+        args['in_channels'] = in_channels
+    if 'in_channels' not in args:
+        raise TypeError(f'build_attention({name!r}): in_channels is required (the width of '
+                        f'the feature map the module sees)')
     if name.startswith(MODELS.scope + '.'):
         name = name[len(MODELS.scope) + 1:]
     cls = MODELS.get(name)
+    if cls is None:
+        raise KeyError(f'{name!r} is not a registered mmattn module; attention modules: '
+                       f'{", ".join(attention_classes())}')
     if not (isinstance(cls, type) and issubclass(cls, BaseAttention)):
         raise KeyError(f'{name!r} is registered in mmattn but is not an attention module '
                        f'(it is a {cls!r}); attention modules: '
                        f'{", ".join(attention_classes())}')
-    return cls(in_channels=in_channels, **kwargs)
+    return cls(**args)

@@ -1,8 +1,22 @@
-"""Helpers shared by the modules: reduced widths and norms that survive a batch of one."""
+"""Helpers shared by the modules: reduced widths, norms that survive a batch of one, and the
+error a drop-in raises where the original asserts."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class DropInError(ValueError, AssertionError):
+    """A bad argument, refused by a drop-in replacement of an OpenMMLab class.
+
+    Where mmdet's, mmseg's or mmcv's original checks an argument with a bare ``assert``
+    (a plugin's ``stages`` length or ``position`` in ResNet, ``pooling_type`` and
+    ``fusion_types`` in mmcv's ``ContextBlock``, the two ``in_channels`` of mmseg's
+    ``ANNHead``), ours raises this: a ``ValueError`` with a message naming the module and the
+    expected and actual values, which is also an ``AssertionError``, so code and tests written
+    against the original (``pytest.raises(AssertionError)``, ``except AssertionError``) keep
+    working when our class is swapped in.
+    """
 
 
 def reduced_channels(channels: int, reduction: float = 16, min_channels: int = 1,

@@ -6,6 +6,12 @@ instance, the map, and a colour bar from the map's minimum to its maximum) above
 shown at :func:`display_size`, with the map resized to it, coloured by a matplotlib colormap
 and alpha-blended. Text and markers are drawn with mmengine's ``Visualizer``; channel weights
 are plotted with matplotlib.
+
+A near-constant map (its range under :data:`NEAR_CONSTANT` of its mean, e.g. an untrained
+Non-local block's uniform attention, 1/16 +- 1e-6) is not stretched over the colour range,
+where float noise would look like structure: it is painted in the colormap's middle colour,
+and its title says so and gives its range (``stretch`` draws it from its minimum to its
+maximum all the same).
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,6 +21,9 @@ import torch
 import torch.nn.functional as F
 
 TITLE_HEIGHT = 46
+BANNER_HEIGHT = 16  # the strip above a picture that says the weights are untrained
+# a map whose range is below this fraction of its mean is drawn on a fixed scale
+NEAR_CONSTANT = 1e-3
 _FONT = 9
 _BAR_MARGIN = 64  # room for the min / max values beside the colour bar
 
@@ -55,15 +64,33 @@ class Frame:
         return t[0, 0].numpy()
 
 
-def colorize(values: np.ndarray, cmap: str = 'jet') -> Tuple[np.ndarray, float, float]:
-    """Colour a 2-D array by ``cmap`` between its minimum and maximum: (RGB uint8, min, max).
+def colour_scale(values: np.ndarray, stretch: bool = False) -> Tuple[float, float, bool]:
+    """The ends of a map's colour scale, and whether the map is near-constant.
 
-    A constant map gets the colormap's middle colour.
+    The scale runs from the map's minimum to its maximum, unless the range is below
+    :data:`NEAR_CONSTANT` of the mean (and ``stretch`` is False): then both ends are the mean,
+    which :func:`colorize` paints in the colormap's middle colour.
+    """
+    vmin, vmax = float(np.min(values)), float(np.max(values))
+    mean = float(np.mean(values))
+    if not stretch and vmax - vmin < NEAR_CONSTANT * abs(mean):
+        return mean, mean, True
+    return vmin, vmax, False
+
+
+def colorize(values: np.ndarray, cmap: str = 'jet',
+             scale: Optional[Tuple[float, float]] = None) -> Tuple[np.ndarray, float, float]:
+    """Colour a 2-D array by ``cmap``: (RGB uint8, min, max of the array).
+
+    The colours run over ``scale`` (low, high), by default from the array's minimum to its
+    maximum. An empty scale (a constant map, or a near-constant one's, see
+    :func:`colour_scale`) gives the colormap's middle colour everywhere.
     """
     from matplotlib import colormaps
     vmin, vmax = float(np.min(values)), float(np.max(values))
-    span = vmax - vmin
-    norm = (values - vmin) / span if span > 1e-12 * max(1.0, abs(vmax)) else \
+    lo, hi = scale if scale is not None else (vmin, vmax)
+    span = hi - lo
+    norm = ((values - lo) / span).clip(0, 1) if span > 1e-12 * max(1.0, abs(hi)) else \
         np.full_like(values, 0.5)
     rgb = colormaps[cmap](norm)[..., :3]
     return (rgb * 255).round().astype(np.uint8), vmin, vmax
@@ -84,23 +111,41 @@ def format_range(vmin: float, vmax: float) -> Tuple[str, str]:
     return lo, hi
 
 
-def _fit(text: str, width: int) -> str:
+def _fit(text, width: int) -> str:
+    """``text`` cut to ``width`` pixels; a list of texts, longest first: the first that fits
+    (the last one cut)."""
     chars = max(4, int(width / 7))  # at most about 7 px a character at font size 9
-    return text if len(text) <= chars else text[:chars - 1] + '\u2026'
+    for option in ([text] if isinstance(text, str) else text):
+        if len(option) <= chars:
+            return option
+    return option if len(option) <= chars else option[:chars - 1] + '\u2026'
 
 
 class PanelPainter:
     """Draws panels with one mmengine ``Visualizer`` (text and markers)."""
 
-    def __init__(self, cmap: str = 'jet', alpha: float = 0.5):
+    def __init__(self, cmap: str = 'jet', alpha: float = 0.5, stretch: bool = False):
         from mmengine.visualization import Visualizer
-        self.cmap, self.alpha = cmap, alpha
+        self.cmap, self.alpha, self.stretch = cmap, alpha, stretch
+        # (line1, line2, min, max) of every near-constant panel painted so far
+        self.near_constant: List[Tuple[str, str, float, float]] = []
         # one named instance (mmengine keeps visualizers by name), reused for every panel
         self.vis = Visualizer.get_instance('mmattn_attention_maps')
 
-    def title(self, width: int, line1: str, line2: str, vmin: float, vmax: float) -> np.ndarray:
+    def title(self, width: int, line1: str, line2: str, vmin: float, vmax: float,
+              note=None) -> np.ndarray:
+        """The title strip: two lines, then the colour bar with its ends, or, for a
+        near-constant map, ``note`` (its range; or a list of forms, longest first) in place
+        of the bar."""
         from matplotlib import colormaps
         strip = np.full((TITLE_HEIGHT, width, 3), 255, np.uint8)
+        if note is not None:
+            self.vis.set_image(strip)
+            self.vis.draw_texts(
+                [_fit(line1, width), _fit(line2, width), _fit(note, width)],
+                np.array([[3, 1], [3, 15], [3, 31]]), colors=['black', 'black', 'red'],
+                font_sizes=_FONT, vertical_alignments='top', horizontal_alignments='left')
+            return self.vis.get_image()
         x0, x1 = _BAR_MARGIN, max(_BAR_MARGIN + 8, width - _BAR_MARGIN)
         x1 = min(x1, width)
         ramp = colormaps[self.cmap](np.linspace(0, 1, max(1, x1 - x0)))[:, :3]
@@ -113,10 +158,27 @@ class PanelPainter:
             horizontal_alignments=['left', 'left', 'left', 'right'])
         return self.vis.get_image()
 
+    def banner(self, width: int, text) -> np.ndarray:
+        """A strip of :data:`BANNER_HEIGHT` pixels with one line of red text (or the first
+        of a list of forms, longest first, that fits)."""
+        self.vis.set_image(np.full((BANNER_HEIGHT, width, 3), 255, np.uint8))
+        self.vis.draw_texts(_fit(text, width), np.array([3, 2]), colors='red',
+                            font_sizes=_FONT, vertical_alignments='top')
+        return self.vis.get_image()
+
     def panel(self, image: np.ndarray, heat: np.ndarray, line1: str, line2: str,
               marker_xy: Optional[Tuple[float, float]] = None) -> np.ndarray:
         """Title strip over the image blended with ``heat`` (same h, w as ``image``)."""
-        rgb, vmin, vmax = colorize(heat, self.cmap)
+        lo, hi, flat = colour_scale(heat, self.stretch)
+        rgb, vmin, vmax = colorize(heat, self.cmap, (lo, hi))
+        note = None
+        if flat:
+            self.near_constant.append((line1, line2, vmin, vmax))
+            a, b = format_range(vmin, vmax)
+            # the range must show whole: shorter forms for narrow panels
+            note = ([f'constant: {vmin:.6g}', f'flat {vmin:.6g}'] if vmin == vmax else
+                    [f'near-constant: {a} to {b}, not stretched', f'near-constant: {a}..{b}',
+                     f'flat {a}..{b}', f'{a}..{b}'])
         body = overlay(image, rgb, self.alpha)
         if marker_xy is not None:
             self.vis.set_image(body)
@@ -125,7 +187,8 @@ class PanelPainter:
             self.vis.draw_points(np.array([marker_xy], dtype=np.float64), colors='black',
                                  marker='+', sizes=np.array([20]))
             body = self.vis.get_image()
-        return np.concatenate([self.title(image.shape[1], line1, line2, vmin, vmax), body], 0)
+        return np.concatenate([self.title(image.shape[1], line1, line2, lo, hi, note), body],
+                              0)
 
 
 def tile(rows: List[List[np.ndarray]]) -> np.ndarray:

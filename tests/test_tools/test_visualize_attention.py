@@ -401,6 +401,54 @@ def test_frame_crops_the_padding_and_colorize_survives_constant_maps():
     assert vmin == vmax == 0.3 and rgb.dtype == np.uint8 and (rgb == rgb[0, 0]).all()
 
 
+def test_near_constant_maps_are_not_stretched():
+    from matplotlib import colormaps
+
+    from mmattn.visualization.drawing import NEAR_CONSTANT, colorize, colour_scale
+    rng = np.random.default_rng(0)
+    # an untrained Non-local block's attention: uniform over 16 keys, float noise on top
+    flat = 1 / 16 + rng.uniform(-1e-6, 1e-6, (6, 6))
+    lo, hi, near = colour_scale(flat)
+    assert near and lo == hi == pytest.approx(flat.mean(), rel=1e-12)
+    rgb, vmin, vmax = colorize(flat, 'jet', (lo, hi))
+    assert (vmin, vmax) == (flat.min(), flat.max())
+    # one colour, the middle one: no stretched noise
+    middle = (np.asarray(colormaps['jet'](0.5)[:3]) * 255).round()
+    assert (rgb == middle).all()
+    # just under the threshold it is still flat, just over it the map is stretched
+    assert colour_scale(np.array([1.0, 1.0 + 0.99 * NEAR_CONSTANT]))[2] is True
+    assert colour_scale(np.array([1.0, 1.0 + 1.01 * NEAR_CONSTANT]))[2] is False
+    stretched, _, _ = colorize(flat, 'jet', colour_scale(flat, stretch=True)[:2])
+    assert np.abs(stretched.astype(float) - middle).max() > 100
+    # a map that varies by more than NEAR_CONSTANT of its mean keeps its full range
+    varied = 0.5 + rng.uniform(-0.01, 0.01, (6, 6))
+    assert colour_scale(varied) == (varied.min(), varied.max(), False)
+    # a map around 0 has no relative scale: stretched as before
+    assert colour_scale(rng.uniform(-1e-9, 1e-9, (3, 3)))[2] is False
+
+
+@requires_mmdet
+def test_panel_title_states_a_near_constant_range():
+    from mmattn.visualization.drawing import TITLE_HEIGHT, PanelPainter
+    image = np.full((40, 60, 3), 128, np.uint8)
+    painter = PanelPainter()
+    varied = painter.panel(image, np.linspace(0, 1, 2400).reshape(40, 60), 'a', 'b')
+    flat = painter.panel(image, np.full((40, 60), 1 / 16) + np.linspace(0, 2e-6, 60), 'a', 'b')
+    assert varied.shape == flat.shape == (40 + TITLE_HEIGHT, 60, 3)
+    ((_, _, vmin, vmax), ) = painter.near_constant
+    assert vmin == pytest.approx(1 / 16) and vmax == pytest.approx(1 / 16 + 2e-6)
+
+    def red(strip):
+        px = strip.reshape(-1, 3).astype(int)
+        return ((px[:, 0] > 150) & (px[:, 1] < 100) & (px[:, 2] < 100)).sum()
+
+    # the flat map's title says its range in red in place of the colour bar
+    assert red(flat[:TITLE_HEIGHT]) > 20 and red(varied[:TITLE_HEIGHT]) == 0
+    # the flat map's body is one colour blended on the grey image
+    assert (flat[TITLE_HEIGHT:] == flat[TITLE_HEIGHT, 0]).all()
+    assert varied[TITLE_HEIGHT:].reshape(-1, 3).std(axis=0).max() > 20
+
+
 def test_query_point_lands_in_the_image_not_the_padding():
     # a 69 x 127 image resized to 70 x 128 and padded to 96 x 128 (the toy detector's input)
     q = tool.query_point((126, 68), (69, 127), (70, 128), (96, 128))
@@ -439,7 +487,8 @@ def check_heatmaps(out_dir, index, image_path, alpha=0.5, panel_size=320):
     image part coloured by a map that varies (not the bare image, not one colour)."""
     import mmcv
 
-    from mmattn.visualization.drawing import TITLE_HEIGHT, display_size, panel_shape
+    from mmattn.visualization.drawing import (BANNER_HEIGHT, TITLE_HEIGHT, display_size,
+                                              panel_shape)
     image = read_rgb(image_path)
     dh, dw = display_size(image.shape[:2], panel_size)
     shown = mmcv.imresize(image, (dw, dh), interpolation='bilinear').astype(np.float64)
@@ -448,14 +497,22 @@ def check_heatmaps(out_dir, index, image_path, alpha=0.5, panel_size=320):
         if e['kind'] != 'heatmap':
             continue
         pic = read_rgb(osp.join(out_dir, e['file'])).astype(np.float64)
-        assert pic.shape == (e['rows'] * ph, e['cols'] * pw, 3), e
+        # the banner of an untrained model's picture, then the panels
+        assert e['banner'] == (0 if index['checkpoint'] else BANNER_HEIGHT)
+        assert pic.shape == (e['banner'] + e['rows'] * ph, e['cols'] * pw, 3), e
+        pic = pic[e['banner']:]
         assert e['rows'] * e['cols'] - e['cols'] < e['panels'] <= e['rows'] * e['cols']
         for i in range(e['panels']):
             r, c = divmod(i, e['cols'])
             body = pic[r * ph + TITLE_HEIGHT:(r + 1) * ph, c * pw:(c + 1) * pw]
             assert np.abs(body - shown).mean() > 10, (e['file'], r, c)
             heat = (body - (1 - alpha) * shown) / alpha
-            assert heat.std(axis=(0, 1)).max() > 8, (e['file'], r, c)
+            if i in e['near_constant']:
+                # one colour, but for the rounding and the query marker's few pixels
+                off = np.abs(heat - np.median(heat, axis=(0, 1))).max(axis=-1) > 4
+                assert off.mean() < 0.01, (e['file'], r, c)
+            else:
+                assert heat.std(axis=(0, 1)).max() > 8, (e['file'], r, c)
 
 
 def check_channel_plots(out_dir, index):
@@ -480,6 +537,9 @@ def test_tool_draws_the_se_detector(toy_image, tmp_path, capsys):
     assert [len(e['modules']) for e in index['pictures']] == [3, 4, 6, 3]
     check_channel_plots(out_dir, index)
     assert all(f in out for f in files) and index['not_drawn'] == []
+    # no module here attends from pixel to pixel: no query pixel to speak of
+    assert index['query'] is None and 'query' not in out
+    assert 'note: no checkpoint given' in out and index['checkpoint'] is None
 
 
 @requires_mmdet
@@ -513,8 +573,58 @@ def test_tool_draws_cbam_and_non_local_from_a_checkpoint(toy_image, tmp_path, ca
         assert e['modules'] == [f'backbone.layer{i}.1.nonlocal_block',
                                 f'backbone.layer{i}.3.nonlocal_block']
     assert len(files) == 10 and index['query'] == [20, 30]
+    assert '(query pixel x=20, y=30)' in out and 'no checkpoint' not in out
     check_heatmaps(out_dir, index, toy_image)
     check_channel_plots(out_dir, index)
+
+
+@requires_mmdet
+@needs_toy
+def test_tool_marks_an_untrained_model_and_its_flat_maps(toy_image, tmp_path, capsys):
+    """No checkpoint: an untrained Non-local block attends uniformly (1/HW +- float noise),
+    and CBAM's spatial gates start constant (their BN weight is 0). Neither is stretched into
+    false structure, and every picture says the weights are untrained."""
+    from mmattn.visualization.drawing import BANNER_HEIGHT, TITLE_HEIGHT, panel_shape
+    out_dir = str(tmp_path / 'untrained')
+    rc, out, err = run_tool([CBAM_NL_CONFIG, toy_image, '--out-dir', out_dir], capsys)
+    assert rc == 0, err
+    assert 'note: no checkpoint given: the pictures show the untrained initialisation' in out
+    with open(osp.join(out_dir, 'index.json')) as f:
+        index = json.load(f)
+    heat = [e for e in index['pictures'] if e['kind'] == 'heatmap']
+    assert len(heat) == 6 and index['checkpoint'] is None
+    import mmcv
+
+    from mmattn.visualization.drawing import display_size
+    image = read_rgb(toy_image)
+    ph, pw = panel_shape(image.shape[:2], 320)
+    dh, dw = display_size(image.shape[:2], 320)
+    shown = mmcv.imresize(image, (dw, dh), interpolation='bilinear').astype(np.float64)
+    for e in heat:
+        # every panel near-constant, and said so on stdout
+        assert e['near_constant'] == list(range(e['panels'])), e
+        assert e['banner'] == BANNER_HEIGHT, e
+        assert f"{e['panels']} of {e['panels']} near-constant" in out
+        pic = read_rgb(osp.join(out_dir, e['file'])).astype(np.float64)
+        assert pic.shape == (BANNER_HEIGHT + e['rows'] * ph, e['cols'] * pw, 3)
+        banner = pic[:BANNER_HEIGHT]
+        assert ((banner[..., 0] > 150) & (banner[..., 1] < 100)).sum() > 20  # red text
+        # the maps are not stretched: each panel's colours are nearly one colour
+        for i in range(e['panels']):
+            r, c = divmod(i, e['cols'])
+            top = BANNER_HEIGHT + r * ph + TITLE_HEIGHT
+            body = pic[top:top + ph - TITLE_HEIGHT, c * pw:(c + 1) * pw]
+            colours = (body - 0.5 * shown) / 0.5  # the heat map's colours (alpha 0.5)
+            off = np.abs(colours - np.median(colours, axis=(0, 1))).max(axis=-1) > 4
+            # one colour, but for the rounding and the query marker's few pixels
+            assert off.mean() < 0.01, (e['file'], i, off.mean())
+    # with --stretch the same maps fill the colour range (the old behaviour)
+    rc, out, err = run_tool([CBAM_NL_CONFIG, toy_image, '--out-dir', out_dir + '_s',
+                             '--stretch'], capsys)
+    assert rc == 0, err
+    assert 'near-constant' not in out
+    with open(osp.join(out_dir + '_s', 'index.json')) as f:
+        assert all(not e.get('near_constant') for e in json.load(f)['pictures'])
 
 
 @requires_mmseg

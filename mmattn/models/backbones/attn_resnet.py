@@ -20,11 +20,12 @@ class AttnBottleneck(BottleneckPluginMixin, Bottleneck):
 class AttnResNet(AttnResNetMixin, ResNet):
     """mmdet's ``ResNet`` with attention plugins anywhere.
 
-    Takes every argument of ``mmdet.models.backbones.ResNet`` (``depth``, ``deep_stem``,
+    Takes every argument of ``mmdet.models.backbones.ResNet``, in its positional order
+    (``AttnResNet(50, 3)`` is ``ResNet(50, 3)``: ``depth``, ``deep_stem``,
     ``avg_down``, ``frozen_stages``, ``norm_eval``, ``dcn``, ``with_cp``, ``init_cfg``, ...)
     and, without plugins, has its parameters, state-dict keys, initialisation and outputs, so
     ``init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')`` loads every
-    weight but the attention ones. What it adds:
+    weight but the attention ones. What it adds (keyword-only):
 
     Args:
         plugins (list[dict]): as in mmdet (``cfg``, ``position``, ``stages``), plus
@@ -51,7 +52,3 @@ class AttnResNet(AttnResNetMixin, ResNet):
     """
 
     attn_blocks = {BasicBlock: AttnBasicBlock, Bottleneck: AttnBottleneck}
-
-    def __init__(self, depth, stage_plugins=None, freeze_plugins=False, **kwargs):
-        super().__init__(depth=depth, **kwargs)
-        self._init_stage_plugins(stage_plugins, freeze_plugins)

@@ -24,9 +24,9 @@ _SEG_BLOCKS = {BasicBlock: AttnSegBasicBlock, Bottleneck: AttnSegBottleneck}
 _DOC = """mmseg's ``{base}`` with attention plugins anywhere.
 
     Takes every argument of ``mmseg.models.backbones.{base}`` (``depth``, ``strides``,
-    ``dilations``, ``contract_dilation``, ``multi_grid``, ``norm_eval``, ``init_cfg``, ...)
-    and, without plugins, has its parameters, state-dict keys, initialisation and outputs.
-    What it adds:
+    ``dilations``, ``contract_dilation``, ``multi_grid``, ``norm_eval``, ``init_cfg``, ...),
+    as it takes them (mmseg's ``{base}`` takes keywords only), and, without plugins, has its
+    parameters, state-dict keys, initialisation and outputs. What it adds (keyword-only):
 
     Args:
         plugins (list[dict]): as in mmseg (``cfg``, ``position``, ``stages``), plus
@@ -55,17 +55,9 @@ class AttnResNetV1c(AttnResNetMixin, ResNetV1c):
 
     attn_blocks = _SEG_BLOCKS
 
-    def __init__(self, stage_plugins=None, freeze_plugins=False, **kwargs):
-        super().__init__(**kwargs)
-        self._init_stage_plugins(stage_plugins, freeze_plugins)
-
 
 @MODELS.register_module()
 class AttnResNetV1d(AttnResNetMixin, ResNetV1d):
     __doc__ = _DOC.format(base='ResNetV1d')
 
     attn_blocks = _SEG_BLOCKS
-
-    def __init__(self, stage_plugins=None, freeze_plugins=False, **kwargs):
-        super().__init__(**kwargs)
-        self._init_stage_plugins(stage_plugins, freeze_plugins)

@@ -42,12 +42,17 @@ stay at its initialisation for the whole run, a network no author trained. ``fre
 is for checkpoints that include the attention weights. Plugin norms follow ``norm_eval`` as
 the backbone's own norms do.
 
+A bad plugin spec raises :class:`~mmattn.models.utils.DropInError`: a ``ValueError`` that is
+also the ``AssertionError`` mmdet's and mmseg's ResNets raise for a ``stages`` of the wrong
+length or an unknown ``position``.
+
 Several plugins at one position run in the order of the ``plugins`` list. A block's plugins are
 built position by position (after_conv1's, then after_conv2's, then after_conv3's, as in mmdet,
 then after_block's; each in list order); where two names (abbreviation + postfix) clash, the
 later one gets ``_2``, ``_3``, ... appended (mmdet refuses such a config).
 """
 import copy
+import inspect
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
@@ -55,6 +60,8 @@ import torch
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_plugin_layer
 from mmengine.model import Sequential
+
+from ..utils import DropInError
 
 # the first three are mmdet's, in the residual branch; after_block follows the block's ReLU
 POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3', 'after_block')
@@ -66,14 +73,14 @@ _BLOCK_WORDS = ('all', 'last', 'first')
 def _check_cfg(spec: dict, where: str) -> None:
     cfg = spec.get('cfg')
     if not isinstance(cfg, dict) or 'type' not in cfg:
-        raise ValueError(f'{where}: "cfg" must be a dict with a "type", got {cfg!r}')
+        raise DropInError(f'{where}: "cfg" must be a dict with a "type", got {cfg!r}')
 
 
 def _check_stages(stages, num_stages: int, where: str) -> List[bool]:
     if stages is None:
         return [True] * num_stages
     if isinstance(stages, str) or len(stages) != num_stages:
-        raise ValueError(f'{where}: "stages" must have one bool per stage ({num_stages}), '
+        raise DropInError(f'{where}: "stages" must have one bool per stage ({num_stages}), '
                          f'got {stages!r}')
     return [bool(s) for s in stages]
 
@@ -87,58 +94,59 @@ def _block_indices(entry, num_blocks: int, where: str) -> List[int]:
     if entry == 'first':
         return [0]
     if isinstance(entry, str) or not isinstance(entry, Sequence):
-        raise ValueError(f'{where}: a stage\'s blocks must be a tuple of block indices or one '
+        raise DropInError(f'{where}: a stage\'s blocks must be a tuple of block indices or one '
                          f'of {_BLOCK_WORDS}, got {entry!r}')
     picked = set()
     for j in entry:
         if isinstance(j, bool) or not isinstance(j, int) or not -num_blocks <= j < num_blocks:
-            raise ValueError(f'{where}: block index {j!r} is out of range for a stage of '
+            raise DropInError(f'{where}: block index {j!r} is out of range for a stage of '
                              f'{num_blocks} blocks (0..{num_blocks - 1}, or negative from '
                              f'the end)')
         picked.add(j % num_blocks)
     return sorted(picked)
 
 
-def resolve_block_plugins(plugins: Optional[Sequence[dict]],
-                          stage_blocks: Sequence[int]) -> List[List[List[dict]]]:
+def resolve_block_plugins(plugins: Optional[Sequence[dict]], stage_blocks: Sequence[int],
+                          owner: str = '') -> List[List[List[dict]]]:
     """Check a ``plugins`` list and say which plugins each block gets.
 
     Returns ``layout[stage][block]``: a list of ``dict(cfg=..., position=...)``, in the order
-    of ``plugins``.
+    of ``plugins``. ``owner`` (the backbone's class name) starts every error message.
     """
+    lead = f'{owner}: ' if owner else ''
     num_stages = len(stage_blocks)
     layout = [[[] for _ in range(n)] for n in stage_blocks]
     if plugins is None:
         return layout
     if isinstance(plugins, dict) or not isinstance(plugins, Sequence):
-        raise TypeError(f'plugins must be a list of dicts, got {type(plugins).__name__}')
+        raise TypeError(f'{lead}plugins must be a list of dicts, got {type(plugins).__name__}')
     for k, spec in enumerate(plugins):
-        where = f'plugins[{k}]'
+        where = f'{lead}plugins[{k}]'
         if not isinstance(spec, dict):
             raise TypeError(f'{where} must be a dict, got {type(spec).__name__}')
         unknown = sorted(set(spec) - set(PLUGIN_KEYS))
         if unknown:
-            raise ValueError(f'{where}: unknown keys {unknown}; a plugin takes {PLUGIN_KEYS}')
+            raise DropInError(f'{where}: unknown keys {unknown}; a plugin takes {PLUGIN_KEYS}')
         _check_cfg(spec, where)
         position = spec.get('position')
         if position not in POSITIONS:
-            raise ValueError(f'{where}: "position" must be one of {POSITIONS}, '
+            raise DropInError(f'{where}: "position" must be one of {POSITIONS}, '
                              f'got {position!r}')
         stages = _check_stages(spec.get('stages'), num_stages, where)
         blocks = spec.get('blocks')
         per_stage = blocks is None or isinstance(blocks, str)
         if per_stage and blocks not in (None, ) + _BLOCK_WORDS:
-            raise ValueError(f'{where}: "blocks" must be None, one of {_BLOCK_WORDS} or one '
+            raise DropInError(f'{where}: "blocks" must be None, one of {_BLOCK_WORDS} or one '
                              f'entry per stage, got {blocks!r}')
         if not per_stage and (not isinstance(blocks, Sequence) or len(blocks) != num_stages):
-            raise ValueError(f'{where}: "blocks" must have one entry per stage '
+            raise DropInError(f'{where}: "blocks" must have one entry per stage '
                              f'({num_stages}), got {blocks!r}')
         for i, num_blocks in enumerate(stage_blocks):
             entry = blocks if per_stage else blocks[i]
             idx = _block_indices(entry, num_blocks, f'{where}, stage {i}')
             if not stages[i]:
                 if not per_stage and idx:
-                    raise ValueError(f'{where}: "blocks" selects blocks {idx} of stage {i}, '
+                    raise DropInError(f'{where}: "blocks" selects blocks {idx} of stage {i}, '
                                      f'which "stages" switches off')
                 continue
             for j in idx:
@@ -146,22 +154,24 @@ def resolve_block_plugins(plugins: Optional[Sequence[dict]],
     return layout
 
 
-def resolve_stage_plugins(stage_plugins: Optional[Sequence[dict]],
-                          num_stages: int) -> List[List[dict]]:
-    """Check a ``stage_plugins`` list; return the plugin configs of each stage, in order."""
+def resolve_stage_plugins(stage_plugins: Optional[Sequence[dict]], num_stages: int,
+                          owner: str = '') -> List[List[dict]]:
+    """Check a ``stage_plugins`` list; return the plugin configs of each stage, in order.
+    ``owner`` (the backbone's class name) starts every error message."""
+    lead = f'{owner}: ' if owner else ''
     layout = [[] for _ in range(num_stages)]
     if stage_plugins is None:
         return layout
     if isinstance(stage_plugins, dict) or not isinstance(stage_plugins, Sequence):
-        raise TypeError(f'stage_plugins must be a list of dicts, '
+        raise TypeError(f'{lead}stage_plugins must be a list of dicts, '
                         f'got {type(stage_plugins).__name__}')
     for k, spec in enumerate(stage_plugins):
-        where = f'stage_plugins[{k}]'
+        where = f'{lead}stage_plugins[{k}]'
         if not isinstance(spec, dict):
             raise TypeError(f'{where} must be a dict, got {type(spec).__name__}')
         unknown = sorted(set(spec) - set(STAGE_PLUGIN_KEYS))
         if unknown:
-            raise ValueError(f'{where}: unknown keys {unknown}; a stage plugin takes '
+            raise DropInError(f'{where}: unknown keys {unknown}; a stage plugin takes '
                              f'{STAGE_PLUGIN_KEYS} (it sits between stages, so it has no '
                              f'position or blocks)')
         _check_cfg(spec, where)
@@ -181,6 +191,26 @@ def _build_named(owner: torch.nn.Module, cfg: dict, in_channels: int, taken=()):
         n += 1
         name = f'{base}_{n}'
     return name, layer
+
+
+def drop_in_signature(cls: type) -> inspect.Signature:
+    """The constructor signature of a drop-in: the original's parameters, in its order, then
+    the keyword-only parameters the drop-in's ``__init__``s add (the mixin's, and any a
+    subclass adds as ``def __init__(self, *args, extra=None, **kwargs)``), before
+    ``**kwargs``."""
+    original = next(c for c in cls.__mro__ if not issubclass(c, AttnResNetMixin))
+    theirs = list(inspect.signature(original.__init__).parameters.values())[1:]
+    names = {q.name for q in theirs}
+    ours = []
+    for c in cls.__mro__:
+        if issubclass(c, AttnResNetMixin) and '__init__' in vars(c):
+            for p in inspect.signature(c.__init__).parameters.values():
+                if p.kind is p.KEYWORD_ONLY and p.name not in names:
+                    names.add(p.name)
+                    ours.append(p)
+    var_kw = [p for p in theirs if p.kind is p.VAR_KEYWORD]
+    head = [p for p in theirs if p.kind is not p.VAR_KEYWORD]
+    return inspect.Signature(head + ours + var_kw)
 
 
 class PluginBlockMixin:
@@ -292,9 +322,15 @@ class BasicBlockPluginMixin(PluginBlockMixin):
 class AttnResNetMixin:
     """Per-block plugins on every block type, and plugins between stages, for a ResNet.
 
-    Put it before mmdet's or mmseg's ``ResNet`` in the bases, set ``attn_blocks`` (original
-    block class -> plugin-capable subclass) and call :meth:`_init_stage_plugins` at the end of
-    ``__init__``.
+    Put it before mmdet's or mmseg's ``ResNet`` (or any class derived from it) in the bases
+    and set ``attn_blocks`` (original block class -> plugin-capable subclass). The
+    constructor passes its positional arguments on to the original's, so the original's
+    positional order holds (mmdet's ``ResNet(depth, in_channels, stem_channels, ...)``:
+    ``AttnResNet(18, 3)`` is ``ResNet(18, 3)`` with plugins possible); the arguments it adds,
+    ``stage_plugins`` and ``freeze_plugins``, are keyword-only. A subclass that adds its own
+    does so the same way (``def __init__(self, *args, extra=None, **kwargs)``, then
+    ``super().__init__(*args, **kwargs)``). Each subclass gets a ``__signature__`` that shows
+    the original's parameters followed by these.
     """
 
     attn_blocks: Dict[type, type] = {}
@@ -302,10 +338,24 @@ class AttnResNetMixin:
     # _init_stage_plugins sets the configured value and freezes again
     freeze_plugins: bool = False
 
+    def __init__(self, *args, stage_plugins=None, freeze_plugins=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_stage_plugins(stage_plugins, freeze_plugins)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = drop_in_signature(cls)
+
+    @classmethod
+    def original_class(cls) -> type:
+        """The OpenMMLab class this backbone extends (the first base that is not ours)."""
+        return next(c for c in cls.__mro__ if not issubclass(c, AttnResNetMixin))
+
     def make_stage_plugins(self, plugins, stage_idx):
         # the original returns one plugin list for all blocks of a stage; return one per block
         if stage_idx == 0 or not hasattr(self, '_block_plugin_layout'):
-            self._block_plugin_layout = resolve_block_plugins(plugins, self.stage_blocks)
+            self._block_plugin_layout = resolve_block_plugins(plugins, self.stage_blocks,
+                                                               type(self).__name__)
         return self._block_plugin_layout[stage_idx]
 
     def make_res_layer(self, **kwargs):
@@ -330,7 +380,8 @@ class AttnResNetMixin:
                             f'{freeze_plugins!r}')
         self.freeze_plugins = freeze_plugins
         self.stage_plugins = stage_plugins
-        layout = resolve_stage_plugins(stage_plugins, len(self.res_layers))
+        layout = resolve_stage_plugins(stage_plugins, len(self.res_layers),
+                                       type(self).__name__)
         self.stage_plugin_layers: List[Optional[str]] = []
         for i, cfgs in enumerate(layout):
             if not cfgs:

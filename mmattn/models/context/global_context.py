@@ -13,7 +13,7 @@ from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..dispatch import register_rule, select
 from ..ops import cpu_only, graph_capture, observed
-from ..utils import norm_forward
+from ..utils import DropInError, norm_forward
 
 _FUSIONS = {'channel_add': 'channel_add', 'add': 'channel_add',
             'channel_mul': 'channel_mul', 'mul': 'channel_mul'}
@@ -28,7 +28,9 @@ class GlobalContext(BaseAttention):
     1x1 conv -> C (bias), the last conv zero-initialised; fusion ``channel_add``: x + t,
     ``channel_mul``: x * sigmoid(t) (both: multiply, then add, as the authors).
 
-    The layer names are the authors' (and mmcv's), so their checkpoints load as they are.
+    The layer names are the authors' (and mmcv's), so their checkpoints load as they are; a bad
+    argument raises :class:`~mmattn.models.utils.DropInError`, which is also the
+    ``AssertionError`` mmcv's ``ContextBlock`` raises.
 
     On the CPU the C -> 1 mask conv runs as one batched product of its weights (rule
     ``'gc_mask'``: PyTorch's CPU conv with one output channel took 2-4x the product's time
@@ -39,7 +41,8 @@ class GlobalContext(BaseAttention):
         ratio: bottleneck ratio; width ``int(C * ratio)`` as the authors, at least 1.
             The authors use 1/16 (and 1/4).
         pooling_type: ``'att'`` or ``'avg'``.
-        fusion_types: a tuple of ``'channel_add'``/``'channel_mul'`` (or ``'add'``/``'mul'``).
+        fusion_types: a tuple (or list) of ``'channel_add'``/``'channel_mul'`` (or
+            ``'add'``/``'mul'``); a bare string is refused, as by mmcv.
         norm_cfg: the transform's norm; ``LN`` (default) normalises over [C*ratio, 1, 1] as
             the authors' ``nn.LayerNorm([planes, 1, 1])``; any other mmcv norm is built by
             ``build_norm_layer`` (a BN then uses its running statistics at batch size 1).
@@ -61,14 +64,18 @@ class GlobalContext(BaseAttention):
                  fusion_types=('channel_add', ), norm_cfg=dict(type='LN'),
                  act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
+        # mmcv's ContextBlock asserts these: DropInError is also an AssertionError
         if pooling_type not in ('att', 'avg'):
-            raise ValueError(f"GlobalContext: pooling_type must be 'att' or 'avg', "
-                             f'got {pooling_type!r}')
-        if isinstance(fusion_types, str):
-            fusion_types = (fusion_types, )
+            raise DropInError(f"GlobalContext: pooling_type must be 'att' or 'avg', "
+                              f'got {pooling_type!r}')
+        if not isinstance(fusion_types, (list, tuple)):
+            # a bare string would otherwise be read letter by letter
+            raise DropInError(f'GlobalContext: fusion_types must be a list or tuple, e.g. '
+                              f"('channel_add', ), got {type(fusion_types).__name__} "
+                              f'{fusion_types!r}')
         if not fusion_types or any(f not in _FUSIONS for f in fusion_types):
-            raise ValueError(f'GlobalContext: fusion_types must be a non-empty tuple of '
-                             f"'channel_add'/'channel_mul', got {fusion_types!r}")
+            raise DropInError(f'GlobalContext: fusion_types must be a non-empty tuple of '
+                              f"'channel_add'/'channel_mul', got {fusion_types!r}")
         self.ratio = ratio
         self.planes = max(1, int(in_channels * ratio))
         self.pooling_type = pooling_type
@@ -77,6 +84,9 @@ class GlobalContext(BaseAttention):
         if pooling_type == 'att':
             self.conv_mask = nn.Conv2d(in_channels, 1, kernel_size=1)
             kaiming_init(self.conv_mask, mode='fan_in')
+        else:
+            # mmcv's module (no parameters, so the state dict is unchanged)
+            self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.channel_add_conv = (self._transform(norm_cfg, act_cfg)
                                  if 'channel_add' in self.fusion_types else None)
         self.channel_mul_conv = (self._transform(norm_cfg, act_cfg)
@@ -105,7 +115,7 @@ class GlobalContext(BaseAttention):
         """(N, C, H, W) -> the context vector (N, C, 1, 1)."""
         n, c = x.shape[:2]
         if self.pooling_type == 'avg':
-            return x.mean(dim=(2, 3), keepdim=True)
+            return self.avg_pool(x)
         if (observed(self.conv_mask) or graph_capture()
                 or torch.is_autocast_enabled(x.device.type)
                 or select('gc_mask', x) == 'plain'):

@@ -9,6 +9,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 
 from mmattn.registry import MODELS
 from ..context import AFNBlock, APNBlock
+from ..utils import DropInError
 from ._base import AttnHeadMixin
 
 
@@ -51,7 +52,8 @@ class AttnANNHead(AttnHeadMixin, BaseDecodeHead):
                  **kwargs):
         in_channels = kwargs.get('in_channels')
         if not (isinstance(in_channels, (list, tuple)) and len(in_channels) == 2):
-            raise ValueError(
+            # mmseg's ANNHead asserts this (and BaseDecodeHead that it is a list)
+            raise DropInError(
                 f'AttnANNHead: in_channels must be the channels of two backbone outputs, '
                 f'[low, high] (e.g. [1024, 2048] for ResNet-50 stages 3 and 4), with in_index '
                 f'selecting them (e.g. [2, 3]); got in_channels={in_channels!r}')

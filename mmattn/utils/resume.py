@@ -1,0 +1,47 @@
+"""Say when ``--resume`` has nothing left to train, before a runner is built."""
+import os.path as osp
+from typing import Optional
+
+import torch
+
+
+def resume_checkpoint(cfg) -> Optional[str]:
+    """The checkpoint a resumed run of ``cfg`` would start from: ``cfg.load_from`` if set,
+    else the work directory's latest (mmengine's ``last_checkpoint`` record), else None."""
+    if cfg.get('load_from'):
+        return cfg.load_from
+    from mmengine.runner.checkpoint import find_latest_checkpoint
+    work_dir = cfg.get('work_dir')
+    return find_latest_checkpoint(work_dir) if work_dir and osp.isdir(work_dir) else None
+
+
+def nothing_left_to_train(cfg, checkpoint: Optional[str] = None) -> Optional[str]:
+    """A message if ``checkpoint`` (default: :func:`resume_checkpoint`) already holds the end
+    of ``cfg``'s training loop, else None.
+
+    mmengine's loops run ``while epoch < max_epochs`` / ``while iter < max_iters`` from the
+    checkpoint's ``meta``; from a finished run's last checkpoint they do no step, then run the
+    after-training hooks (which may validate and save again). Saying so up front leaves the
+    checkpoints as they are.
+    """
+    checkpoint = checkpoint or resume_checkpoint(cfg)
+    train_cfg = cfg.get('train_cfg') or {}
+    if not checkpoint or not osp.isfile(checkpoint):
+        return None
+    if 'max_epochs' in train_cfg:
+        unit, limit = 'epoch', train_cfg['max_epochs']
+    elif 'max_iters' in train_cfg:
+        unit, limit = 'iter', train_cfg['max_iters']
+    else:
+        return None
+    # mmattn allow-lists what mmengine writes, so torch's safe loader reads its checkpoints
+    meta = torch.load(checkpoint, map_location='cpu').get('meta') or {}
+    done = meta.get(unit)
+    if not isinstance(done, int) or done < limit:
+        return None
+    unit_name = 'epochs' if unit == 'epoch' else 'iterations'
+    return (f'nothing left to train: {checkpoint} is the end of {unit} {done}, and the config '
+            f'trains for max_{unit}s={limit} {unit_name}. The checkpoints are left as they '
+            f'are. To train further, raise it (e.g. --cfg-options '
+            f'train_cfg.max_{unit}s={limit * 2}, with a schedule that goes that far); to '
+            f'evaluate, run tools/test.py {cfg.filename or "CONFIG"} {checkpoint}.')
