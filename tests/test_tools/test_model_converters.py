@@ -443,3 +443,36 @@ def test_list_prints_every_format_with_its_backbone(capsys):
         assert repr(cfg['type']) in out
     assert "'groups': 32" in out and "'base_width': 8" in out and "'style': 'caffe'" in out
     assert 'not convertible: senet154' in out
+
+
+def test_se_resnext101_config_loads_the_converters_output():
+    """configs/faster_rcnn_se_x101-32x4d_coco.py: mmdet's X101-32x4d baseline with the
+    backbone the cadene-se-x32x4d converter prints (so the converted file fits it), SE in
+    every block, and layer1 frozen whole, SE included (the checkpoint holds its weights)."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'faster_rcnn_se_x101-32x4d_coco.py'))
+    import mmdet
+    base = Config.fromfile(osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs',
+                                    'faster_rcnn', 'faster-rcnn_x101-32x4d_fpn_1x_coco.py'))
+    backbone = cfg.model.backbone.to_dict()
+    for k, v in FORMATS['cadene-se-x32x4d'].backbone(101).items():
+        assert backbone[k] == v, k
+    assert backbone['frozen_stages'] == 1 and backbone['norm_eval'] is True
+    def unscoped(d):  # mmdet:: configs gain a _scope_ key
+        if isinstance(d, list):
+            return [unscoped(v) for v in d]
+        return {k: v for k, v in d.to_dict().items() if k != '_scope_'}
+
+    for key in ('train_cfg', 'optim_wrapper', 'param_scheduler'):
+        assert unscoped(cfg[key]) == unscoped(base[key]), key
+    assert unscoped(cfg.model.neck) == unscoped(base.model.neck)
+    backbone['init_cfg'] = None
+    net = MODELS.build(backbone)
+    net.train()
+    ses = {n: m for n, m in net.named_modules() if n.endswith('.se')}
+    assert len(ses) == 3 + 4 + 23 + 3
+    for n, m in ses.items():
+        assert all(p.requires_grad == (not n.startswith('layer1.')) for p in m.parameters()), n
