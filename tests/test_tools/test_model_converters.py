@@ -48,6 +48,15 @@ class RefSE(nn.Module):
         return x * g
 
 
+def reduced_width(channels, reduction):
+    """SE's hidden width. ``reduction='timm'``: timm's ``make_divisible(C / 16, 8)`` (at
+    least 8, rounded to a multiple of 8), the released networks' rule; an int r: ``C // r``,
+    which equals it from 128 channels up, and keeps the narrow test networks' SE narrow."""
+    if reduction == 'timm':
+        return max(8, int(channels / 16 + 4) // 8 * 8)
+    return channels // reduction
+
+
 class RefBottleneck(nn.Module):
     expansion = 4
 
@@ -62,7 +71,7 @@ class RefBottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.se_name = se_name
-        self.add_module(se_name, RefSE(planes * 4, planes * 4 // reduction))
+        self.add_module(se_name, RefSE(planes * 4, reduced_width(planes * 4, reduction)))
         self.downsample = downsample
 
     def forward(self, x):
@@ -84,7 +93,7 @@ class RefBasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.se_name = se_name
-        self.add_module(se_name, RefSE(planes, planes // reduction))
+        self.add_module(se_name, RefSE(planes, reduced_width(planes, reduction)))
         self.downsample = downsample
 
     def forward(self, x):
@@ -171,7 +180,9 @@ SMALL = dict(base_channels=16)
 # base_channels 16: the real networks' group widths scaled down with the planes
 CASES = {
     'timm-se-r50': ('timm-se', 50, dict(layout='timm', blocks=R50), SMALL),
-    'timm-se-r18': ('timm-se', 18, dict(layout='timm', blocks=R18, bottleneck=False), SMALL),
+    # full width: timm's SE rule gives stage 1 (64 channels) 8, not 64 // 16
+    'timm-se-r18': ('timm-se', 18, dict(layout='timm', blocks=R18, bottleneck=False, base=64,
+                                        reduction='timm'), {}),
     'timm-se-d-r50': ('timm-se-d', 50, dict(layout='timm', blocks=R50, deep=True), SMALL),
     'timm-se-x50-32x1': ('timm-se-x32x4d', 50, dict(layout='timm', blocks=R50, groups=32,
                                                     base_width=1),
@@ -384,11 +395,11 @@ def test_unfilled_and_misshapen_backbone_tensors_refused():
     with pytest.raises(common.ConversionError, match=r'backbone tensors left unfilled: '
                        r'layer1\.0\.se_2\.fc1\.weight'):
         common.check_against(dst, common.backbone_state(cfg), name)
-    # an SE of another reduction: the shapes are named
+    # SE(reduction=16) in stage 1 too, where timm keeps 8 of 64 channels: the shapes are named
     cfg = dict(FORMATS[name].backbone(depth), **overrides)
-    cfg['plugins'] = [dict(cfg['plugins'][0], cfg=dict(type='mmattn.SE', reduction=8))]
+    cfg['plugins'] = [dict(cfg=dict(type='mmattn.SE', reduction=16), position='after_conv3')]
     with pytest.raises(common.ConversionError, match=r'shape mismatches: layer1\.0\.se\.fc1'
-                       r'\.weight: converted \(1, 16, 1, 1\), backbone \(2, 16, 1, 1\)'):
+                       r'\.weight: converted \(8, 64, 1, 1\), backbone \(4, 64, 1, 1\)'):
         common.check_against(dst, common.backbone_state(cfg), name)
 
 
@@ -411,7 +422,7 @@ def test_command_line(tmp_path, capsys):
     with nothing missing or unexpected."""
     from mmengine.runner import load_checkpoint
     src = source_state(make_source(dict(layout='timm', blocks=R18, bottleneck=False,
-                                        base=64)))
+                                        base=64, reduction='timm')))
     src = OrderedDict((k, v.float() if v.is_floating_point() else v) for k, v in src.items())
     src_path, dst_path = str(tmp_path / 'seresnet18.pth'), str(tmp_path / 'out' / 'r18.pth')
     torch.save(src, src_path)
