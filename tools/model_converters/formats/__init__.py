@@ -11,7 +11,7 @@ found by name, no registration needed. A format's ``convert`` typically is::
                    linear_to_conv1x1)
 
         map_resnet(mapper, depth, block_hook=attention)
-        mapper.drop_matching(r'fc\..*', 'ImageNet classifier head')
+        mapper.drop_matching(r'fc[.].*', 'ImageNet classifier head')
         return mapper.finish()
 
 with ``backbone(depth)`` returning the config whose state dict the result must equal (checked
