@@ -497,7 +497,8 @@ def test_non_local(which):
 @requires_mmdet
 def test_a_subclass_adds_keyword_only_arguments_the_same_way():
     """The pattern for a drop-in with arguments of its own: they join the signature, keyword
-    only, after the original's and the mixin's."""
+    only, after the original's parameters (the subclass's first, then AttnResNet's and the
+    mixin's, in the order of the classes)."""
     from mmattn.models.backbones import AttnResNet
 
     class WithExtra(AttnResNet):
@@ -511,4 +512,4 @@ def test_a_subclass_adds_keyword_only_arguments_the_same_way():
     params = inspect.signature(WithExtra).parameters
     assert list(params)[:3] == ['depth', 'in_channels', 'stem_channels']
     assert [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY] == [
-        'extra', 'stage_plugins', 'freeze_plugins']
+        'extra', 'maxpool_cfg', 'stage_plugins', 'freeze_plugins']
