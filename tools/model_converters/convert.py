@@ -52,8 +52,12 @@ def list_formats() -> None:
             print(f'    not convertible: {why}')
 
 
-def convert(name: str, src: str, dst: str, depth: Optional[int] = None) -> dict:
-    """Convert ``src`` (format ``name``) into ``dst``; returns the backbone config."""
+def convert(name: str, src: str, dst: str, depth: Optional[int] = None,
+            overrides: Optional[dict] = None) -> dict:
+    """Convert ``src`` (format ``name``) into ``dst``; returns the backbone config.
+
+    ``overrides`` update the format's backbone config (tests: narrow ``base_channels``).
+    """
     if name not in FORMATS:
         raise ConversionError(f'unknown format {name!r}; formats: {", ".join(FORMATS)}')
     fmt = FORMATS[name]
@@ -65,6 +69,7 @@ def convert(name: str, src: str, dst: str, depth: Optional[int] = None) -> dict:
     depth = found
     dst_state, report = fmt.convert(src_state, depth)
     cfg = fmt.backbone(depth)
+    cfg.update(overrides or {})
     check_against(dst_state, backbone_state(cfg), name)
     meta = dict(converter=f'tools/model_converters/convert.py {name}', source=osp.basename(src),
                 backbone=repr(cfg))
