@@ -12,8 +12,8 @@ BN, and SimAM commutes with neither the BN's per-channel affine map (its energy 
 ``d / (4 (var + lambda))`` keeps lambda fixed while the BN rescales the variance, and the gate
 multiplies the BN's shift too) nor the ReLU.
 
-SK (timm ``skresnet18``/``skresnet34``/``skresnext50_32x4d``, the only released PyTorch SK
-ResNets; the authors' implus/SKNet is Caffe): the SK unit *replaces* a 3x3 conv of the block,
+SK (timm ``skresnet18``/``skresnet34``/``skresnext50_32x4d``, released on the Hugging Face hub;
+the authors' implus/SKNet is Caffe): the SK unit *replaces* a 3x3 conv of the block,
 strided in a stage's first block (ResNet-18/34: ``conv1`` becomes ``conv1.paths.{0,1}`` +
 ``conv1.attn.{fc_reduce,bn,fc_select}``; SK-ResNeXt-50: ``conv2`` becomes ``conv2.paths`` +
 ``conv2.attn``, with 32 groups), and timm splits the input channels between the paths
