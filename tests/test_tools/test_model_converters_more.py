@@ -3,10 +3,11 @@ attention, GC) and the two refused layouts (SimAM, timm's SK nets).
 
 Each source network is rebuilt in plain PyTorch from its authors' layout
 (``converter_sources_more.py``, no mmattn code), given random float64 weights and saved as the
-authors' scripts save it; the converted state dict must load strictly into the format's
-backbone config (with narrow widths), use every source tensor exactly once, and give the
-source's four stage outputs to 1e-10, in eval and in train mode (batch statistics), with the
-same running statistics afterwards.
+authors' scripts save it. Converted by the command's code, the file must fill the format's
+backbone config (narrow widths) through mmengine's ``Pretrained`` init and load strictly,
+every source tensor must be used exactly once, and the backbone must give the source's four
+stage outputs to 1e-10, in eval and in train mode (batch statistics), with the same running
+statistics afterwards.
 """
 import io
 import itertools
