@@ -72,16 +72,6 @@ def convert_blocks(fmt: str, src_state: Mapping[str, torch.Tensor], depth: int,
     return mapper.finish()
 
 
-def check_kernel(fmt: str, src_state: Mapping[str, torch.Tensor], key: str, dim: int,
-                 expected: int, hint: str) -> None:
-    """Refuse a source tensor whose kernel size (``shape[dim]``) is not the config's."""
-    t = src_state.get(key)
-    if t is not None and t.dim() > dim and t.shape[dim] != expected:
-        raise ConversionError(f'{fmt}: {key!r} has kernel size {t.shape[dim]} (shape '
-                              f'{tuple(t.shape)}); this format\'s backbone config has '
-                              f'{expected}. {hint}')
-
-
 @dataclass(frozen=True)
 class ResNetFormat(ConverterFormat):
     """A format that counts the blocks under ``layer_prefix`` (a detector checkpoint's
