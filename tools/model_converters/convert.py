@@ -40,8 +40,12 @@ def list_formats() -> None:
         print(f'{fmt.name}: {fmt.description}')
         print(f'    weights: {fmt.published}')
         print(f'    depths: {", ".join(map(str, fmt.depths))}')
-        cfg = fmt.backbone(fmt.depths[0] if 50 not in fmt.depths else 50)
-        print('    loads into: ' + config_text(cfg).replace('\n', '\n    '))
+        try:
+            cfg = fmt.backbone(fmt.depths[0] if 50 not in fmt.depths else 50)
+        except ConversionError:  # a layout no backbone of ours expresses (its reason below)
+            cfg = None
+        if cfg is not None:
+            print('    loads into: ' + config_text(cfg).replace('\n', '\n    '))
         for fig in fmt.figures:
             print(f'    published: {fig}')
         for why in fmt.unsupported:
