@@ -142,7 +142,7 @@ def run_impl(impl, args, out_path):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--impls', nargs='+', choices=IMPLS, default=['ours', 'mmseg'])
     parser.add_argument('--in-channels', type=int, default=2048)
@@ -169,6 +169,11 @@ def main(argv=None):
         args.image_size = [8 * s for s in args.feat_size]
     if args.warmup is None:
         args.warmup = 2 if args.device == 'cuda' else 0
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.worker:
         return worker(args)
 
