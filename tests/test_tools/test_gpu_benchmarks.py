@@ -82,6 +82,11 @@ def test_device_and_amp_flags_parse():
         model_step.parse_args([TOY_DET, '--steps', '0'])
 
 
+def test_detector_under_cpu_autocast_refused_by_name():
+    with pytest.raises(SystemExit, match="model_step: --amp bf16 on the CPU .* mmcv's CPU NMS"):
+        model_step.main([TOY_DET, '--amp', 'bf16'])
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='tests the refusal without CUDA')
 def test_cuda_refused_by_name_without_cuda():
     with pytest.raises(SystemExit, match='model_step: --device cuda'):

@@ -104,6 +104,8 @@ def env_info(device: str, amp: Optional[str], threads: Optional[int] = None) -> 
         idx = torch.cuda.current_device()
         info['device_name'] = torch.cuda.get_device_name(idx)
         info['cudnn'] = str(torch.backends.cudnn.version())
+        info['tf32'] = (f'conv {torch.backends.cudnn.allow_tf32}, '
+                        f'matmul {torch.backends.cuda.matmul.allow_tf32}')
         info['device_memory_gib'] = (
             f'{torch.cuda.get_device_properties(idx).total_memory / 2**30:.0f}')
     else:
@@ -114,8 +116,8 @@ def env_info(device: str, amp: Optional[str], threads: Optional[int] = None) -> 
 def env_line(device: str, amp: Optional[str], threads: Optional[int] = None) -> str:
     """The first line of every benchmark's output."""
     i = env_info(device, amp, threads)
-    where = (f'{i["device_name"]} ({i["device_memory_gib"]} GiB), cuDNN {i["cudnn"]}'
-             if 'cudnn' in i else i['device_name'])
+    where = (f'{i["device_name"]} ({i["device_memory_gib"]} GiB), cuDNN {i["cudnn"]}, '
+             f'TF32 {i["tf32"]}' if 'cudnn' in i else i['device_name'])
     return (f'device: {device}, {where}; torch {i["torch"]}, CUDA {i["cuda"]}; '
             f'{i["precision"]}; {i["threads"]} CPU thread(s)')
 

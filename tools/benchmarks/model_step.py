@@ -323,6 +323,11 @@ def main(argv=None):
     scope = config_scope(cfg)
     if args.shape is None:
         args.shape = [800, 1344] if scope == 'mmdet' else [512, 1024]
+    if scope == 'mmdet' and args.amp and args.device == 'cpu':
+        raise SystemExit(f'model_step: --amp {args.amp} on the CPU cannot train an mmdet model: '
+                         'mmcv\'s CPU NMS takes float32 boxes and scores only (expected '
+                         'float32, autocast gives ' + str(amp_dtype(args.amp)) + '); use '
+                         '--device cuda or no --amp')
     meta = dict(config=args.config, device=args.device, batch=args.batch, shape=args.shape,
                 steps=args.steps, warmup=args.warmup, amp=args.amp,
                 precision='float32' if args.amp is None else f'AMP {amp_dtype(args.amp)}',
@@ -367,8 +372,8 @@ def main(argv=None):
               f'largest relative difference {check["max_rel_diff"]:.1e} (tolerance '
               f'{F64_TOLERANCE:.0e}){flag}')
         print(f'loss in float32, ours / plain: {check["ours"]["loss"]:.6g} / '
-              f'{check["plain"]["loss"]:.6g} (rounding, amplified by the random network, and '
-              f'a detector\'s proposal choices make these differ by up to ~1e-3)')
+              f'{check["plain"]["loss"]:.6g} (rounding, amplified by the random network and by '
+              f'a detector\'s proposal choices, can make these differ by 1e-3)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(meta=meta, rows=rows, check=check), f, indent=1)
