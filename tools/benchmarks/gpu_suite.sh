@@ -7,14 +7,16 @@
 # autocast (ours against plain_modules.py), PAM and Non-local at 2x512x64x128 and 1x512x128x256
 # (lean, explicit, mmseg/mmcv) in float32 and bf16, the DANet head's whole-image inference
 # (ours, explicit, mmseg) in float32 and bf16, Faster R-CNN R50-FPN training steps at
-# 800x1344, batch 2 (plain ResNet, SE, CBAM, Non-local, GC, SimAM, each also with --plain) in
+# 800x1344, batch 2 (the plain ResNet; SE, CBAM, Non-local, GC, SimAM, each with --plain) in
 # float32 and AMP fp16, and DANet R50-D8 training steps at 512x1024, batch 2 (ours, ours with
 # --plain, mmseg's DAHead) in float32 and AMP bf16.
-#   --cpu   the same commands on the CPU with tiny shapes and the toy configs (a smoke test)
+#   --cpu   the same commands on the CPU with tiny shapes and the toy configs (a smoke test;
+#           no detector under autocast there: mmcv's CPU NMS takes float32 only)
 #   --dry   print the commands, run nothing
 #   --only  run only the steps whose name matches REGEX (grep -E)
-# OUT defaults to $OUT, else /tmp/gpu_suite_out. Each step gets OUT/NAME.txt (stdout and stderr;
-# module_speed and model_step also OUT/NAME.json); OUT/summary.md lists every step with its
+# OUT defaults to $OUT, else /tmp/gpu_suite_out. Each step gets OUT/NAME.txt (its tables),
+# OUT/NAME.log (progress, warnings, errors) and, for module_speed and model_step,
+# OUT/NAME.json; OUT/summary.md lists every step with its
 # exit status and wall time, after the machine's description; OUT/tables.md holds every table.
 # Each step has its own time limit, and the whole suite stops starting steps once SUITE_BUDGET
 # seconds (default 540, ~9 minutes) are spent, so that it fits one 10-minute command; steps are
@@ -106,7 +108,7 @@ step() {
   [ "$limit" -gt "$left" ] && limit=$left
   echo "== $name (limit ${limit}s): $*"
   t0=$(date +%s)
-  timeout --kill-after=10 "$limit" "$@" > "$OUT_DIR/$name.txt" 2>&1
+  timeout --kill-after=10 "$limit" "$@" > "$OUT_DIR/$name.txt" 2> "$OUT_DIR/$name.log"
   rc=$?
   [ "$rc" = 0 ] || FAILED=$((FAILED + 1))
   echo "| $name | $rc$([ "$rc" = 124 ] && echo ' (time limit)') | $(( $(date +%s) - t0 )) | $limit |" >> "$SUMMARY"
@@ -115,11 +117,17 @@ step() {
     echo
     echo '`'"$*"'`'" (exit $rc)"
     echo
-    # the tables and summaries, without the progress lines the tools print on stderr
-    grep -v -E '^(== |[A-Za-z]+ +(mmattn|plain|timm) +fwd\+bwd)' "$OUT_DIR/$name.txt"
+    cat "$OUT_DIR/$name.txt"  # the tables (progress and warnings went to NAME.log)
+    if [ "$rc" != 0 ]; then
+      echo
+      echo "last lines of $name.log:"
+      echo
+      tail -n 5 "$OUT_DIR/$name.log" | sed 's/^/    /'
+    fi
     echo
   } >> "$TABLES"
   tail -n 3 "$OUT_DIR/$name.txt"
+  [ "$rc" = 0 ] || tail -n 3 "$OUT_DIR/$name.log"
 }
 
 BENCH=tools/benchmarks
