@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 
@@ -125,6 +126,48 @@ def test_peak_memory_reader_cuda():
     y = torch.ones(32 * 2**20 // 4, device='cuda')
     assert peak_bytes('cuda') - base == 32 * 2**20
     del y
+
+
+def test_module_speed_prints_what_it_measured_when_stopped(monkeypatch, capsys):
+    """A time limit (SIGTERM) still gets the tables of the modules measured so far."""
+    calls, handler = [], signal.getsignal(signal.SIGTERM)
+
+    def fake_run_module(ctx, module, args):
+        calls.append(module)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        t = dict(min_ms=1.0, median_ms=1.0, n=3)
+        return [dict(module=module, impl='mmattn', fwd=t, fwd_bwd=t, peak_mib=1.0,
+                     **{'pass': t})]
+
+    monkeypatch.setattr(module_speed, 'run_module', fake_run_module)
+    monkeypatch.setattr(module_speed, '_worker_context', lambda: None)
+    rc = module_speed.main(['--modules', 'SE', 'ECA', 'CBAM'])
+    out = capsys.readouterr().out
+    assert rc == 1 and calls == ['SE', 'ECA']
+    assert '| SE | mmattn |' in out and '| ECA |' not in out
+    assert 'INTERRUPTED' in out and 'not measured: ECA, CBAM' in out
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+def test_context_memory_prints_what_it_measured_when_stopped(monkeypatch, capsys):
+    calls = []
+
+    def fake_run_cases(impl, cases, args):
+        calls.append(impl)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        for _, shape, path in cases:
+            torch.save(torch.ones(shape), path)
+        return [dict(peak_bytes=2**20, seconds=[0.5, 0.25])] * len(cases)
+
+    monkeypatch.setattr(context_memory, 'run_cases', fake_run_cases)
+    rc = context_memory.main(['--families', 'PAM', '--channels', '8', '--train-shapes',
+                              '1x8x4x4', '--eval-shapes'])
+    out = capsys.readouterr().out
+    assert rc == 1 and len(calls) == 2
+    assert 'mmattn DANetPAM (lean)' in out and '0.25/0.50' in out
+    assert out.count('not run: interrupted') == 2 and 'INTERRUPTED' in out
 
 
 # -- context_memory and seg_heads workers on the CPU --------------------------------------------

@@ -85,6 +85,26 @@ def timed(fn, device: str) -> Tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+class Interrupted(Exception):
+    """SIGTERM arrived (a time limit, such as each step of ``gpu_suite.sh`` has)."""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """Raise :class:`Interrupted` on SIGTERM inside the block, so that a benchmark stopped by a
+    time limit can still print what it measured (``timeout`` sends SIGTERM, then SIGKILL)."""
+    import signal
+
+    def handler(signum, frame):
+        raise Interrupted(f'signal {signum}')
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def cpu_name() -> str:
     try:
         with open('/proc/cpuinfo') as f:

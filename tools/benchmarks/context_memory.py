@@ -46,8 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from bench_utils import (add_device_args, autocast, check_device, env_line,  # noqa: E402
-                         synchronize)
+from bench_utils import (Interrupted, add_device_args, autocast,  # noqa: E402
+                         check_device, env_line, stop_on_sigterm, synchronize)
 
 # relative difference from the lean path above which an output is reported: float32 rounding,
 # or that of the autocast dtype
@@ -301,12 +301,19 @@ def main(argv=None):
         groups = {}
         for job in jobs:
             groups.setdefault(job[1] if cuda else (job[1], job[0]), []).append(job)
-        for group in groups.values():
-            impl = group[0][1]
-            res = run_cases(impl, [[cases[ci][1], cases[ci][2], path] for ci, _, path in group],
-                            args)
-            for (ci, _, path), r in zip(group, res):
-                results[ci, impl] = (r, path)
+        interrupted = False
+        try:
+            with stop_on_sigterm():  # a time limit still gets the rows measured
+                for group in groups.values():
+                    impl = group[0][1]
+                    res = run_cases(impl, [[cases[ci][1], cases[ci][2], path]
+                                           for ci, _, path in group], args)
+                    for (ci, _, path), r in zip(group, res):
+                        results[ci, impl] = (r, path)
+        except Interrupted:
+            interrupted = True
+        for ci, impl, path in jobs:
+            results.setdefault((ci, impl), (dict(error='not run: interrupted (SIGTERM)'), path))
 
         failures = []
         for ci, (label, mode, shape) in enumerate(cases):
@@ -338,13 +345,15 @@ def main(argv=None):
                              f'{ts[0]:.2f}/{ts[len(ts) // 2]:.2f}')
                     print(f'{case:<26} {impl:<28} {res["peak_bytes"] / 2**20:>9.0f} '
                           f'{times:>15} {diff:>22}')
+    if interrupted:
+        print('\nINTERRUPTED (SIGTERM, e.g. a time limit): the rows marked "not run" are missing')
     if failures:
         print(f'\noutputs that disagree with the lean path (relative {tolerance:g}):')
         for f in failures:
             print('  ' + f)
         return 1
     print(f'\nall outputs agree with the lean path (relative {tolerance:g})')
-    return 0
+    return 1 if interrupted else 0
 
 
 if __name__ == '__main__':

@@ -83,8 +83,9 @@ WARMUP_SIZE = 8
 # -- helpers shared by the worker and the tests --------------------------------------------------
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from bench_utils import (add_device_args, amp_dtype, autocast, check_device,  # noqa: E402
-                         env_info, env_line, randomize, rel_diff, synchronize)
+from bench_utils import (Interrupted, add_device_args, amp_dtype, autocast,  # noqa: E402
+                         check_device, env_info, env_line, randomize, rel_diff,
+                         stop_on_sigterm, synchronize)
 
 # relative difference above which ours is flagged under autocast: where ours' error against
 # its own float32 result exceeds twice the plain formula's at the same precision plus this
@@ -623,15 +624,20 @@ def main(argv=None):
                 env=env_line(args.device, args.amp, threads),
                 **{k: v for k, v in env_info(args.device, args.amp, threads).items()
                    if k not in ('torch', 'threads')})
-    results = []
+    results, done = [], 0
     ctx = _worker_context()
-    for module in modules:
-        for r in run_module(ctx, module, args):
-            results.append(r)
-            print(f'{module:18s} {r["impl"]:7s} ' + (
-                f'fwd+bwd {_ms(r["fwd_bwd"])} ms, peak {r.get("peak_mib", -1):.0f} MiB'
-                if 'fwd_bwd' in r else r.get('unavailable') or r.get('error', '')),
-                file=sys.stderr, flush=True)
+    try:
+        with stop_on_sigterm():  # a time limit still gets the tables of the modules done
+            for module in modules:
+                for r in run_module(ctx, module, args):
+                    results.append(r)
+                    print(f'{module:18s} {r["impl"]:7s} ' + (
+                        f'fwd+bwd {_ms(r["fwd_bwd"])} ms, peak {r.get("peak_mib", -1):.0f} '
+                        'MiB' if 'fwd_bwd' in r else r.get('unavailable') or r.get('error', '')),
+                        file=sys.stderr, flush=True)
+                done += 1
+    except Interrupted:
+        results = [r for r in results if r['module'] in modules[:done]]
     meta['load_after'] = ' '.join(f'{v:.2f}' for v in os.getloadavg())
     print(format_tables(results, meta))
     slow = slower_than_plain(results)
@@ -647,10 +653,14 @@ def main(argv=None):
         print(f'under autocast {amp_dtype(args.amp)}, mmattn further from its float32 result '
               f"than twice the plain formula's error + {MISMATCH_AMP:.0e}: "
               + (', '.join(mismatched) or 'none'))
+    interrupted = done < len(modules)
+    if interrupted:
+        print(f'INTERRUPTED (SIGTERM, e.g. a time limit) after {done} of {len(modules)} '
+              f'modules; not measured: {", ".join(modules[done:])}')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(meta=meta, results=results), f, indent=1)
-    return 1 if mismatched else 0
+            json.dump(dict(meta=meta, results=results, interrupted=interrupted), f, indent=1)
+    return 1 if mismatched or interrupted else 0
 
 
 if __name__ == '__main__':
