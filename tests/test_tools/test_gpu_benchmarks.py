@@ -49,6 +49,12 @@ seg_heads = _load('seg_heads')
 model_step = _load('model_step')
 
 
+def _plain():
+    """plain_modules as swap_to_plain imports it (another test file may have loaded its own
+    copy under the same name since this file was collected)."""
+    return bench_utils._plain_modules()
+
+
 @pytest.fixture(autouse=True)
 def _in_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # the configs are given relative to the repository
@@ -233,7 +239,7 @@ def test_plain_swap_equals_ours_detector():
     assert not bench_utils.attention_modules(model)
     assert model_step.compare_outputs(ours, model_step.float64_outputs(model, data)) < \
         model_step.F64_TOLERANCE
-    nonlocal_twin = next(m for m in model.modules() if isinstance(m, plain_modules.NonLocal))
+    nonlocal_twin = next(m for m in model.modules() if isinstance(m, _plain().NonLocal))
     with torch.no_grad():
         nonlocal_twin.conv_out.weight.mul_(1.001)
     assert model_step.compare_outputs(ours, model_step.float64_outputs(model, data)) > 1e-7
@@ -258,11 +264,11 @@ def test_model_step_plain_on_danet(tmp_path, capsys):
 def test_swap_reports_a_module_without_twin(monkeypatch):
     model = torch.nn.Sequential(build_attention('SE', 8), torch.nn.Sequential(
         build_attention('ECA', 8)))
-    monkeypatch.delitem(plain_modules.PLAIN_BUILDERS, 'SE')
+    monkeypatch.delitem(_plain().PLAIN_BUILDERS, 'SE')
     swapped, kept = bench_utils.swap_to_plain(model)
     assert swapped == {'ECA': 1}
     assert [(p, n) for p, n, _ in kept] == [('0', 'SE')] and 'no plain version' in kept[0][2]
-    assert isinstance(model[1][0], plain_modules.ECA)
+    assert isinstance(model[1][0], _plain().ECA)
 
 
 def test_plain_nonlocal_sub_sample_matches_ours():
