@@ -17,10 +17,22 @@ attention branch (output - input) is compared with the lean one's, relative to i
 magnitude. An implementation that is not installed is reported as missing;
 one whose HW x HW matrices would exceed ``--max-quadratic-gib`` is skipped.
 
+On a GPU (``--device cuda``): ``--warmup`` full-size steps first (default 2 there, 0 on the
+CPU), every step bracketed by ``torch.cuda.synchronize()``, times in ms (min and median), and
+the memory is the growth of ``torch.cuda.max_memory_allocated`` over the first timed step after
+``reset_peak_memory_stats`` (:mod:`mmattn.utils.memory`). There each implementation runs all
+the cases in one fresh process (the allocator's peak resets exactly between cases); on the CPU
+each case still gets its own. ``--amp fp16|bf16`` runs the forward under ``torch.autocast``;
+outputs are then compared at a tolerance of that precision (``AMP_TOLERANCE``).
+``--train-shapes`` / ``--eval-shapes`` (``NxCxHxW``, any number, none for none) replace the
+two default cases.
+
 Usage::
 
     python tools/benchmarks/context_memory.py                 # the sizes above
     python tools/benchmarks/context_memory.py --scale 0.25    # a quick check
+    python tools/benchmarks/context_memory.py --device cuda --amp bf16 --families PAM NonLocal \\
+        --train-shapes 2x512x64x128 1x512x128x256 --eval-shapes --max-quadratic-gib 60
 """
 import argparse
 import json
@@ -31,6 +43,16 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from bench_utils import (Interrupted, add_device_args, autocast,  # noqa: E402
+                         check_device, env_line, stop_on_sigterm, synchronize)
+
+# relative difference from the lean path above which an output is reported: float32 rounding,
+# or that of the autocast dtype
+TOLERANCE = 1e-4
+AMP_TOLERANCE = {'fp16': 1e-2, 'bf16': 5e-2}
 
 # (family, implementation, whether it holds HW x HW matrices: about two at the peak of a
 # forward (the energies and their softmax), three with autograd)
@@ -105,108 +127,207 @@ def _reference(family, name, channels):
 
 
 def worker(args):
+    """One implementation, every case of ``args.cases`` in turn; one JSON list on stdout."""
     import torch
 
-    from mmattn.utils.memory import proc_status_bytes
+    from mmattn.utils.memory import peak_bytes, reset_peak
     family = next(f for f, n, _ in IMPLS if n == args.impl)
+    device = args.device
     try:
         if args.impl.startswith('mmattn'):
-            m = _ours(family, args.shape[1], lean='explicit' not in args.impl)
+            m = _ours(family, args.channels, lean='explicit' not in args.impl)
         else:
-            m = _reference(family, args.impl, args.shape[1])
+            m = _reference(family, args.impl, args.channels)
     except ImportError as e:
-        print(json.dumps(dict(missing=f'{type(e).__name__}: {e}')))
+        print(json.dumps([dict(missing=f'{type(e).__name__}: {e}')]))
         return
-    train = args.mode == 'train'
-    m.train(train)
+    m.to(device)
+    results = []
+    for mode, shape, out_path in json.loads(args.cases):
+        train = mode == 'train'
+        m.train(train)
 
-    def step(x):
-        if train:
-            x.requires_grad_()
-            out = m(x)
-            out.sum().backward()
-            return out.detach()
-        with torch.no_grad():
-            return m(x)
+        def step(x):
+            if train:
+                x.requires_grad_()
+                with autocast(device, args.amp):
+                    out = m(x)
+                out.float().sum().backward()
+                return out.detach()
+            with torch.no_grad(), autocast(device, args.amp):
+                return m(x)
 
-    torch.manual_seed(1)
-    step(torch.randn(*args.shape[:2], 8, 8))  # warm-up: kernels, thread pools
-    x = torch.randn(*args.shape, generator=torch.Generator().manual_seed(2))
-    before = proc_status_bytes('VmHWM')
-    seconds = []
-    for i in range(args.repeat):
-        start = time.perf_counter()
-        out = step(x)
-        seconds.append(time.perf_counter() - start)
-        if i == 0:
-            peak = proc_status_bytes('VmHWM') - before
-            torch.save(out - x.detach(), args.out)  # the attention branch: x would dominate
-        x.grad = None
-        del out
-    print(json.dumps(dict(peak_bytes=peak, seconds=seconds)))
+        torch.manual_seed(1)
+        step(torch.randn(*shape[:2], 8, 8).to(device))  # warm-up: kernels, thread pools
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(2)).to(device)
+        for _ in range(args.warmup):  # full size: the CUDA allocator and library workspaces
+            step(x)
+            x.grad = None
+        if device == 'cuda':
+            reset_peak(device)  # the CPU reading stays the growth over the high-water mark
+        before = peak_bytes(device)
+        seconds = []
+        for i in range(args.repeat):
+            synchronize(device)
+            start = time.perf_counter()
+            out = step(x)
+            synchronize(device)
+            seconds.append(time.perf_counter() - start)
+            if i == 0:
+                peak = peak_bytes(device) - before
+                # the attention branch (x would dominate), in float32 on the CPU
+                torch.save((out.float() - x.detach()).cpu(), out_path)
+            x.grad = None
+            del out
+        results.append(dict(peak_bytes=peak, seconds=seconds))
+        del x
+    print(json.dumps(results))
 
 
 # -- driver ------------------------------------------------------------------------------------
-def run_case(impl, shape, mode, out_path, timeout, repeat):
+def run_cases(impl, cases, args):
+    """Run ``cases`` ([mode, shape, out_path], ...) of one implementation in a fresh process;
+    one result per case (an error or a missing module is given to every case)."""
     env = dict(os.environ)
     env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl, '--mode', mode,
-           '--out', out_path, '--repeat', str(repeat), '--shape'] + [str(s) for s in shape]
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl,
+           '--cases', json.dumps(cases), '--repeat', str(args.repeat), '--channels',
+           str(args.channels), '--device', args.device, '--warmup', str(args.warmup)]
+    if args.amp:
+        cmd += ['--amp', args.amp]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=args.timeout * len(cases))
     except subprocess.TimeoutExpired:
-        return dict(error=f'timed out after {timeout} s')
+        return [dict(error=f'timed out after {args.timeout * len(cases)} s')] * len(cases)
     if proc.returncode != 0:
-        return dict(error=proc.stderr.strip().splitlines()[-1] if proc.stderr else 'failed')
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        err = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'
+        return [dict(error=err)] * len(cases)
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    return res * len(cases) if len(res) == 1 and 'missing' in res[0] else res
 
 
-def main():
+def parse_shape(text):
+    """'2x512x64x128' -> [2, 512, 64, 128]."""
+    try:
+        shape = [int(v) for v in text.lower().split('x')]
+    except ValueError:
+        shape = []
+    if len(shape) != 4 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f'context_memory: a shape is NxCxHxW, got {text!r}')
+    return shape
+
+
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scale', type=float, default=1.0, help='multiplies H and W')
     parser.add_argument('--channels', type=int, default=512)
     parser.add_argument('--max-quadratic-gib', type=float, default=6.0,
                         help='skip implementations whose HW x HW matrices would exceed this')
     parser.add_argument('--families', nargs='+', default=['NonLocal', 'PAM', 'CrissCross'])
+    parser.add_argument('--train-shapes', type=parse_shape, nargs='*', default=None,
+                        help='training-step cases NxCxHxW (default: 1x512x64x128, scaled)')
+    parser.add_argument('--eval-shapes', type=parse_shape, nargs='*', default=None,
+                        help='inference cases NxCxHxW (default: 1x512x128x256, scaled)')
     parser.add_argument('--timeout', type=int, default=3600)
     parser.add_argument('--repeat', type=int, default=3, help='timed steps per implementation')
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='untimed full-size steps first (default: 0 on the CPU, 2 on CUDA)')
+    add_device_args(parser)
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--impl', help=argparse.SUPPRESS)
-    parser.add_argument('--mode', help=argparse.SUPPRESS)
-    parser.add_argument('--out', help=argparse.SUPPRESS)
-    parser.add_argument('--shape', type=int, nargs=4, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument('--cases', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.warmup is None:
+        args.warmup = 2 if args.device == 'cuda' else 0
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.worker:
         return worker(args)
 
     import torch
+    check_device(args.device, 'context_memory')
     c = args.channels
-    cases = [('fwd+bwd', 'train', [1, c, round(64 * args.scale), round(128 * args.scale)]),
-             ('fwd', 'eval', [1, c, round(128 * args.scale), round(256 * args.scale)])]
-    device = 'CPU' if not torch.cuda.is_available() else 'CPU (CUDA available, unused)'
-    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {device}')
-    header = (f'{"case":<26} {"implementation":<28} {"peak MiB":>9} {"time s min/med":>15} '
-              f'{"branch max|diff|/max":>22}')
+    cases = []
+    if args.train_shapes is None:
+        cases.append(('fwd+bwd', 'train',
+                      [1, c, round(64 * args.scale), round(128 * args.scale)]))
+    else:
+        cases += [('fwd+bwd', 'train', s) for s in args.train_shapes]
+    if args.eval_shapes is None:
+        cases.append(('fwd', 'eval', [1, c, round(128 * args.scale), round(256 * args.scale)]))
+    else:
+        cases += [('fwd', 'eval', s) for s in args.eval_shapes]
+    if any(shape[1] != c for _, _, shape in cases):
+        raise SystemExit(f'context_memory: every shape needs C = --channels = {c}, got '
+                         f'{[shape for _, _, shape in cases]}')
+    cuda = args.device == 'cuda'
+    tolerance = AMP_TOLERANCE[args.amp] if args.amp else TOLERANCE
+    if cuda:
+        print(env_line(args.device, args.amp))
+    else:
+        device = 'CPU' if not torch.cuda.is_available() else 'CPU (CUDA available, unused)'
+        print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, {device}'
+              + (f', autocast {args.amp}' if args.amp else ''))
+    unit = 'ms' if cuda else 's'
+    what = 'CUDA max allocated' if cuda else 'peak RSS'
+    header = (f'{"case":<26} {"implementation":<28} {"peak MiB":>9} '
+              f'{"time " + unit + " min/med":>15} {"branch max|diff|/max":>22}')
+    print(f'peak MiB: growth of the {what} over the first timed step; time: '
+          f'{args.repeat} steps after {args.warmup} full-size warm-up step(s)')
     print(header)
     print('-' * len(header))
-    failures = []
+
+    # every (case, implementation) to run, and the ones skipped for their quadratic memory
+    jobs, skipped = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, mode, shape in cases:
+        for ci, (label, mode, shape) in enumerate(cases):
             pixels = shape[2] * shape[3]
-            case = f'{label} {tuple(shape)}'
             for family in args.families:
-                lean_out = None
                 for fam, impl, quadratic in IMPLS:
                     if fam != family:
                         continue
                     n_mats = (3 if mode == 'train' else 2) if quadratic else 0
-                    need = n_mats * pixels**2 * 4 / 2**30
+                    need = n_mats * shape[0] * pixels**2 * 4 / 2**30
                     if need > args.max_quadratic_gib:
-                        print(f'{case:<26} {impl:<28} {"skipped: needs ~%.0f GiB" % need:>41}')
+                        skipped[ci, impl] = need
+                    else:
+                        jobs.append((ci, impl, os.path.join(tmp, f'out{ci}_{len(jobs)}.pt')))
+        # CUDA: one process per implementation for all its cases; CPU: one per case
+        results = {}
+        groups = {}
+        for job in jobs:
+            groups.setdefault(job[1] if cuda else (job[1], job[0]), []).append(job)
+        interrupted = False
+        try:
+            with stop_on_sigterm():  # a time limit still gets the rows measured
+                for group in groups.values():
+                    impl = group[0][1]
+                    res = run_cases(impl, [[cases[ci][1], cases[ci][2], path]
+                                           for ci, _, path in group], args)
+                    for (ci, _, path), r in zip(group, res):
+                        results[ci, impl] = (r, path)
+        except Interrupted:
+            interrupted = True
+        for ci, impl, path in jobs:
+            results.setdefault((ci, impl), (dict(error='not run: interrupted (SIGTERM)'), path))
+
+        failures = []
+        for ci, (label, mode, shape) in enumerate(cases):
+            case = f'{label} {tuple(shape)}'
+            for family in args.families:
+                lean_out = None
+                for fam, impl, _ in IMPLS:
+                    if fam != family:
                         continue
-                    out_path = os.path.join(tmp, 'out.pt')
-                    res = run_case(impl, shape, mode, out_path, args.timeout, args.repeat)
+                    if (ci, impl) in skipped:
+                        print(f'{case:<26} {impl:<28} '
+                              f'{"skipped: needs ~%.0f GiB" % skipped[ci, impl]:>41}')
+                        continue
+                    res, out_path = results[ci, impl]
                     if 'missing' in res or 'error' in res:
                         msg = res.get('missing') or res['error']
                         print(f'{case:<26} {impl:<28} {"n/a: " + msg[:80]}')
@@ -217,19 +338,22 @@ def main():
                     else:
                         rel = ((out - lean_out).abs().max() / lean_out.abs().max()).item()
                         diff = f'{rel:.1e}'
-                        if rel > 1e-4:
+                        if rel > tolerance:
                             failures.append(f'{case} {impl}: {rel:.1e}')
-                    ts = sorted(res['seconds'])
-                    times = f'{ts[0]:.2f}/{ts[len(ts) // 2]:.2f}'
+                    ts = sorted(t * (1e3 if cuda else 1) for t in res['seconds'])
+                    times = (f'{ts[0]:.3g}/{ts[len(ts) // 2]:.3g}' if cuda else
+                             f'{ts[0]:.2f}/{ts[len(ts) // 2]:.2f}')
                     print(f'{case:<26} {impl:<28} {res["peak_bytes"] / 2**20:>9.0f} '
                           f'{times:>15} {diff:>22}')
+    if interrupted:
+        print('\nINTERRUPTED (SIGTERM, e.g. a time limit): the rows marked "not run" are missing')
     if failures:
-        print('\noutputs that disagree with the lean path (relative 1e-4):')
+        print(f'\noutputs that disagree with the lean path (relative {tolerance:g}):')
         for f in failures:
             print('  ' + f)
         return 1
-    print('\nall outputs agree with the lean path (relative 1e-4)')
-    return 0
+    print(f'\nall outputs agree with the lean path (relative {tolerance:g})')
+    return 1 if interrupted else 0
 
 
 if __name__ == '__main__':

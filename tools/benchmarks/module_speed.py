@@ -1,4 +1,4 @@
-"""Forward and backward time and peak memory of every attention module on the CPU.
+"""Forward and backward time and peak memory of every attention module, on the CPU or a GPU.
 
 For every module registered in mmattn (``--modules`` selects some), at (8, 256, 56, 56) float32
 by default (``--shape``), in training mode (batch statistics, autograd recording), three
@@ -38,11 +38,22 @@ The summary lists where ours is slower than the plain version by more than 5% (m
 On a machine shared with other work, heavy modules get only 3 rounds: compare ratios within
 about 10% with care and rerun the module alone (``--modules``) with a larger ``--budget``.
 
+On a GPU (``--device cuda``) every timed call is bracketed by ``torch.cuda.synchronize()``
+(min and median of the rounds, after the warm-up and the full-size check step), and the peak
+memory is the growth of ``torch.cuda.max_memory_allocated`` over the first full-size step
+after ``reset_peak_memory_stats``, still one fresh process per implementation
+(:mod:`mmattn.utils.memory`). ``--amp fp16|bf16`` runs every forward under ``torch.autocast``
+of that dtype (backward outside it, as in training); the check then compares every
+implementation, ours included, with ours in float32, and flags ours only where it loses more
+precision than the plain formula does. ``--skip-memory`` leaves out the memory processes.
+Every run prints the device, torch and CUDA versions, the precision and threads first.
+
 Usage::
 
     OMP_NUM_THREADS=1 python tools/benchmarks/module_speed.py --threads 1
     python tools/benchmarks/module_speed.py --modules SE ECA --shape 2 64 28 28 --repeat 3
     python tools/benchmarks/module_speed.py --timm-path /tmp/timm_pkg   # an unpacked timm wheel
+    python tools/benchmarks/module_speed.py --device cuda --amp bf16 --impls mmattn plain
 
 timm: ``import timm`` imports torchvision; the layers measured here mostly do not. If timm
 cannot be imported as a package, its layer files are loaded one by one from the installed
@@ -54,7 +65,6 @@ import importlib
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -71,42 +81,32 @@ WARMUP_SIZE = 8
 
 
 # -- helpers shared by the worker and the tests --------------------------------------------------
-def randomize(module, seed=0, scale=0.5):
-    """Random parameters (std scale / sqrt(fan-in) for weights, scale for vectors) and random
-    batch-norm running statistics; fixed buffers (FcaNet's DCT basis) are left alone."""
-    import torch
-    from torch.nn.modules.batchnorm import _BatchNorm
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            std = scale / p[0].numel()**0.5 if p.dim() >= 2 else scale
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=torch.float64) * std)
-        for m in module.modules():
-            if isinstance(m, _BatchNorm) and m.track_running_stats:
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
-    return module
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from bench_utils import (Interrupted, add_device_args, amp_dtype, autocast,  # noqa: E402
+                         check_device, env_info, env_line, randomize, rel_diff,
+                         stop_on_sigterm, synchronize)
+
+# relative difference above which ours is flagged under autocast: where ours' error against
+# its own float32 result exceeds twice the plain formula's at the same precision plus this
+MISMATCH_AMP = 1e-3
 
 
-def rel_diff(a, b):
-    """max |a - b| / max |b| (0 when both are 0)."""
-    scale = b.abs().max().item()
-    diff = (a - b).abs().max().item()
-    return diff / scale if scale else diff
-
-
-def build_ours(name, channels, seed=0):
+def build_ours(name, channels, seed=0, device='cpu'):
+    """Our module, randomised on the CPU (the same weights on every device), on ``device``."""
     from mmattn.models.factory import build_attention
-    return randomize(build_attention(name, channels), seed=seed).train()
+    return randomize(build_attention(name, channels), seed=seed).to(device).train()
 
 
-def example_inputs(name, shape, dtype=None, seed=1):
-    """The module's inputs at ``shape`` (its ``example_inputs``: OCR and AFNB take two)."""
+def example_inputs(name, shape, dtype=None, seed=1, device='cpu'):
+    """The module's inputs at ``shape`` (its ``example_inputs``: OCR and AFNB take two), drawn
+    on the CPU so that every device gets the same values."""
     import torch
     from mmattn.models.factory import attention_classes
     torch.manual_seed(seed)
     kwargs = {} if dtype is None else dict(dtype=dtype)
-    return tuple(attention_classes()[name].example_inputs(shape[1], shape, **kwargs))
+    return tuple(t.to(device) for t in
+                 attention_classes()[name].example_inputs(shape[1], shape, **kwargs))
 
 
 # -- timm -----------------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def build_timm(name, ours, timm_path=None):
     t, state = builder(ours, mod)
     floats = [p for p in ours.parameters()]
     if floats:
-        t.to(dtype=floats[0].dtype)
+        t.to(dtype=floats[0].dtype, device=floats[0].device)
     t.load_state_dict(state or ours.state_dict(), strict=True)
     return t.train(ours.training)
 
@@ -280,18 +280,21 @@ def _try_build(impl, name, ours, timm_path):
 
 
 class _Case:
-    """One implementation with its parameters: a training step and gradient clearing."""
+    """One implementation with its parameters: a training step and gradient clearing, the
+    forward under autocast where ``--amp`` asks for it (the backward outside, as in training)."""
 
-    def __init__(self, model):
+    def __init__(self, model, device='cpu', amp=None):
         self.model = model
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.device, self.amp = device, amp
 
     def forward(self, inputs):
-        return self.model(*inputs)
+        with autocast(self.device, self.amp):
+            return self.model(*inputs)
 
     def step(self, inputs, gy):
-        out = self.model(*inputs)
-        out.backward(gy)
+        out = self.forward(inputs)
+        out.backward(gy.to(out.dtype))
         return out
 
     def clear(self, inputs):
@@ -302,41 +305,44 @@ class _Case:
         """One forward + backward on a small map (kernels, thread pools); the output width."""
         import torch
         n, c = shape[:2]
-        small = [t.requires_grad_() for t in example_inputs(name, (n, c, WARMUP_SIZE,
-                                                                   WARMUP_SIZE))]
-        out = self.model(*small)
+        small = [t.requires_grad_() for t in example_inputs(
+            name, (n, c, WARMUP_SIZE, WARMUP_SIZE), device=self.device)]
+        out = self.forward(small)
         out.backward(torch.ones_like(out))
         self.clear(small)
         return out.shape[1]
 
 
-def _full_inputs(name, shape, out_channels):
+def _full_inputs(name, shape, out_channels, device='cpu'):
     import torch
-    inputs = [t.requires_grad_() for t in example_inputs(name, shape)]
+    inputs = [t.requires_grad_() for t in example_inputs(name, shape, device=device)]
     gy = torch.randn(shape[0], out_channels, *shape[2:],
-                     generator=torch.Generator().manual_seed(2))
+                     generator=torch.Generator().manual_seed(2)).to(device)
     return inputs, gy
 
 
 def memory_worker(args):
-    """Peak memory of the first full-size training step of one implementation."""
-    from mmattn.utils.memory import proc_status_bytes, reset_peak_rss
+    """Peak memory of the first full-size training step of one implementation: the growth of
+    the process's peak resident memory on the CPU, of the CUDA allocator's
+    ``max_memory_allocated`` on a GPU, over what the weights and inputs already hold."""
+    from mmattn.utils.memory import peak_bytes, reset_peak
     result = dict(module=args.module, impl=args.impls[0], threads=_threads(args))
-    ours = build_ours(args.module, args.shape[1])
+    ours = build_ours(args.module, args.shape[1], device=args.device)
     model, why = _try_build(args.impls[0], args.module, ours, args.timm_path)
     if model is None:
         result['unavailable'] = why
         return result
     if model is not ours:
         del ours  # only the measured implementation's weights stay in the baseline
-    case = _Case(model)
-    inputs, gy = _full_inputs(args.module, args.shape, case.warm_up(args.module, args.shape))
-    result['peak_reset'] = reset_peak_rss() is None
-    base = proc_status_bytes('VmHWM')
+    case = _Case(model, args.device, args.amp)
+    inputs, gy = _full_inputs(args.module, args.shape, case.warm_up(args.module, args.shape),
+                              args.device)
+    result['peak_reset'] = reset_peak(args.device) is None
+    base = peak_bytes(args.device)
     import torch
     torch.manual_seed(3)
     case.step(inputs, gy)
-    result['peak_mib'] = (proc_status_bytes('VmHWM') - base) / 2**20
+    result['peak_mib'] = (peak_bytes(args.device) - base) / 2**20
     return result
 
 
@@ -344,7 +350,8 @@ def time_worker(args):
     """Check every implementation against ours, then time them interleaved, with the pass."""
     import torch
     threads = _threads(args)
-    ours = build_ours(args.module, args.shape[1])
+    device, amp = args.device, args.amp
+    ours = build_ours(args.module, args.shape[1], device=device)
     cases, results = {}, {}
     for impl in args.impls:
         model, why = _try_build(impl, args.module, ours, args.timm_path)
@@ -352,12 +359,14 @@ def time_worker(args):
         if model is None:
             results[impl]['unavailable'] = why
         else:
-            cases[impl] = _Case(model)
-    ref_case = _Case(ours)
+            cases[impl] = _Case(model, device, amp)
+    # the reference is ours in float32, also under --amp: then every implementation, ours
+    # included, is compared with it, and ours should lose no more than plain does
+    ref_case = _Case(ours, device)
     out_channels = ref_case.warm_up(args.module, args.shape)
     for case in cases.values():
         case.warm_up(args.module, args.shape)
-    inputs, gy = _full_inputs(args.module, args.shape, out_channels)
+    inputs, gy = _full_inputs(args.module, args.shape, out_channels, device)
 
     # check: the same inputs, dropout masks and output gradient as ours
     torch.manual_seed(3)
@@ -365,7 +374,7 @@ def time_worker(args):
     ref_grads = [t.grad for t in inputs]
     ref_case.clear(inputs)
     for impl, case in cases.items():
-        if impl == 'mmattn':
+        if impl == 'mmattn' and amp is None:
             continue
         torch.manual_seed(3)
         out = case.step(inputs, gy).detach()
@@ -375,8 +384,8 @@ def time_worker(args):
         del out
     del ref, ref_grads
 
-    x = torch.randn(*args.shape)
-    s = torch.rand(*args.shape[:2], 1, 1)
+    x = torch.randn(*args.shape).to(device)
+    s = torch.rand(*args.shape[:2], 1, 1).to(device)
 
     def one_pass():
         with torch.no_grad():
@@ -394,6 +403,7 @@ def time_worker(args):
             for i in range(len(names)):
                 impl = names[(rnd + i) % len(names)]
                 case = cases[impl]
+                synchronize(device)
                 t = time.perf_counter()
                 if what == 'fwd':
                     out = case.forward(inputs)
@@ -401,9 +411,11 @@ def time_worker(args):
                 else:
                     case.step(inputs, gy)
                     case.clear(inputs)
+                synchronize(device)
                 times[impl][what].append(time.perf_counter() - t)
                 t = time.perf_counter()
                 one_pass()
+                synchronize(device)
                 pass_times.append(time.perf_counter() - t)
             if rnd >= 2 and time.perf_counter() - start > args.budget * len(names):
                 break
@@ -477,7 +489,7 @@ def run_module(ctx, module, args):
             row['error'] = err
         else:
             row.update(timed[impl])
-        if 'fwd_bwd' in row:
+        if 'fwd_bwd' in row and not args.skip_memory:
             mem, err_m = _run_worker(ctx, 'memory', module, [impl], args)
             if mem is None:
                 row['peak_error'] = err_m
@@ -492,13 +504,35 @@ def _ms(d):
     return f'{d["min_ms"]:.3g} / {d["median_ms"]:.3g}'
 
 
+def flagged(r, results, amp=None):
+    """Whether a row's check failed. float32: plain or timm differ from ours by more than
+    MISMATCH. Under autocast every row is compared with ours in float32, and ours is flagged
+    where its error exceeds twice the plain formula's at the same precision plus MISMATCH_AMP
+    (rounding of the reduced precision is no fault; losing more than plain does is)."""
+    if 'diff_out' not in r:
+        return False
+    err = max(r['diff_out'], r['diff_grad'])
+    if amp is None:
+        return err > MISMATCH
+    if r['impl'] != 'mmattn':
+        return False
+    plain = next((p for p in results if p['module'] == r['module'] and p['impl'] == 'plain'
+                  and 'diff_out' in p), None)
+    if plain is None:
+        return False
+    return err > 2 * max(plain['diff_out'], plain['diff_grad']) + MISMATCH_AMP
+
+
 def format_tables(results, meta):
     """The markdown tables: every case, then the light gates in passes."""
-    lines = [f'torch {meta["torch"]}, {meta["threads"]} thread(s), float32, shape '
-             f'{tuple(meta["shape"])}, training mode; {meta["cpu"]}; load average '
+    amp = meta.get('amp')
+    vs = ' vs mmattn fp32' if amp else ''
+    lines = [meta['env'], '',
+             f'torch {meta["torch"]}, {meta["threads"]} thread(s), {meta["precision"]}, shape '
+             f'{tuple(meta["shape"])}, training mode; {meta["device_name"]}; load average '
              f'{meta["load_before"]} before, {meta["load_after"]} after', '',
              '| module | impl | fwd ms (min / median) | fwd+bwd ms (min / median) | '
-             'peak MiB | fwd+bwd vs mmattn | rel. diff out / grad |',
+             f'peak MiB | fwd+bwd vs mmattn | rel. diff out / grad{vs} |',
              '|---|---|---|---|---|---|---|']
     ours_time = {r['module']: r['fwd_bwd']['min_ms'] for r in results
                  if r['impl'] == 'mmattn' and 'fwd_bwd' in r}
@@ -515,9 +549,11 @@ def format_tables(results, meta):
             ratio = f'{r["fwd_bwd"]["min_ms"] / ours_time[r["module"]]:.2f}x'
         diff = ''
         if 'diff_out' in r:
-            flag = ' **MISMATCH**' if max(r['diff_out'], r['diff_grad']) > MISMATCH else ''
+            flag = ' **MISMATCH**' if flagged(r, results, amp) else ''
             diff = f'{r["diff_out"]:.1e} / {r["diff_grad"]:.1e}{flag}'
         peak = f'{r["peak_mib"]:.1f}' if 'peak_mib' in r else r.get('peak_error', '')
+        if meta.get('skip_memory'):
+            peak = 'not measured'
         lines.append(f'{head} {_ms(r["fwd"])} | {_ms(r["fwd_bwd"])} | {peak} | '
                      f'{ratio} | {diff} |')
     gates = [r for r in results if r['module'] in LIGHT_GATES and 'fwd_bwd' in r]
@@ -563,12 +599,16 @@ def parse_args(argv=None):
                         help='directory holding an unpacked timm package (timm/)')
     parser.add_argument('--timeout', type=int, default=900, help='seconds per case')
     parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--skip-memory', action='store_true',
+                        help='no peak-memory workers (one process fewer per implementation)')
+    add_device_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     import torch
+    check_device(args.device, 'module_speed')
     sys.path.insert(0, ROOT)
     from mmattn.models.factory import attention_classes
     names = list(attention_classes())
@@ -577,39 +617,50 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f'module_speed: unknown module(s) {unknown}; registered: '
                          f'{", ".join(names)}')
-    meta = dict(torch=torch.__version__, shape=args.shape,
-                threads=args.threads or torch.get_num_threads(),
-                cpu=platform.processor() or platform.machine(),
-                load_before=' '.join(f'{v:.2f}' for v in os.getloadavg()), argv=sys.argv[1:])
-    try:
-        with open('/proc/cpuinfo') as f:
-            meta['cpu'] = next(line.split(':', 1)[1].strip() for line in f
-                               if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    results = []
+    threads = args.threads or torch.get_num_threads()
+    meta = dict(torch=torch.__version__, shape=args.shape, threads=threads,
+                load_before=' '.join(f'{v:.2f}' for v in os.getloadavg()), argv=sys.argv[1:],
+                amp=args.amp, skip_memory=args.skip_memory,
+                env=env_line(args.device, args.amp, threads),
+                **{k: v for k, v in env_info(args.device, args.amp, threads).items()
+                   if k not in ('torch', 'threads')})
+    results, done = [], 0
     ctx = _worker_context()
-    for module in modules:
-        for r in run_module(ctx, module, args):
-            results.append(r)
-            print(f'{module:18s} {r["impl"]:7s} ' + (
-                f'fwd+bwd {_ms(r["fwd_bwd"])} ms, peak {r.get("peak_mib", -1):.0f} MiB'
-                if 'fwd_bwd' in r else r.get('unavailable') or r.get('error', '')),
-                file=sys.stderr, flush=True)
+    try:
+        with stop_on_sigterm():  # a time limit still gets the tables of the modules done
+            for module in modules:
+                for r in run_module(ctx, module, args):
+                    results.append(r)
+                    print(f'{module:18s} {r["impl"]:7s} ' + (
+                        f'fwd+bwd {_ms(r["fwd_bwd"])} ms, peak {r.get("peak_mib", -1):.0f} '
+                        'MiB' if 'fwd_bwd' in r else r.get('unavailable') or r.get('error', '')),
+                        file=sys.stderr, flush=True)
+                done += 1
+    except Interrupted:
+        results = [r for r in results if r['module'] in modules[:done]]
     meta['load_after'] = ' '.join(f'{v:.2f}' for v in os.getloadavg())
     print(format_tables(results, meta))
     slow = slower_than_plain(results)
     mismatched = [f'{r["module"]} ({r["impl"]})' for r in results
-                  if max(r.get('diff_out', 0), r.get('diff_grad', 0)) > MISMATCH]
+                  if flagged(r, results, args.amp)]
     print()
     print('mmattn slower than plain (min time, by more than 5%): ' + (', '.join(
         f'{m} {w} {a:.1f} vs {b:.1f} ms' for m, w, a, b in slow) or 'none'))
-    print('outputs or input gradients differing from mmattn by more than '
-          f'{MISMATCH:.0e} (relative): ' + (', '.join(mismatched) or 'none'))
+    if args.amp is None:
+        print('outputs or input gradients differing from mmattn by more than '
+              f'{MISMATCH:.0e} (relative): ' + (', '.join(mismatched) or 'none'))
+    else:
+        print(f'under autocast {amp_dtype(args.amp)}, mmattn further from its float32 result '
+              f"than twice the plain formula's error + {MISMATCH_AMP:.0e}: "
+              + (', '.join(mismatched) or 'none'))
+    interrupted = done < len(modules)
+    if interrupted:
+        print(f'INTERRUPTED (SIGTERM, e.g. a time limit) after {done} of {len(modules)} '
+              f'modules; not measured: {", ".join(modules[done:])}')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(meta=meta, results=results), f, indent=1)
-    return 1 if mismatched else 0
+            json.dump(dict(meta=meta, results=results, interrupted=interrupted), f, indent=1)
+    return 1 if mismatched or interrupted else 0
 
 
 if __name__ == '__main__':

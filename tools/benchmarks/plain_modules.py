@@ -450,24 +450,30 @@ class ResidualAttention(nn.Module):
 
 # -- self-attention and context modules -------------------------------------------------------
 class NonLocal(nn.Module):
-    """Embedded Gaussian non-local block with the HW x HW affinity written out."""
+    """Embedded Gaussian non-local block with the HW x HW affinity written out.
 
-    def __init__(self, channels, inner, use_scale):
+    ``sub_sample``: phi and g read the input max-pooled 2x2 (stride 2, ceil mode), as the
+    authors' code pools before those convs: HW x HW/4 affinities.
+    """
+
+    def __init__(self, channels, inner, use_scale, sub_sample=False):
         super().__init__()
         self.inner = inner
         self.use_scale = use_scale
         self.g = nn.Conv2d(channels, inner, 1)
         self.theta = nn.Conv2d(channels, inner, 1)
         self.phi = nn.Conv2d(channels, inner, 1)
+        self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True) if sub_sample else None
         self.conv_out = nn.Conv2d(inner, channels, 1)
         self.norm = nn.BatchNorm2d(channels)
 
     def forward(self, x):
         n, _, h, w = x.shape
-        g_x = self.g(x).view(n, self.inner, -1).permute(0, 2, 1)          # (N, HW, C')
+        src = self.pool(x) if self.pool is not None else x
+        g_x = self.g(src).view(n, self.inner, -1).permute(0, 2, 1)        # (N, M, C')
         theta_x = self.theta(x).view(n, self.inner, -1).permute(0, 2, 1)  # (N, HW, C')
-        phi_x = self.phi(x).view(n, self.inner, -1)                       # (N, C', HW)
-        f = torch.matmul(theta_x, phi_x)                                  # (N, HW, HW)
+        phi_x = self.phi(src).view(n, self.inner, -1)                     # (N, C', M)
+        f = torch.matmul(theta_x, phi_x)                                  # (N, HW, M)
         if self.use_scale:
             f = f / self.inner**0.5
         y = torch.matmul(f.softmax(dim=-1), g_x)
@@ -868,9 +874,9 @@ def _resatt(m):
 
 
 def _nonlocal(m):
-    if m.mode != 'embedded_gaussian' or m.sub_sample or m.norm is None:
-        _unsupported('NonLocal', 'embedded Gaussian, no sub-sampling, with the BN')
-    return NonLocal(m.in_channels, m.inter_channels, m.use_scale)
+    if m.mode != 'embedded_gaussian' or m.norm is None:
+        _unsupported('NonLocal', 'embedded Gaussian, with the BN')
+    return NonLocal(m.in_channels, m.inter_channels, m.use_scale, m.sub_sample)
 
 
 def _gc(m):

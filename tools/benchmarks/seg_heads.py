@@ -15,11 +15,19 @@ full-size call. The weights are mmseg's initialisation with both attention gamma
 0 the attention would not show in the outputs), loaded into ours; the logits of every
 implementation are compared with mmseg's.
 
+On a GPU (``--device cuda``): ``--warmup`` full-size calls first (default 2 there, 0 on the
+CPU), each call bracketed by ``torch.cuda.synchronize()``, times in ms, and the memory is the
+growth of ``torch.cuda.max_memory_allocated`` over the first timed call after
+``reset_peak_memory_stats`` (:mod:`mmattn.utils.memory`), each implementation still in a fresh
+process. ``--amp fp16|bf16`` runs the head under ``torch.autocast``; the logits are then
+compared with mmseg's at a tolerance of that precision.
+
 Usage::
 
     python tools/benchmarks/seg_heads.py                      # 2048 channels in at 128 x 256
     python tools/benchmarks/seg_heads.py --feat-size 64 128   # smaller
     python tools/benchmarks/seg_heads.py --impls ours mmseg --repeat 2
+    python tools/benchmarks/seg_heads.py --device cuda --amp bf16 --repeat 10
 """
 import argparse
 import json
@@ -31,6 +39,16 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+from bench_utils import (add_device_args, autocast, check_device, env_line,  # noqa: E402
+                         synchronize)
+
+# relative difference from mmseg's logits above which a row fails: float32 rounding, or that
+# of the autocast dtype
+TOLERANCE = 1e-4
+AMP_TOLERANCE = {'fp16': 1e-2, 'bf16': 5e-2}
 IMPLS = ('mmseg', 'ours', 'ours-explicit')
 # HW x HW float32 matrices an implementation holds at its peak in inference
 QUADRATIC = {'mmseg': 2, 'ours': 0, 'ours-explicit': 2}
@@ -63,26 +81,41 @@ def worker(args):
     import warnings
     warnings.filterwarnings('ignore')
     import torch
+    from mmattn.utils.memory import peak_bytes, reset_peak
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    head = build_head(args.impl, args).eval()
+    device = args.device
+    head = build_head(args.impl, args).eval().to(device)
     h, w = args.feat_size
     metas = [dict(img_shape=tuple(args.image_size), pad_shape=tuple(args.image_size))]
 
     def predict(x):
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, args.amp):
             return head.predict([x], metas, dict())
 
-    predict(torch.randn(1, args.in_channels, 8, 16))  # warm-up: kernels, thread pools
-    x = torch.randn(1, args.in_channels, h, w, generator=torch.Generator().manual_seed(1))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # warm-up: kernels, thread pools
+    predict(torch.randn(1, args.in_channels, 8, 16).to(device))
+    x = torch.randn(1, args.in_channels, h, w,
+                    generator=torch.Generator().manual_seed(1)).to(device)
+    for _ in range(args.warmup):  # full size: the CUDA allocator and library workspaces
+        predict(x)
+    if device == 'cuda':
+        reset_peak(device)
+        before = peak_bytes(device)
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for i in range(args.repeat):
+        synchronize(device)
         start = time.perf_counter()
         logits = predict(x)
+        synchronize(device)
         times.append(time.perf_counter() - start)
         if i == 0:
-            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
-    torch.save(logits, args.out)
+            if device == 'cuda':
+                peak = peak_bytes(device) - before
+            else:
+                peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+    torch.save(logits.float().cpu(), args.out)
     print(json.dumps(dict(peak_bytes=peak, seconds=times, threads=torch.get_num_threads())))
 
 
@@ -94,7 +127,10 @@ def run_impl(impl, args, out_path):
            out_path, '--in-channels', str(args.in_channels), '--channels', str(args.channels),
            '--pam-channels', str(args.pam_channels), '--num-classes', str(args.num_classes),
            '--repeat', str(args.repeat), '--threads', str(args.threads), '--feat-size',
-           *map(str, args.feat_size), '--image-size', *map(str, args.image_size)]
+           *map(str, args.feat_size), '--image-size', *map(str, args.image_size),
+           '--device', args.device, '--warmup', str(args.warmup)]
+    if args.amp:
+        cmd += ['--amp', args.amp]
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=args.timeout)
@@ -106,7 +142,7 @@ def run_impl(impl, args, out_path):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--impls', nargs='+', choices=IMPLS, default=['ours', 'mmseg'])
     parser.add_argument('--in-channels', type=int, default=2048)
@@ -122,24 +158,45 @@ def main():
     parser.add_argument('--max-quadratic-gib', type=float, default=12.0,
                         help='skip implementations whose HW x HW matrices would exceed this')
     parser.add_argument('--timeout', type=int, default=3600)
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='untimed full-size calls first (default: 0 on the CPU, 2 on CUDA)')
+    add_device_args(parser)
     parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--impl', help=argparse.SUPPRESS)
     parser.add_argument('--out', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.image_size is None:
         args.image_size = [8 * s for s in args.feat_size]
+    if args.warmup is None:
+        args.warmup = 2 if args.device == 'cuda' else 0
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.worker:
         return worker(args)
 
     import torch
+    check_device(args.device, 'seg_heads')
+    cuda = args.device == 'cuda'
+    tolerance = AMP_TOLERANCE[args.amp] if args.amp else TOLERANCE
     h, w = args.feat_size
     pixels = h * w
     print(f'DANet head, whole-image inference: features (1, {args.in_channels}, {h}, {w}) -> '
           f'logits (1, {args.num_classes}, {args.image_size[0]}, {args.image_size[1]}); '
           f'channels={args.channels}, pam_channels={args.pam_channels}')
-    print(f'torch {torch.__version__}, CPU, {args.threads or torch.get_num_threads()} threads, '
-          f'float32; one HW x HW matrix = {pixels**2 * 4 / 2**30:.2f} GiB')
-    header = (f'{"implementation":<34} {"peak MiB":>9} {"time s (each call)":>22} '
+    if cuda:
+        print(env_line(args.device, args.amp, args.threads or None)
+              + f'; one HW x HW float32 matrix = {pixels**2 * 4 / 2**30:.2f} GiB')
+        print(f'peak MiB: growth of CUDA max allocated over the first timed call; '
+              f'{args.repeat} timed calls after {args.warmup} full-size warm-up call(s)')
+    else:
+        print(f'torch {torch.__version__}, CPU, {args.threads or torch.get_num_threads()} '
+              f'threads, ' + (f'autocast {args.amp}' if args.amp else 'float32')
+              + f'; one HW x HW matrix = {pixels**2 * 4 / 2**30:.2f} GiB')
+    unit = 'ms' if cuda else 's'
+    header = (f'{"implementation":<34} {"peak MiB":>9} {f"time {unit} (each call)":>22} '
               f'{"max|diff| / max|mmseg|":>24} {"argmax agree":>13}')
     print(header)
     print('-' * len(header))
@@ -167,11 +224,11 @@ def main():
                 rel = ((logits - reference).abs().max() / reference.abs().max()).item()
                 same = (logits.argmax(1) == reference.argmax(1)).float().mean().item()
                 diff, agree = f'{rel:.1e}', f'{100 * same:.3f}%'
-                if rel > 1e-4:
+                if rel > tolerance:
                     status = 1
             else:
                 diff, agree = 'n/a', ''
-            times = ' '.join(f'{t:.2f}' for t in res['seconds'])
+            times = ' '.join(f'{t * 1e3:.3g}' if cuda else f'{t:.2f}' for t in res['seconds'])
             rows[impl] = (f'{names[impl]:<34} {res["peak_bytes"] / 2**20:>9.0f} {times:>22} '
                           f'{diff:>24} {agree:>13}')
             print(rows[impl], flush=True)
@@ -179,7 +236,7 @@ def main():
         if 'skipped' in rows.get(impl, '') or 'failed' in rows.get(impl, ''):
             print(rows[impl])
     if status:
-        print('\nsome implementation failed or disagreed with mmseg (relative 1e-4)')
+        print(f'\nsome implementation failed or disagreed with mmseg (relative {tolerance:g})')
     return status
 
 

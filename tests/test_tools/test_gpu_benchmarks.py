@@ -1,0 +1,326 @@
+"""The benchmarks' GPU options, the whole-model benchmark and the GPU suite, tested on the CPU.
+
+- ``--device``/``--amp`` parse in every tool, the CPU stays the default, and ``--device cuda``
+  is refused by name where torch has no CUDA device;
+- the shared pieces work: the peak-memory reader (CPU; CUDA where there is one), autocast;
+- context_memory's and seg_heads' workers run on the CPU in float32 and under bf16 autocast
+  and their outputs agree with the references they are compared with;
+- ``model_step.py`` runs two training steps of a toy config and prints its table;
+- ``--plain`` swaps every mmattn module of a model for its plain twin, the swapped model's
+  losses (or features) equal ours in float64, a perturbed twin is caught, and a module without
+  a twin is reported;
+- ``gpu_suite.sh`` lists every table of issue #13, and its CPU mode runs a step.
+"""
+import importlib.util
+import json
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmattn.models.factory import build_attention
+from tests.helpers import assert_close
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+BENCH_DIR = osp.join(ROOT, 'tools', 'benchmarks')
+TOY_DET = 'configs/toy/faster_rcnn_cbam-nonlocal_r50_toy-coco.py'
+TOY_SEG = 'configs/toy/danet_r18-d8_toy-cityscapes.py'
+
+
+def _load(name):
+    if name in sys.modules and getattr(sys.modules[name], '__file__', '').startswith(BENCH_DIR):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, osp.join(BENCH_DIR, name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench_utils = _load('bench_utils')
+plain_modules = _load('plain_modules')
+module_speed = _load('module_speed')
+context_memory = _load('context_memory')
+seg_heads = _load('seg_heads')
+model_step = _load('model_step')
+
+
+def _plain():
+    """plain_modules as swap_to_plain imports it (another test file may have loaded its own
+    copy under the same name since this file was collected)."""
+    return bench_utils._plain_modules()
+
+
+@pytest.fixture(autouse=True)
+def _in_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the configs are given relative to the repository
+
+
+# -- options ----------------------------------------------------------------------------------
+def test_device_and_amp_flags_parse():
+    for parse, extra in [(module_speed.parse_args, []), (seg_heads.parse_args, []),
+                         (context_memory.parse_args, []),
+                         (model_step.parse_args, [TOY_SEG])]:
+        default = parse(extra)
+        assert (default.device, default.amp) == ('cpu', None), parse
+        args = parse(extra + ['--device', 'cuda', '--amp', 'bf16'])
+        assert (args.device, args.amp) == ('cuda', 'bf16'), parse
+        with pytest.raises(SystemExit):
+            parse(extra + ['--amp', 'fp8'])
+    # full-size warm-up steps only where the first steps of a GPU would be slow
+    assert context_memory.parse_args([]).warmup == 0
+    assert context_memory.parse_args(['--device', 'cuda']).warmup == 2
+    assert seg_heads.parse_args(['--device', 'cuda']).warmup == 2
+    args = context_memory.parse_args(['--train-shapes', '2x512x64x128', '1x512x128x256',
+                                      '--eval-shapes'])
+    assert args.train_shapes == [[2, 512, 64, 128], [1, 512, 128, 256]]
+    assert args.eval_shapes == []
+    with pytest.raises(SystemExit):
+        context_memory.parse_args(['--train-shapes', '2x512x64'])
+    args = model_step.parse_args([TOY_DET, '--plain', '--batch', '2', '--shape', '800', '1344',
+                                  '--cfg-options', 'model.backbone.frozen_stages=-1'])
+    assert args.plain and args.shape == [800, 1344]
+    assert args.cfg_options == {'model.backbone.frozen_stages': -1}
+    with pytest.raises(SystemExit):
+        model_step.parse_args([TOY_DET, '--steps', '0'])
+
+
+def test_detector_under_cpu_autocast_refused_by_name():
+    with pytest.raises(SystemExit, match="model_step: --amp bf16 on the CPU .* mmcv's CPU NMS"):
+        model_step.main([TOY_DET, '--amp', 'bf16'])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='tests the refusal without CUDA')
+def test_cuda_refused_by_name_without_cuda():
+    with pytest.raises(SystemExit, match='model_step: --device cuda'):
+        model_step.main([TOY_SEG, '--device', 'cuda'])
+
+
+def test_autocast_selects_the_dtype():
+    a = torch.randn(4, 4)
+    with bench_utils.autocast('cpu', 'bf16'):
+        assert torch.mm(a, a).dtype == torch.bfloat16
+    with bench_utils.autocast('cpu', None):
+        assert torch.mm(a, a).dtype == torch.float32
+    assert bench_utils.amp_dtype('fp16') == torch.float16
+    assert 'device: cpu' in bench_utils.env_line('cpu', 'bf16')
+    assert 'autocast torch.bfloat16' in bench_utils.env_line('cpu', 'bf16')
+
+
+def test_peak_memory_reader_cpu():
+    from mmattn.utils.memory import peak_bytes, reset_peak
+    if reset_peak('cpu') is not None:
+        pytest.skip('the kernel refuses to reset VmHWM here')
+    base = peak_bytes('cpu')
+    x = torch.ones(64 * 2**20 // 4)  # 64 MiB, written
+    grown = peak_bytes('cpu') - base
+    del x
+    assert 60 * 2**20 <= grown < 200 * 2**20, grown
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_peak_memory_reader_cuda():
+    from mmattn.utils.memory import peak_bytes, reset_peak
+    x = torch.ones(16 * 2**20 // 4, device='cuda')
+    del x
+    assert reset_peak('cuda') is None
+    base = peak_bytes('cuda')
+    y = torch.ones(32 * 2**20 // 4, device='cuda')
+    assert peak_bytes('cuda') - base == 32 * 2**20
+    del y
+
+
+def test_module_speed_prints_what_it_measured_when_stopped(monkeypatch, capsys):
+    """A time limit (SIGTERM) still gets the tables of the modules measured so far."""
+    calls, handler = [], signal.getsignal(signal.SIGTERM)
+
+    def fake_run_module(ctx, module, args):
+        calls.append(module)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        t = dict(min_ms=1.0, median_ms=1.0, n=3)
+        return [dict(module=module, impl='mmattn', fwd=t, fwd_bwd=t, peak_mib=1.0,
+                     **{'pass': t})]
+
+    monkeypatch.setattr(module_speed, 'run_module', fake_run_module)
+    monkeypatch.setattr(module_speed, '_worker_context', lambda: None)
+    rc = module_speed.main(['--modules', 'SE', 'ECA', 'CBAM'])
+    out = capsys.readouterr().out
+    assert rc == 1 and calls == ['SE', 'ECA']
+    assert '| SE | mmattn |' in out and '| ECA |' not in out
+    assert 'INTERRUPTED' in out and 'not measured: ECA, CBAM' in out
+    assert signal.getsignal(signal.SIGTERM) is handler
+
+
+def test_context_memory_prints_what_it_measured_when_stopped(monkeypatch, capsys):
+    calls = []
+
+    def fake_run_cases(impl, cases, args):
+        calls.append(impl)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        for _, shape, path in cases:
+            torch.save(torch.ones(shape), path)
+        return [dict(peak_bytes=2**20, seconds=[0.5, 0.25])] * len(cases)
+
+    monkeypatch.setattr(context_memory, 'run_cases', fake_run_cases)
+    rc = context_memory.main(['--families', 'PAM', '--channels', '8', '--train-shapes',
+                              '1x8x4x4', '--eval-shapes'])
+    out = capsys.readouterr().out
+    assert rc == 1 and len(calls) == 2
+    assert 'mmattn DANetPAM (lean)' in out and '0.25/0.50' in out
+    assert out.count('not run: interrupted') == 2 and 'INTERRUPTED' in out
+
+
+# -- context_memory and seg_heads workers on the CPU --------------------------------------------
+@pytest.mark.parametrize('amp', [None, 'bf16'])
+def test_context_memory_worker(tmp_path, capsys, amp):
+    outs = {}
+    for impl in ('mmattn DANetPAM (lean)', 'mmseg PAM'):
+        path = str(tmp_path / f'{len(outs)}.pt')
+        argv = ['--worker', '--impl', impl, '--channels', '16', '--repeat', '2', '--cases',
+                json.dumps([['train', [1, 16, 6, 10], path]])]
+        context_memory.main(argv + (['--amp', amp] if amp else []))
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len(res) == 1 and len(res[0]['seconds']) == 2, res
+        assert res[0]['peak_bytes'] >= 0
+        outs[impl] = torch.load(path)
+        assert outs[impl].shape == (1, 16, 6, 10) and outs[impl].dtype == torch.float32
+    lean, ref = outs.values()
+    tol = context_memory.AMP_TOLERANCE[amp] if amp else context_memory.TOLERANCE
+    assert bench_utils.rel_diff(ref, lean) < tol
+    assert lean.abs().max() > 0.1  # the attention branch is there, not zero
+
+
+def test_seg_heads_worker(tmp_path, capsys):
+    outs = []
+    for impl in ('ours', 'mmseg'):
+        path = str(tmp_path / f'{impl}.pt')
+        seg_heads.main(['--worker', '--impl', impl, '--out', path, '--in-channels', '32',
+                        '--channels', '16', '--pam-channels', '4', '--feat-size', '6', '10',
+                        '--repeat', '2', '--threads', '1'])
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert len(res['seconds']) == 2
+        outs.append(torch.load(path))
+    assert outs[0].shape == (1, 19, 48, 80)
+    assert bench_utils.rel_diff(outs[0], outs[1]) < seg_heads.TOLERANCE
+
+
+# -- model_step ---------------------------------------------------------------------------------
+def test_model_step_two_steps_prints_table(tmp_path, capsys):
+    out = tmp_path / 'step.json'
+    rc = model_step.main(['configs/toy/faster_rcnn_r50_toy-coco.py', '--shape', '64', '64',
+                          '--batch', '1', '--steps', '2', '--warmup', '1', '--threads', '1',
+                          '--json', str(out)])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert 'device: cpu' in table and '| ours (as configured) |' in table
+    data = json.loads(out.read_text())
+    (row, ) = data['rows']
+    assert row['n'] == 2 and 0 < row['min_ms'] <= row['median_ms']
+    assert {'loss_rpn_cls', 'loss_cls', 'loss_bbox'} <= set(row['losses'])
+
+
+def test_plain_swap_equals_ours_detector():
+    """CBAM and Non-local (with sub-sampling) in a toy Faster R-CNN: the backbone and neck
+    features equal ours in float64 (mmcv's NMS refuses float64, so the loss cannot run there),
+    and a twin whose weight is off by 0.1% is caught."""
+    cfg = model_step.load_config(TOY_DET)
+    model = model_step.build_model(cfg)
+    data = model_step.synthetic_batch(cfg, 1, (64, 64))
+    ours = model_step.float64_outputs(model, data)
+    assert ours[0].startswith('features')
+    swapped, kept = bench_utils.swap_to_plain(model)
+    assert swapped == {'CBAM': 16, 'NonLocal': 4} and kept == []
+    assert not bench_utils.attention_modules(model)
+    assert model_step.compare_outputs(ours, model_step.float64_outputs(model, data)) < \
+        model_step.F64_TOLERANCE
+    nonlocal_twin = next(m for m in model.modules() if isinstance(m, _plain().NonLocal))
+    with torch.no_grad():
+        nonlocal_twin.conv_out.weight.mul_(1.001)
+    assert model_step.compare_outputs(ours, model_step.float64_outputs(model, data)) > 1e-7
+
+
+def test_model_step_plain_on_danet(tmp_path, capsys):
+    """One command times ours and the swapped model and checks their float64 losses."""
+    out = tmp_path / 'danet.json'
+    rc = model_step.main([TOY_SEG, '--plain', '--shape', '32', '64', '--batch', '1',
+                          '--steps', '2', '--warmup', '1', '--threads', '1', '--json', str(out)])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert '| plain twins |' in table and 'DANetPAM x1' in table
+    data = json.loads(out.read_text())
+    assert [r['model'] for r in data['rows']] == ['ours (as configured)', 'plain twins']
+    check = data['check']
+    assert check['compared'] == 'losses' and check['kept'] == []
+    assert check['swapped'] == {'DANetCAM': 1, 'DANetPAM': 1}
+    assert check['max_rel_diff'] < model_step.F64_TOLERANCE
+
+
+def test_swap_reports_a_module_without_twin(monkeypatch):
+    model = torch.nn.Sequential(build_attention('SE', 8), torch.nn.Sequential(
+        build_attention('ECA', 8)))
+    monkeypatch.delitem(_plain().PLAIN_BUILDERS, 'SE')
+    swapped, kept = bench_utils.swap_to_plain(model)
+    assert swapped == {'ECA': 1}
+    assert [(p, n) for p, n, _ in kept] == [('0', 'SE')] and 'no plain version' in kept[0][2]
+    assert isinstance(model[1][0], _plain().ECA)
+
+
+def test_plain_nonlocal_sub_sample_matches_ours():
+    """The detection configs' Non-local pools before phi and g; odd sides use ceil mode."""
+    ours = bench_utils.randomize(build_attention('NonLocal', 16, sub_sample=True).double())
+    plain = plain_modules.build_plain('NonLocal', ours)
+    x = torch.randn(2, 16, 9, 7, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(2, 16, 9, 7, dtype=torch.float64)
+    grads = []
+    for m in (ours, plain):
+        out = m(x)
+        (g, ) = torch.autograd.grad(out, x, y)
+        grads.append((out.detach(), g))
+    assert (grads[0][0] - x).abs().max() > 1e-3
+    assert_close(grads[1][0], grads[0][0], rtol=1e-10, atol=1e-12)
+    assert_close(grads[1][1], grads[0][1], rtol=1e-10, atol=1e-12)
+
+
+# -- gpu_suite.sh -------------------------------------------------------------------------------
+def test_gpu_suite_lists_every_table():
+    proc = subprocess.run(['bash', osp.join(BENCH_DIR, 'gpu_suite.sh'), '--dry'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    steps = {line[1:line.index(',')]: line for line in proc.stdout.splitlines()}
+    for prec in ('fp32', 'amp'):
+        for name in ('module_speed', 'context_memory', 'seg_heads', 'model_step_danet_ours',
+                     'model_step_danet_mmseg'):
+            assert f'{name}_{prec}' in steps, sorted(steps)
+        for variant in ('r50', 'se', 'cbam', 'nonlocal', 'gc', 'simam'):
+            line = steps[f'model_step_faster_rcnn_{variant}_{prec}']
+            assert '--shape 800 1344 --batch 2' in line and '--device cuda' in line
+            assert ('--plain' in line) == (variant != 'r50')
+            assert ('--amp fp16' in line) == (prec == 'amp')
+    assert '--shape 8 256 56 56' in steps['module_speed_fp32']
+    assert '--amp bf16' in steps['module_speed_amp'] and '--amp bf16' in steps['seg_heads_amp']
+    assert '--train-shapes 2x512x64x128 1x512x128x256' in steps['context_memory_amp']
+    assert '--shape 512 1024' in steps['model_step_danet_ours_fp32']
+    assert 'model.decode_head.type=DAHead' in steps['model_step_danet_mmseg_amp']
+    for line in proc.stdout.splitlines():  # every config named exists
+        for word in line.split():
+            if word.startswith('configs/'):
+                assert osp.exists(osp.join(ROOT, word)), word
+
+
+def test_gpu_suite_cpu_mode_runs(tmp_path):
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1')
+    proc = subprocess.run(['bash', osp.join(BENCH_DIR, 'gpu_suite.sh'), '--cpu', '--only',
+                           '^model_step_danet_mmseg_fp32$', str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (tmp_path / 'summary.md').read_text()
+    assert '| model_step_danet_mmseg_fp32 | 0 |' in summary, summary
+    tables = (tmp_path / 'tables.md').read_text()
+    assert '| ours (as configured) |' in tables and 'device: cpu' in tables
+    assert json.loads((tmp_path / 'model_step_danet_mmseg_fp32.json').read_text())['rows']
