@@ -1,0 +1,286 @@
+"""Warnings and errors around pretrained checkpoints and frozen attention modules.
+
+- a backbone whose pretrained checkpoint holds none of its attention weights says so, one line
+  per module type, with the converter that would fill them (issue 14, item 4);
+- a training run with attention modules that cannot train warns once, naming them and
+  mmattn.AttnResNet (issue 15, first hour, item 4), unless the config asked for it;
+- a config starting from a missing converted checkpoint fails with the converter command;
+- the module -> converter-format table agrees with the converters' --list.
+"""
+import logging
+import os
+import os.path as osp
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from mmattn.utils.pretrained import (CONVERTER_FORMATS, CheckpointNotFoundError,
+                                     attention_missing_from, check_pretrained_checkpoints,
+                                     converter_formats, format_of_checkpoint)
+from tests.helpers import requires_mmdet
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SE = dict(cfg=dict(type='mmattn.SE', reduction=4), position='after_conv3')
+CBAM = dict(cfg=dict(type='mmattn.CBAM', reduction=4), position='after_conv3')
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def warnings_logged():
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    handler = _Capture()
+    logger.addHandler(handler)
+    yield handler.lines
+    logger.removeHandler(handler)
+
+
+def _mmattn_lines(lines):
+    return [line for line in lines if line.startswith('mmattn:')]
+
+
+def _attn_resnet(**kwargs):
+    from mmattn.models.backbones import AttnResNet
+    return AttnResNet(50, base_channels=8, **kwargs)
+
+
+def _plain_resnet(**kwargs):
+    from mmdet.models.backbones import ResNet
+    return ResNet(50, base_channels=8, **kwargs)
+
+
+# -- issue 14, item 4: which attention modules a pretrained checkpoint left at random init ----
+
+@requires_mmdet
+def test_plain_checkpoint_names_each_module_type_once(tmp_path, warnings_logged):
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=_plain_resnet().state_dict()), ckpt)
+    net = _attn_resnet(plugins=[SE, CBAM], init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+    net.init_weights()
+    lines = _mmattn_lines(warnings_logged)
+    assert len(lines) == 2, lines
+    se_line, cbam_line = lines
+    # ResNet-50: 3 + 4 + 6 + 3 bottlenecks, each with one SE and one CBAM
+    assert ' 16 SE module(s)' in se_line and ' 16 CBAM module(s)' in cbam_line
+    assert 'layer1.0.se' in se_line and 'layer1.0.cbam' in cbam_line
+    assert 'convert.py timm-se' in se_line and 'convert.py cadene-se' in se_line
+    assert 'convert.py cbam' in cbam_line and ckpt in cbam_line
+    # and the ResNet's own weights did load
+    torch.testing.assert_close(net.layer4[2].conv3.weight,
+                               torch.load(ckpt)['state_dict']['layer4.2.conv3.weight'])
+
+
+@requires_mmdet
+def test_checkpoint_with_the_attention_weights_is_quiet(tmp_path, warnings_logged):
+    ckpt = str(tmp_path / 'se.pth')
+    src = _attn_resnet(plugins=[SE])
+    # as a whole detector's checkpoint, read through prefix='backbone.'
+    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in src.state_dict().items()}),
+               ckpt)
+    net = _attn_resnet(plugins=[SE], init_cfg=dict(type='Pretrained', checkpoint=ckpt,
+                                                   prefix='backbone.'))
+    net.init_weights()
+    assert not _mmattn_lines(warnings_logged)
+    torch.testing.assert_close(net.layer3[5].se.fc2.weight, src.layer3[5].se.fc2.weight)
+
+
+@requires_mmdet
+def test_missing_modules_listed_exactly():
+    net = _attn_resnet(plugins=[SE], stage_plugins=[
+        dict(cfg=dict(type='mmattn.BAM', reduction=4), stages=(True, False, False, False))])
+    keys = {k for k in net.state_dict() if not k.startswith('layer2.')}
+    keys.discard('layer1.1.se.fc1.weight')  # partly held: left to mmengine's message
+    missing = attention_missing_from(net, keys)
+    assert list(missing) == ['SE']
+    assert missing['SE'] == [f'layer2.{i}.se' for i in range(4)]
+    missing = attention_missing_from(net, [k for k in net.state_dict() if '_attn' not in k])
+    assert missing == {'BAM': ['layer1_attn.bam']}
+
+
+@requires_mmdet
+def test_no_second_report_for_an_initialised_backbone(tmp_path, warnings_logged):
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save(_plain_resnet().state_dict(), ckpt)  # a bare state dict, as torchvision's
+    net = _attn_resnet(plugins=[SE], init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+    net.init_weights()
+    net.init_weights()  # mmengine skips a second init
+    assert len(_mmattn_lines(warnings_logged)) == 1
+
+
+# -- issue 15, item 4: attention modules that cannot train ----------------------------------
+
+def _runner(model, tmp_path=None):
+    from mmengine.logging import MMLogger
+    return SimpleNamespace(model=model, logger=MMLogger.get_current_instance(),
+                           _load_from=None, _resume=False)
+
+
+@requires_mmdet
+def test_hook_warns_once_about_frozen_plugins_of_mmdet_resnet(warnings_logged):
+    from mmattn.engine import AttentionCheckHook
+    net = _plain_resnet(frozen_stages=1, plugins=[
+        dict(cfg=dict(type='mmattn.CBAM', reduction=4), stages=(True, True, True, True),
+             position='after_conv3')])
+    net.train()
+    hook = AttentionCheckHook()
+    hook.before_train(_runner(net))
+    lines = _mmattn_lines(warnings_logged)
+    assert len(lines) == 1 and hook.messages == lines
+    # mmdet froze layer1 whole: its three bottlenecks' CBAMs, and nothing of layer2
+    assert '3 attention module(s) (3 CBAM)' in lines[0]
+    for i in range(3):
+        assert f'layer1.{i}.cbam' in lines[0]
+    assert 'layer2' not in lines[0] and "'mmattn.AttnResNet'" in lines[0]
+
+
+@requires_mmdet
+@pytest.mark.parametrize('freeze_plugins', [False, True])
+def test_hook_quiet_when_attnresnet_trains_them_or_was_asked_to_freeze(
+        freeze_plugins, warnings_logged):
+    from mmattn.engine import AttentionCheckHook
+    net = _attn_resnet(frozen_stages=1, freeze_plugins=freeze_plugins, plugins=[CBAM])
+    net.train()
+    assert any(not p.requires_grad for p in net.layer1[0].cbam.parameters()) == freeze_plugins
+    AttentionCheckHook().before_train(_runner(net))
+    assert not _mmattn_lines(warnings_logged)
+
+
+@requires_mmdet
+def test_hook_warns_about_modules_frozen_by_hand(warnings_logged):
+    from mmattn.engine import AttentionCheckHook
+    net = _attn_resnet(frozen_stages=1, freeze_plugins=True, plugins=[CBAM])
+    net.layer3[1].cbam.requires_grad_(False)  # not what freeze_plugins asked for
+    AttentionCheckHook().before_train(_runner(net))
+    (line, ) = _mmattn_lines(warnings_logged)
+    assert '1 attention module(s) (1 CBAM)' in line and 'layer3.1.cbam' in line
+
+
+@requires_mmdet
+def test_hook_reports_plain_checkpoint_in_mmdet_resnet(tmp_path, warnings_logged):
+    from mmattn.engine import AttentionCheckHook
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=_plain_resnet().state_dict()), ckpt)
+    detector = torch.nn.Module()
+    detector.backbone = _plain_resnet(
+        plugins=[dict(cfg=dict(type='mmattn.GlobalContext', ratio=1 / 4),
+                      stages=(False, True, True, True), position='after_conv3')],
+        init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+    detector.backbone.init_weights()
+    assert not _mmattn_lines(warnings_logged)  # mmdet's ResNet does not say it
+    AttentionCheckHook().before_train(_runner(detector))
+    (line, ) = _mmattn_lines(warnings_logged)
+    assert ' 13 GlobalContext module(s)' in line  # 4 + 6 + 3 blocks
+    assert 'backbone.layer2.0.context_block' in line and 'convert.py gcnet' in line
+    # a run that loads a whole checkpoint afterwards is not warned about its init
+    warnings_logged.clear()
+    runner = _runner(detector)
+    runner._load_from = ckpt
+    AttentionCheckHook().before_train(runner)
+    assert not _mmattn_lines(warnings_logged)
+
+
+def test_hook_registered_in_mmattn_scope():
+    from mmengine.registry import HOOKS
+    from mmattn.engine import AttentionCheckHook
+    assert HOOKS.get('mmattn.AttentionCheckHook') is AttentionCheckHook
+
+
+# -- issue 14, item 3: a missing converted checkpoint names its converter -------------------
+
+def _cfg(checkpoint):
+    from mmengine.config import Config
+    return Config(dict(model=dict(type='FasterRCNN', backbone=dict(
+        type='mmattn.AttnResNet', init_cfg=dict(type='Pretrained', checkpoint=checkpoint)))))
+
+
+def test_missing_converted_checkpoint_names_the_converter(tmp_path):
+    path = str(tmp_path / 'checkpoints' / 'cbam_r50.pth')
+    with pytest.raises(CheckpointNotFoundError) as err:
+        check_pretrained_checkpoints(_cfg(path))
+    msg = str(err.value)
+    assert msg.startswith('model.backbone.init_cfg: no checkpoint at')
+    assert f'`python tools/model_converters/convert.py cbam SRC {path}`' in msg
+    assert 'CBAM' in msg
+    os.makedirs(osp.dirname(path))
+    torch.save({}, path)
+    check_pretrained_checkpoints(_cfg(path))  # there: no error
+
+
+def test_other_checkpoints(tmp_path):
+    check_pretrained_checkpoints(_cfg('torchvision://resnet50'))  # mmengine fetches these
+    with pytest.raises(CheckpointNotFoundError, match='--cfg-options'):
+        check_pretrained_checkpoints(_cfg(str(tmp_path / 'mine.pth')))
+    assert format_of_checkpoint('checkpoints/timm-se_r50.pth') == 'timm-se'
+    assert format_of_checkpoint('checkpoints/nonsense_r50.pth') is None
+
+
+@requires_mmdet
+def test_train_py_fails_before_building_with_the_converter_command(tmp_path):
+    config = osp.join(ROOT, 'configs', 'pretrained', 'faster_rcnn_cbam_r50_coco.py')
+    if not osp.exists(config):
+        pytest.skip('configs/pretrained/faster_rcnn_cbam_r50_coco.py not on this branch')
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+         str(tmp_path / 'w')], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ('`python tools/model_converters/convert.py cbam SRC checkpoints/cbam_r50.pth`'
+            in proc.stderr), proc.stderr[-2000:]
+    assert not (tmp_path / 'w').exists()
+
+
+def test_train_py_adds_the_hook_once():
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    try:
+        import train
+    finally:
+        sys.path.pop(0)
+    from mmengine.config import Config
+    cfg = Config(dict())
+    train.add_attention_check(cfg)
+    train.add_attention_check(cfg)
+    assert cfg.custom_hooks == [dict(type='mmattn.AttentionCheckHook')]
+
+
+# -- the table agrees with the converters ---------------------------------------------------
+
+def _converter_list():
+    convert = osp.join(ROOT, 'tools', 'model_converters', 'convert.py')
+    if not osp.exists(convert):
+        pytest.skip('tools/model_converters/convert.py not on this branch')
+    proc = subprocess.run([sys.executable, convert, '--list'], cwd=ROOT, capture_output=True,
+                          text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_table_formats_exist_and_fill_their_modules():
+    from mmattn.models import MODELS
+    for type_name in CONVERTER_FORMATS:
+        assert type_name in MODELS, type_name
+    listing = _converter_list()
+    from tests.test_utils.converter_list import parse_listing
+    formats = parse_listing(listing)
+    present = [f for f in converter_formats() if f in formats]
+    assert present, f'no format of the table in --list:\n{listing}'
+    for fmt in present:
+        types = formats[fmt]
+        for type_name in types:
+            assert fmt in CONVERTER_FORMATS.get(type_name, ()), (fmt, type_name)
+    # every converter format with attention weights is in the table
+    for fmt, types in formats.items():
+        for type_name in types:
+            if type_name in CONVERTER_FORMATS:
+                assert fmt in CONVERTER_FORMATS[type_name], (fmt, type_name)
