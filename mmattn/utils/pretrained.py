@@ -23,11 +23,12 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import torch
 
 # Module type (the registered class name, as in ``type='mmattn.SE'``) -> the converter formats
-# whose output holds that module's weights, most used first. Every format writes a ResNet-50
-# (the formats' backbone configs: ``convert.py --list``). SimAM has no weights: its format
+# whose output holds that module's weights, ResNets before ResNeXts (each format's backbone
+# config: ``convert.py --list``). SimAM has no weights: its format
 # converts the ResNet its authors trained with SimAM in it.
 CONVERTER_FORMATS: Dict[str, Tuple[str, ...]] = OrderedDict([
-    ('SE', ('timm-se', 'cadene-se')),
+    ('SE', ('timm-se', 'cadene-se', 'timm-se-d', 'timm-se-x32x4d', 'timm-se-x32x8d',
+            'timm-se-x64x4d', 'timm-se-xd-32x8d', 'cadene-se-x32x4d')),
     ('CBAM', ('cbam', )),
     ('BAM', ('bam', )),
     ('ECA', ('eca', )),
@@ -166,8 +167,9 @@ def describe_attention_missing(missing: Dict[str, List[str]], checkpoint: str,
     for type_name, names in missing.items():
         formats = CONVERTER_FORMATS.get(type_name)
         if formats:
-            fix = ('a checkpoint with them comes from ' + ' or '.join(
-                f'`{converter_command(f, f"checkpoints/{f}_r50.pth")}`' for f in formats))
+            fix = (f'a checkpoint holding them comes from `python {CONVERTER} FORMAT SRC DST` '
+                   f'with FORMAT {" or ".join(formats)} (`--list` says which backbone each '
+                   f'fills)')
         else:
             fix = 'no converter writes their weights (none were released for a ResNet)'
         lines.append(

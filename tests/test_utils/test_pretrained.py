@@ -7,9 +7,11 @@
 - a config starting from a missing converted checkpoint fails with the converter command;
 - the module -> converter-format table agrees with the converters' --list.
 """
+import ast
 import logging
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -74,8 +76,8 @@ def test_plain_checkpoint_names_each_module_type_once(tmp_path, warnings_logged)
     # ResNet-50: 3 + 4 + 6 + 3 bottlenecks, each with one SE and one CBAM
     assert ' 16 SE module(s)' in se_line and ' 16 CBAM module(s)' in cbam_line
     assert 'layer1.0.se' in se_line and 'layer1.0.cbam' in cbam_line
-    assert 'convert.py timm-se' in se_line and 'convert.py cadene-se' in se_line
-    assert 'convert.py cbam' in cbam_line and ckpt in cbam_line
+    assert 'convert.py FORMAT SRC DST` with FORMAT timm-se or cadene-se' in se_line
+    assert 'with FORMAT cbam ' in cbam_line and ckpt in cbam_line
     # and the ResNet's own weights did load
     torch.testing.assert_close(net.layer4[2].conv3.weight,
                                torch.load(ckpt)['state_dict']['layer4.2.conv3.weight'])
@@ -181,7 +183,7 @@ def test_hook_reports_plain_checkpoint_in_mmdet_resnet(tmp_path, warnings_logged
     AttentionCheckHook().before_train(_runner(detector))
     (line, ) = _mmattn_lines(warnings_logged)
     assert ' 13 GlobalContext module(s)' in line  # 4 + 6 + 3 blocks
-    assert 'backbone.layer2.0.context_block' in line and 'convert.py gcnet' in line
+    assert 'backbone.layer2.0.context_block' in line and 'with FORMAT gcnet ' in line
     # a run that loads a whole checkpoint afterwards is not warned about its init
     warnings_logged.clear()
     runner = _runner(detector)
@@ -266,21 +268,34 @@ def _converter_list():
     return proc.stdout
 
 
+def parse_listing(text):
+    """Format name -> attention module types of the backbone config ``--list`` prints."""
+    formats = {}
+    for block in re.split(r'(?m)^(?=\S)', text):
+        if not block.strip():
+            continue
+        name = block.split(':', 1)[0].strip()
+        found = re.search(r'loads into: backbone=(.*?)(?=\n    \S[^\n]*?: |\Z)', block, re.S)
+        assert found, f'no backbone config for {name} in --list:\n{block}'
+        cfg = ast.literal_eval(found.group(1).strip())
+        specs = list(cfg.get('plugins') or []) + list(cfg.get('stage_plugins') or [])
+        formats[name] = {spec['cfg']['type'].split('.')[-1] for spec in specs}
+    return formats
+
+
 def test_table_formats_exist_and_fill_their_modules():
-    from mmattn.models import MODELS
+    from mmattn.registry import MODELS
     for type_name in CONVERTER_FORMATS:
         assert type_name in MODELS, type_name
     listing = _converter_list()
-    from tests.test_utils.converter_list import parse_listing
     formats = parse_listing(listing)
     present = [f for f in converter_formats() if f in formats]
     assert present, f'no format of the table in --list:\n{listing}'
+    # a format of the table fills the modules the table says (formats not on this branch:
+    # skipped)
     for fmt in present:
-        types = formats[fmt]
-        for type_name in types:
-            assert fmt in CONVERTER_FORMATS.get(type_name, ()), (fmt, type_name)
-    # every converter format with attention weights is in the table
+        assert {t for t, fmts in CONVERTER_FORMATS.items() if fmt in fmts} == formats[fmt], fmt
+    # and every converter format's attention modules name it in the table
     for fmt, types in formats.items():
         for type_name in types:
-            if type_name in CONVERTER_FORMATS:
-                assert fmt in CONVERTER_FORMATS[type_name], (fmt, type_name)
+            assert fmt in CONVERTER_FORMATS.get(type_name, ()), (fmt, type_name)
