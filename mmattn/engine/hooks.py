@@ -54,9 +54,16 @@ class AttentionCheckHook(Hook):
             count = sum(len(v) for v in frozen.values())
             kinds = ', '.join(f'{len(v)} {k}' for k, v in frozen.items())
             names = [n for v in frozen.values() for n in v]
+            # mmattn's backbones freeze them only when asked (freeze_plugins=True, left out
+            # above): there something else set requires_grad
+            ours = {id(x) for m in model.modules() if hasattr(m, 'stage_attention_modules')
+                    for x in m.modules()}
+            advice = _ADVICE if any(id(model.get_submodule(n)) not in ours for n in names) \
+                else ('Their backbone freezes them only with freeze_plugins=True: something '
+                      'else set requires_grad=False')
             msg = (f'mmattn: {count} attention module(s) ({kinds}) cannot train '
                    f'(requires_grad=False) and keep their initial weights for the whole run: '
-                   f'{_short(names)}. {_ADVICE}.')
+                   f'{_short(names)}. {advice}.')
             self.messages.append(msg)
             print_log(msg, logger=runner.logger, level=30)
         if getattr(runner, '_load_from', None) or getattr(runner, '_resume', False):

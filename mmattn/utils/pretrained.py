@@ -167,9 +167,9 @@ def describe_attention_missing(missing: Dict[str, List[str]], checkpoint: str,
     for type_name, names in missing.items():
         formats = CONVERTER_FORMATS.get(type_name)
         if formats:
+            which = formats[0] if len(formats) == 1 else 'one of ' + ', '.join(formats)
             fix = (f'a checkpoint holding them comes from `python {CONVERTER} FORMAT SRC DST` '
-                   f'with FORMAT {" or ".join(formats)} (`--list` says which backbone each '
-                   f'fills)')
+                   f'with FORMAT {which} (`--list` says which backbone each fills)')
         else:
             fix = 'no converter writes their weights (none were released for a ResNet)'
         lines.append(

@@ -76,7 +76,7 @@ def test_plain_checkpoint_names_each_module_type_once(tmp_path, warnings_logged)
     # ResNet-50: 3 + 4 + 6 + 3 bottlenecks, each with one SE and one CBAM
     assert ' 16 SE module(s)' in se_line and ' 16 CBAM module(s)' in cbam_line
     assert 'layer1.0.se' in se_line and 'layer1.0.cbam' in cbam_line
-    assert 'convert.py FORMAT SRC DST` with FORMAT timm-se or cadene-se' in se_line
+    assert 'convert.py FORMAT SRC DST` with FORMAT one of timm-se, cadene-se' in se_line
     assert 'with FORMAT cbam ' in cbam_line and ckpt in cbam_line
     # and the ResNet's own weights did load
     torch.testing.assert_close(net.layer4[2].conv3.weight,
@@ -166,6 +166,7 @@ def test_hook_warns_about_modules_frozen_by_hand(warnings_logged):
     AttentionCheckHook().before_train(_runner(net))
     (line, ) = _mmattn_lines(warnings_logged)
     assert '1 attention module(s) (1 CBAM)' in line and 'layer3.1.cbam' in line
+    assert 'something else set requires_grad=False' in line
 
 
 @requires_mmdet
