@@ -28,10 +28,12 @@ def _unavailable(name: str, package: str, error: Exception) -> type:
 # Not only ImportError: a broken install (e.g. a torchvision built for another torch, which
 # mmseg imports through timm, raises RuntimeError) must not take the attention modules down.
 try:
-    from .attn_resnet import AttnBasicBlock, AttnBottleneck, AttnResNet
+    from .attn_resnet import (AttnBasicBlock, AttnBottleneck, AttnResNet, AttnResNeXt,
+                              AttnXBottleneck)
 except Exception as err:  # noqa: B902  (no mmdet, or no mmcv ops)
     AttnResNet = _unavailable('AttnResNet', 'mmdet', err)
-    AttnBasicBlock = AttnBottleneck = None
+    AttnResNeXt = _unavailable('AttnResNeXt', 'mmdet', err)
+    AttnBasicBlock = AttnBottleneck = AttnXBottleneck = None
 
 try:
     from .attn_resnet_seg import (AttnResNetV1b, AttnResNetV1c, AttnResNetV1d,
@@ -43,7 +45,8 @@ except Exception as err:  # noqa: B902
     AttnSegBasicBlock = AttnSegBottleneck = None
 
 __all__ = [
-    'AttnResNet', 'AttnResNetV1b', 'AttnResNetV1c', 'AttnResNetV1d', 'AttnBasicBlock', 'AttnBottleneck',
+    'AttnResNet', 'AttnResNeXt', 'AttnResNetV1b', 'AttnResNetV1c', 'AttnResNetV1d',
+    'AttnBasicBlock', 'AttnBottleneck', 'AttnXBottleneck',
     'AttnSegBasicBlock', 'AttnSegBottleneck', 'ResNetClassifier', 'resnet_classifier',
     'resnet50_classifier', 'count_parameters', 'AUTHORS_PLACEMENT', 'resolve_block_plugins',
     'resolve_stage_plugins'

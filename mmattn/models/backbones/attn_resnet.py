@@ -1,11 +1,20 @@
-"""mmdet's ResNet with plugins in every block type, in chosen blocks, and between stages.
+"""mmdet's ResNet and ResNeXt with plugins in every block type, in chosen blocks, and between
+stages.
 
-For detection configs: ``backbone=dict(type='mmattn.AttnResNet', depth=50, plugins=[...])``.
+For detection configs: ``backbone=dict(type='mmattn.AttnResNet', depth=50, plugins=[...])``, or
+``dict(type='mmattn.AttnResNeXt', depth=101, groups=32, base_width=4, plugins=[...])``.
 """
+from typing import Optional
+
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmdet.models.backbones.resnext import Bottleneck as XBottleneck
+from mmdet.models.backbones.resnext import ResNeXt
+from torch import nn
 
 from mmattn.registry import MODELS
 from .res_plugins import AttnResNetMixin, BasicBlockPluginMixin, BottleneckPluginMixin
+
+_MAXPOOL_KEYS = ('kernel_size', 'stride', 'padding', 'ceil_mode')
 
 
 class AttnBasicBlock(BasicBlockPluginMixin, BasicBlock):
@@ -14,6 +23,38 @@ class AttnBasicBlock(BasicBlockPluginMixin, BasicBlock):
 
 class AttnBottleneck(BottleneckPluginMixin, Bottleneck):
     """mmdet's Bottleneck that takes plugins in chosen blocks."""
+
+
+class AttnXBottleneck(BottleneckPluginMixin, XBottleneck):
+    """mmdet's ResNeXt Bottleneck that takes plugins in chosen blocks.
+
+    Its first two convs are ``groups * width_per_group`` wide, not ``planes``: plugins there
+    get that width, as in mmdet's ResNeXt Bottleneck.
+    """
+
+    def plugin_channels(self, position):
+        if position == 'after_conv1':
+            return self.conv1.out_channels
+        if position == 'after_conv2':
+            return self.conv2.out_channels
+        return self.planes * self.expansion
+
+
+def _set_maxpool(backbone, maxpool_cfg: Optional[dict]) -> None:
+    """Replace the stem's max-pool (it has no parameters, so the state dict is unchanged)."""
+    if maxpool_cfg is None:
+        return
+    name = type(backbone).__name__
+    if not isinstance(maxpool_cfg, dict):
+        raise TypeError(f'{name}: maxpool_cfg must be a dict of nn.MaxPool2d arguments, got '
+                        f'{maxpool_cfg!r}')
+    unknown = sorted(set(maxpool_cfg) - set(_MAXPOOL_KEYS))
+    if unknown:
+        raise ValueError(f'{name}: maxpool_cfg takes {_MAXPOOL_KEYS}, got unknown keys '
+                         f'{unknown}')
+    cfg = dict(kernel_size=3, stride=2, padding=1)
+    cfg.update(maxpool_cfg)
+    backbone.maxpool = nn.MaxPool2d(**cfg)
 
 
 @MODELS.register_module()
@@ -45,6 +86,11 @@ class AttnResNet(AttnResNetMixin, ResNet):
             those stages too, as mmdet's ResNet does. Default False: the ResNet's own layers
             are frozen and the attention modules, which a plain ResNet checkpoint does not
             hold, train. Set True for a checkpoint that includes them.
+        maxpool_cfg (dict, optional): ``nn.MaxPool2d`` arguments for the stem's max-pool
+            (``kernel_size``, ``stride``, ``padding``, ``ceil_mode``) over mmdet's
+            ``dict(kernel_size=3, stride=2, padding=1)``. Caffe-trained ResNets (Cadene's
+            SE-ResNets and SE-ResNeXts) pool with ``dict(padding=0, ceil_mode=True)``: the
+            same output size, windows shifted by one pixel.
 
     A ResNet-V1d for detection is ``AttnResNet(deep_stem=True, avg_down=True, ...)``, as
     mmdet's ``ResNetV1d``.
@@ -52,6 +98,35 @@ class AttnResNet(AttnResNetMixin, ResNet):
 
     attn_blocks = {BasicBlock: AttnBasicBlock, Bottleneck: AttnBottleneck}
 
-    def __init__(self, depth, stage_plugins=None, freeze_plugins=False, **kwargs):
+    def __init__(self, depth, stage_plugins=None, freeze_plugins=False, maxpool_cfg=None,
+                 **kwargs):
         super().__init__(depth=depth, **kwargs)
+        _set_maxpool(self, maxpool_cfg)
+        self._init_stage_plugins(stage_plugins, freeze_plugins)
+
+
+@MODELS.register_module()
+class AttnResNeXt(AttnResNetMixin, ResNeXt):
+    """mmdet's ``ResNeXt`` with attention plugins anywhere.
+
+    Takes every argument of ``mmdet.models.backbones.ResNeXt`` (``depth`` 50/101/152,
+    ``groups``, ``base_width``, and all of ``ResNet``'s) and, without plugins, has its
+    parameters, state-dict keys, initialisation, outputs and freezing. ``plugins``,
+    ``stage_plugins``, ``freeze_plugins`` and ``maxpool_cfg`` are as in :class:`AttnResNet`;
+    plugins at ``after_conv1``/``after_conv2`` get the grouped width
+    (``groups * floor(planes * base_width / base_channels)``).
+
+    SE-ResNeXt-101 (32x4d) for detection::
+
+        backbone=dict(type='mmattn.AttnResNeXt', depth=101, groups=32, base_width=4,
+                      plugins=[dict(cfg=dict(type='mmattn.SE', reduction=16),
+                                    position='after_conv3')])
+    """
+
+    attn_blocks = {XBottleneck: AttnXBottleneck}
+
+    def __init__(self, depth, stage_plugins=None, freeze_plugins=False, maxpool_cfg=None,
+                 **kwargs):
+        super().__init__(depth=depth, **kwargs)
+        _set_maxpool(self, maxpool_cfg)
         self._init_stage_plugins(stage_plugins, freeze_plugins)

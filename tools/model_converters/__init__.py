@@ -1,0 +1,1 @@
+"""Checkpoint converters: released ImageNet weights -> mmattn backbones (``convert.py``)."""

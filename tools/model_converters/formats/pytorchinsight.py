@@ -1,0 +1,56 @@
+"""SGE: the authors' SGE-ResNet ImageNet checkpoints.
+
+Source: implus/PytorchInsight, ``classification/models/imagenet/resnet_sge.py``
+(``sge_resnet18``-``sge_resnet152``, ``SpatialGroupEnhance(64)``).
+
+Layout (read from the authors' code): torchvision's ResNet names and layout (stride on the 3x3
+conv, BN defaults), and ``layer{i}.{j}.sge.weight`` / ``.sge.bias``, each (1, 64, 1, 1), after
+``bn3`` (ResNet-18/34: after ``bn2``), before the sum. Ours: ``mmattn.SGE(groups=64)`` at
+``after_conv3``, same tensors.
+
+The same repository also released CBAM-, BAM- and SK-ResNet weights in its own layouts
+(``resnet_cbam.py``, ``resnet_bam.py``, ``resnet_sk.py``); only SGE is converted here.
+"""
+from ..common import ConversionError, ConverterFormat
+from ._plugin_resnet import attn_resnet, convert_blocks, depths_of
+
+_REPO = 'https://github.com/implus/PytorchInsight'
+GROUPS = 64
+
+
+def sge_backbone(depth: int) -> dict:
+    return attn_resnet(depth, plugins=[dict(cfg=dict(type='mmattn.SGE', groups=GROUPS),
+                                            position='after_conv3')])
+
+
+def sge_convert(src_state, depth):
+
+    def block(m, src, dst, stage, j):
+        for name in ('weight', 'bias'):
+            key = f'{src}sge.{name}'
+            t = src_state.get(key)
+            if t is not None and tuple(t.shape) != (1, GROUPS, 1, 1):
+                raise ConversionError(f'sge: {key!r} has shape {tuple(t.shape)}; the '
+                                      f'authors\' SGE (and this config) has {GROUPS} groups: '
+                                      f'(1, {GROUPS}, 1, 1)')
+            m.take(key, f'{dst}sge.{name}', 'sge')
+
+    return convert_blocks('sge', src_state, depth, block)
+
+
+FORMATS = [
+    ConverterFormat(
+        name='sge',
+        description='SGE-ResNet (authors\' resnet_sge, SGE with 64 groups after bn3 in every '
+                    'block)',
+        published=f'{_REPO} (README, "Results of SGENet": SGE-ResNet50/101, Google Drive / '
+                  'BaiduDrive)',
+        backbone=sge_backbone,
+        convert=sge_convert,
+        depths=depths_of(18, 34, 50, 101, 152),
+        figures=('ImageNet top-1 77.584 (SGE-ResNet50), 78.798 (SGE-ResNet101); authors\' '
+                 'README',
+                 'COCO box AP 38.7 (Faster R-CNN SGE-ResNet50 FPN), 41.0 (SGE-ResNet101); '
+                 'authors\' README'),
+    ),
+]

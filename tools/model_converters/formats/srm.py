@@ -1,0 +1,47 @@
+"""SRM: checkpoints of the authors' SRM-ResNet code.
+
+Source: hyunjaelee410/style-based-recalibration-module, ``models/resnet.py``
+(``resnet(depth, recalibration_type='srm')``) and ``models/recalibration_modules.py::SRMLayer``;
+``imagenet.py`` saves ``{'state_dict': ...}`` from ``nn.DataParallel``.
+
+Layout (read from the authors' code): torchvision's ResNet names and layout (stride on the 3x3
+conv, BN defaults), and ``layer{i}.{j}.rclb.cfc`` (C, 2) and ``layer{i}.{j}.rclb.bn`` (BN(C)),
+after ``bn3`` (ResNet-18/34: after ``bn2``), before the sum. Ours: ``mmattn.SRM`` at
+``after_conv3`` (``srm.cfc``, ``srm.bn``), same tensors.
+
+The authors' repository publishes no weights (its README gives training commands and result
+figures only); this format is for checkpoints trained with that code. ``rclb`` is also the
+name of the same code's SE and GE layers: a checkpoint of those is refused, naming the tensors
+(SE: ``rclb.fc.*``; GE: ``rclb.conv.*``).
+"""
+from ..common import ConverterFormat
+from ._plugin_resnet import attn_resnet, convert_blocks, depths_of
+
+_REPO = 'https://github.com/hyunjaelee410/style-based-recalibration-module'
+
+
+def srm_backbone(depth: int) -> dict:
+    return attn_resnet(depth, plugins=[dict(cfg=dict(type='mmattn.SRM'),
+                                            position='after_conv3')])
+
+
+def srm_convert(src_state, depth):
+
+    def block(m, src, dst, stage, j):
+        m.take(f'{src}rclb.cfc', f'{dst}srm.cfc', 'srm')
+        m.bn(f'{src}rclb.bn', f'{dst}srm.bn', 'srm')
+
+    return convert_blocks('srm', src_state, depth, block)
+
+
+FORMATS = [
+    ConverterFormat(
+        name='srm',
+        description='SRM-ResNet (authors\' models/resnet.py, SRM after bn3 in every block)',
+        published=f'{_REPO}: no released weights (training code only)',
+        backbone=srm_backbone,
+        convert=srm_convert,
+        depths=depths_of(18, 34, 50, 101, 152),
+        figures=(),
+    ),
+]

@@ -1,0 +1,107 @@
+"""timm's SE-ResNets and SE-ResNeXts (``timm/models/resnet.py``, ``attn_layer='se'``).
+
+Layout (read in huggingface/pytorch-image-models ``timm/models/resnet.py`` and
+``timm/layers/squeeze_excite.py``): torchvision's ResNet names (``conv1``, ``bn1``,
+``layer{i}.{j}.conv{1,2,3}``/``bn{1,2,3}``, ``downsample.0/1``, classifier ``fc``), the
+stride in the 3x3 conv, and in each block an ``SEModule`` named ``se`` after ``bn3`` (after
+``bn2`` in the BasicBlock of seresnet18/34), before the residual addition: ``se.fc1`` and
+``se.fc2``, 1x1 convs with biases, ReLU between, sigmoid gate. That is ``mmattn.SE`` at
+``after_conv3``, with the same names, so the SE tensors keep their keys.
+
+timm sizes the reduced width as ``make_divisible(C / 16, 8)``; for the widths of a ResNet
+(256 to 2048) that is ``C // 16``, ``mmattn.SE(reduction=16)``'s width.
+
+The ``d`` variants (``seresnet152d``, ``seresnext101d_32x8d``) have the deep stem
+(``conv1.0/1/3/4/6`` + ``bn1``: 3x3 convs 32, 32, 64 wide) and an average pool before each
+downsampling conv (``downsample.1/2``): mmdet's ``deep_stem=True, avg_down=True`` with 64 stem
+channels.
+"""
+from ..common import ConverterFormat, KeyMapper, map_resnet
+
+SE_PLUGIN = dict(cfg=dict(type='mmattn.SE', reduction=16), position='after_conv3')
+
+UNSUPPORTED = (
+    'seresnext26d_32x4d / seresnext26t_32x4d: 2 blocks per stage (ResNet-26), a depth '
+    'mmdet\'s ResNet does not have; the "t" stem is also tiered (24, 32, 64 wide)',
+    'seresnet50t: tiered deep stem (24, 32, 64 wide); mmdet\'s deep stem is (32, 32, 64)',
+    'seresnextaa101d/201d: anti-aliased (BlurPool) downsampling, which our backbones lack',
+    'seresnet33ts, seresnext26ts: timm ByobNet layouts, not ResNets',
+    'senet154 (timm): 3x3 downsampling convs and 64x4d blocks of another width rule',
+)
+
+
+def _backbone(groups: int, base_width: int, deep: bool):
+    def build(depth: int) -> dict:
+        cfg = dict(type='mmattn.AttnResNet', depth=depth)
+        if groups > 1:
+            cfg = dict(type='mmattn.AttnResNeXt', depth=depth, groups=groups,
+                       base_width=base_width)
+        if deep:
+            cfg.update(deep_stem=True, avg_down=True)
+        cfg['plugins'] = [dict(SE_PLUGIN)]
+        return cfg
+
+    return build
+
+
+def _convert(name: str, deep: bool):
+    def convert(src_state, depth):
+        mapper = KeyMapper(src_state, name)
+
+        def se(m: KeyMapper, src: str, dst: str, stage: int, block: int) -> None:
+            m.conv(src + 'se.fc1', dst + 'se.fc1', 'se', bias=True)
+            m.conv(src + 'se.fc2', dst + 'se.fc2', 'se', bias=True)
+
+        map_resnet(mapper, depth, deep_stem=deep, avg_down=deep,
+                   src_downsample=('downsample.1', 'downsample.2') if deep else
+                   ('downsample.0', 'downsample.1'), block_hook=se)
+        mapper.drop('fc.weight', 'ImageNet classifier head')
+        mapper.drop('fc.bias', 'ImageNet classifier head')
+        return mapper.finish()
+
+    return convert
+
+
+TIMM = 'https://github.com/huggingface/pytorch-image-models'
+RESULTS = f'{TIMM}/blob/main/results/results-imagenet.csv'
+
+
+def _fmt(name, description, published, figures, groups=1, base_width=4, deep=False,
+         depths=(50, 101, 152)):
+    return ConverterFormat(
+        name=name, description=description, published=published,
+        backbone=_backbone(groups, base_width, deep), convert=_convert(name, deep),
+        depths=depths, figures=figures, unsupported=UNSUPPORTED if name == 'timm-se' else ())
+
+
+FORMATS = [
+    _fmt('timm-se', 'timm seresnet18/34/50/101/152 (SE after the last BN of every block)',
+         f'timm seresnet50.ra2_in1k / .a1_in1k / .a2_in1k / .a3_in1k (Hugging Face hub '
+         f'timm/seresnet50.*; {TIMM}/releases); seresnet18/34/101/152 are not released',
+         (f'ImageNet top-1 at 224: seresnet50.ra2_in1k 80.26, .a1_in1k 80.01, .a2_in1k 80.10, '
+          f'.a3_in1k 77.04 ({RESULTS})', ),
+         depths=(18, 34, 50, 101, 152)),
+    _fmt('timm-se-d', 'timm seresnet152d (deep stem, average-pool downsampling)',
+         'timm seresnet152d.ra2_in1k (Hugging Face hub timm/seresnet152d.ra2_in1k)',
+         (f'ImageNet top-1: seresnet152d.ra2_in1k 83.70 at 256, 84.34 at 320 ({RESULTS})', ),
+         deep=True),
+    _fmt('timm-se-x32x4d', 'timm seresnext50_32x4d / seresnext101_32x4d',
+         'timm seresnext50_32x4d.racm_in1k, seresnext50_32x4d.gluon_in1k, '
+         'seresnext101_32x4d.gluon_in1k (Hugging Face hub timm/...)',
+         (f'ImageNet top-1 at 224: seresnext50_32x4d.racm_in1k 81.27, .gluon_in1k 79.92, '
+          f'seresnext101_32x4d.gluon_in1k 80.89 ({RESULTS})', ),
+         groups=32, base_width=4),
+    _fmt('timm-se-x32x8d', 'timm seresnext101_32x8d',
+         'timm seresnext101_32x8d.ah_in1k (Hugging Face hub timm/seresnext101_32x8d.ah_in1k)',
+         (f'ImageNet top-1 at 224: seresnext101_32x8d.ah_in1k 83.62 ({RESULTS})', ),
+         groups=32, base_width=8),
+    _fmt('timm-se-x64x4d', 'timm seresnext101_64x4d',
+         'timm seresnext101_64x4d.gluon_in1k (Hugging Face hub '
+         'timm/seresnext101_64x4d.gluon_in1k)',
+         (f'ImageNet top-1 at 224: seresnext101_64x4d.gluon_in1k 80.88 ({RESULTS})', ),
+         groups=64, base_width=4),
+    _fmt('timm-se-xd-32x8d', 'timm seresnext101d_32x8d (deep stem, average-pool downsampling)',
+         'timm seresnext101d_32x8d.ah_in1k (Hugging Face hub timm/seresnext101d_32x8d.ah_in1k)',
+         (f'ImageNet top-1 at 224: seresnext101d_32x8d.ah_in1k 83.70 ({RESULTS})', ),
+         groups=32, base_width=8, deep=True),
+]
