@@ -12,4 +12,5 @@ _base_ = './faster_rcnn_se_r50_toy-coco.py'
 model = dict(
     backbone=dict(
         frozen_stages=1,
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/toy_se_backbone.pth')))
+        init_cfg=dict(_delete_=True, type='Pretrained',
+                      checkpoint='checkpoints/toy_se_backbone.pth')))

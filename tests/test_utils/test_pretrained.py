@@ -8,6 +8,7 @@
 - the module -> converter-format table agrees with the converters' --list.
 """
 import ast
+import inspect
 import logging
 import os
 import os.path as osp
@@ -300,3 +301,66 @@ def test_table_formats_exist_and_fill_their_modules():
     for fmt, types in formats.items():
         for type_name in types:
             assert fmt in CONVERTER_FORMATS.get(type_name, ()), (fmt, type_name)
+
+
+PRETRAINED_CONFIGS = sorted(
+    p for p in os.listdir(osp.join(ROOT, 'configs', 'pretrained')) if p.endswith('.py')) \
+    if osp.isdir(osp.join(ROOT, 'configs', 'pretrained')) else []
+
+
+@requires_mmdet
+@pytest.mark.parametrize('name', PRETRAINED_CONFIGS, ids=lambda p: p[:-3])
+def test_pretrained_config_takes_its_converters_output(name):
+    """The backbone of each configs/pretrained/ config has exactly the tensors (names, shapes)
+    of the backbone its converter writes, so the converted file loads with nothing missing."""
+    from mmengine.config import Config
+    from mmattn.registry import MODELS
+    if not osp.exists(osp.join(ROOT, 'tools', 'model_converters', 'formats')):
+        pytest.skip('the converters are not on this branch')
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    try:
+        from model_converters.formats import FORMATS
+    finally:
+        sys.path.pop(0)
+    backbone = Config.fromfile(osp.join(ROOT, 'configs', 'pretrained', name)).model.backbone
+    fmt = format_of_checkpoint(backbone.init_cfg.checkpoint)
+    depth = int(re.search(r'_r(\d+)\.pth$', backbone.init_cfg.checkpoint).group(1))
+    assert depth == backbone.depth
+    if fmt not in FORMATS:
+        pytest.skip(f'format {fmt} not on this branch')
+    backbone.init_cfg = None
+    if 'SyncBN' in str(backbone.get('norm_cfg')):
+        backbone.norm_cfg = dict(type='BN', requires_grad=True)  # same tensors, no process group
+    try:
+        ours = MODELS.build(backbone).state_dict()
+    except ImportError as err:
+        pytest.skip(str(err))
+    theirs = MODELS.build(FORMATS[fmt].backbone(depth)).state_dict()
+    assert list(ours) == list(theirs)
+    assert [v.shape for v in ours.values()] == [v.shape for v in theirs.values()]
+    # and the same modules: every argument the converter's config states, ours states alike
+    # (ours may add what holds no weights, e.g. a norm's SyncBN), and the backbone's own
+    want = FORMATS[fmt].backbone(depth)
+    for key, value in want.items():
+        if key in ('plugins', 'stage_plugins'):
+            got = backbone.get(key) or []
+            assert len(got) == len(value), key
+            for g, w in zip(got, value):
+                assert _plain(g.get('stages', (True, ) * 4)) == \
+                    _plain(w.get('stages', (True, ) * 4))
+                assert g.get('position') == w.get('position')
+                defaults = inspect.signature(MODELS.get(w['cfg']['type'].split('.')[-1]))
+                for arg, v in w['cfg'].items():
+                    mine = g['cfg'][arg] if arg in g['cfg'] else \
+                        defaults.parameters[arg].default
+                    assert _plain(mine) == _plain(v), (key, arg)
+        elif key != 'type':
+            assert _plain(backbone.get(key)) == _plain(value), key
+
+
+def _plain(value):
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
