@@ -91,11 +91,15 @@ class ConverterFormat:
                     layer_prefix: str = 'layer{}.') -> int:
         """The depth whose blocks per stage the checkpoint has (counted from its keys)."""
         blocks = count_blocks(src_state, layer_prefix)
+        # ResNet-34 and -50 have the same blocks per stage: a bottleneck has a third conv
+        first = re.escape(layer_prefix.format(1)) + r'0\.'
+        bottleneck = any(re.match(first + r'(.*\.)?conv3\.', k) for k in src_state)
         for depth in self.depths:
-            if RESNET_ARCH[depth][1] == blocks:
+            if RESNET_ARCH[depth] == (bottleneck, blocks):
                 return depth
         raise ConversionError(
-            f'{self.name}: the checkpoint has {blocks} blocks per stage, which matches none '
+            f'{self.name}: the checkpoint has {blocks} '
+            f'{"bottleneck" if bottleneck else "basic"} blocks per stage, which matches none '
             f'of this format\'s depths '
             f'{ {d: RESNET_ARCH[d][1] for d in self.depths} }')
 
@@ -154,7 +158,7 @@ class KeyMapper:
         self.src = dict(src_state)
         self.dst: Dict[str, torch.Tensor] = OrderedDict()
         self.used: Dict[str, str] = {}
-        self.missing: List[Tuple[str, str]] = []
+        self.missing: List[Tuple[str, Optional[str]]] = []
         self.report = Report()
 
     def has(self, src_key: str) -> bool:
@@ -212,7 +216,7 @@ class KeyMapper:
     def drop(self, src_key: str, why: str) -> None:
         """Consume a source tensor that has no place in the backbone (classifier head)."""
         if src_key not in self.src:
-            self.missing.append((src_key, '(dropped)'))
+            self.missing.append((src_key, None))
             return
         if src_key in self.used:
             raise ConversionError(f'{self.fmt}: source tensor {src_key!r} is dropped after '
@@ -231,7 +235,8 @@ class KeyMapper:
         problems = []
         if self.missing:
             problems.append(f'{len(self.missing)} source tensors missing: ' + _short_list(
-                [s if s == d else f'{s} (for {d})' for s, d in self.missing]))
+                [s if s == d else f'{s} (to drop)' if d is None else f'{s} (for {d})'
+                 for s, d in self.missing]))
         leftover = [k for k in self.src if k not in self.used]
         if leftover:
             problems.append(f'{len(leftover)} source tensors this format cannot map: '

@@ -89,8 +89,9 @@ class AttnResNet(AttnResNetMixin, ResNet):
         maxpool_cfg (dict, optional): ``nn.MaxPool2d`` arguments for the stem's max-pool
             (``kernel_size``, ``stride``, ``padding``, ``ceil_mode``) over mmdet's
             ``dict(kernel_size=3, stride=2, padding=1)``. Caffe-trained ResNets (Cadene's
-            SE-ResNets and SE-ResNeXts) pool with ``dict(padding=0, ceil_mode=True)``: the
-            same output size, windows shifted by one pixel.
+            SE-ResNets and SE-ResNeXts) pool with ``dict(padding=0, ceil_mode=True)``: windows
+            shifted by one pixel, the same output size on even maps (a 224 input), one row
+            or column less on odd ones.
 
     A ResNet-V1d for detection is ``AttnResNet(deep_stem=True, avg_down=True, ...)``, as
     mmdet's ``ResNetV1d``.

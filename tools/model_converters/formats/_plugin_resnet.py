@@ -9,12 +9,13 @@ shortcut ``downsample.0`` (1x1 conv) and ``downsample.1`` (BN), and the attentio
 the last BN of the residual branch, before the sum (mmdet's ``position='after_conv3'``; on
 ResNet-18/34's BasicBlock our ``after_conv3`` is the same point, after ``bn2``).
 """
+from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from ..common import (RESNET_ARCH, ConversionError, ConverterFormat, KeyMapper, Report,
-                      map_resnet)
+                      count_blocks, map_resnet)
 
 # A block's attention mapping: (mapper, src_block_prefix, dst_block_prefix, stage, block).
 BlockMap = Callable[[KeyMapper, str, str, int, int], None]
@@ -81,6 +82,36 @@ def check_kernel(fmt: str, src_state: Mapping[str, torch.Tensor], key: str, dim:
                               f'{expected}. {hint}')
 
 
+@dataclass(frozen=True)
+class ResNetFormat(ConverterFormat):
+    """A format that counts the blocks under ``layer_prefix`` (a detector checkpoint's
+    ``backbone.layer{}.``) and tells ResNet-34 from ResNet-50 (both have 3, 4, 6, 3 blocks)
+    by whether the blocks have a ``conv3``."""
+    layer_prefix: str = 'layer{}.'
+
+    def infer_depth(self, src_state, layer_prefix=None):
+        prefix = layer_prefix or self.layer_prefix
+        blocks = count_blocks(src_state, prefix)
+        bottleneck = f'{prefix.format(1)}0.conv3.weight' in src_state
+        for depth in self.depths:
+            if RESNET_ARCH[depth] == (bottleneck, blocks):
+                return depth
+        raise ConversionError(
+            f'{self.name}: the checkpoint has {blocks} blocks per stage of '
+            f'{"bottleneck" if bottleneck else "basic"} blocks, which matches none of this '
+            f'format\'s depths {self.depths}')
+
+
+@dataclass(frozen=True)
+class RefusedFormat(ResNetFormat):
+    """A format that refuses every checkpoint (see :func:`refusing_format`): it says why
+    before anything else is looked at."""
+    reason: str = ''
+
+    def infer_depth(self, src_state, layer_prefix='layer{}.'):
+        raise ConversionError(f'{self.name}: not convertible: {self.reason}')
+
+
 def refusing_format(name: str, description: str, published: str, reason: str,
                     depths: Tuple[int, ...], figures: Tuple[str, ...] = ()) -> ConverterFormat:
     """A source whose layout our backbones cannot express: converting it approximately would
@@ -90,9 +121,9 @@ def refusing_format(name: str, description: str, published: str, reason: str,
     def refuse(*args, **kwargs):
         raise ConversionError(f'{name}: not convertible: {reason}')
 
-    return ConverterFormat(name=name, description=description, published=published,
-                           backbone=refuse, convert=refuse, depths=depths, figures=figures,
-                           unsupported=(f'{description}: {reason}', ))
+    return RefusedFormat(name=name, description=description, published=published,
+                         backbone=refuse, convert=refuse, depths=depths, figures=figures,
+                         unsupported=(f'{description}: {reason}', ), reason=reason)
 
 
 def depths_of(*depths: int) -> Tuple[int, ...]:

@@ -22,8 +22,8 @@ Layout (read from the authors' code):
   The authors' BAM pools the channel branch with a square window of the map's height, which
   equals the global average only on square maps (ImageNet's); ours pools globally.
 """
-from ..common import ConversionError, ConverterFormat
-from ._plugin_resnet import attn_resnet, convert_blocks, depths_of
+from ..common import ConversionError
+from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
 
 _REPO = 'https://github.com/Jongchan/attention-module'
 _DEPTHS = depths_of(18, 34, 50, 101)
@@ -79,7 +79,7 @@ def bam_convert(src_state, depth):
 
 
 FORMATS = [
-    ConverterFormat(
+    ResNetFormat(
         name='cbam',
         description='CBAM-ResNet (authors\' ResidualNet, CBAM after bn3 in every block)',
         published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+CBAM, Google Drive)',
@@ -88,7 +88,7 @@ FORMATS = [
         depths=_DEPTHS,
         figures=('ImageNet top-1 77.622 (ResNet50+CBAM, 100 epochs; authors\' README)', ),
     ),
-    ConverterFormat(
+    ResNetFormat(
         name='bam',
         description='BAM-ResNet (authors\' ResidualNet, BAM after layer1, layer2, layer3)',
         published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+BAM, Google Drive)',

@@ -19,8 +19,8 @@ tensor" variants store a trained tensor under the same name, which is then kept 
 """
 import torch
 
-from ..common import ConversionError, ConverterFormat
-from ._plugin_resnet import attn_resnet, convert_blocks, depths_of, per_stage
+from ..common import ConversionError
+from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, per_stage
 
 _REPO = 'https://github.com/cfzd/FcaNet'
 DCT_SIZES = (56, 28, 14, 7)
@@ -59,7 +59,7 @@ def fcanet_convert(src_state, depth):
 
 
 FORMATS = [
-    ConverterFormat(
+    ResNetFormat(
         name='fcanet',
         description='FcaNet (authors\' model/fcanet.py on torchvision\'s ResNet, multi-spectral '
                     'attention after bn3 in every block, DCT basis 56/28/14/7 per stage)',

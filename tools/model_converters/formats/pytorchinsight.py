@@ -11,8 +11,8 @@ conv, BN defaults), and ``layer{i}.{j}.sge.weight`` / ``.sge.bias``, each (1, 64
 The same repository also released CBAM-, BAM- and SK-ResNet weights in its own layouts
 (``resnet_cbam.py``, ``resnet_bam.py``, ``resnet_sk.py``); only SGE is converted here.
 """
-from ..common import ConversionError, ConverterFormat
-from ._plugin_resnet import attn_resnet, convert_blocks, depths_of
+from ..common import ConversionError
+from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
 
 _REPO = 'https://github.com/implus/PytorchInsight'
 GROUPS = 64
@@ -39,7 +39,7 @@ def sge_convert(src_state, depth):
 
 
 FORMATS = [
-    ConverterFormat(
+    ResNetFormat(
         name='sge',
         description='SGE-ResNet (authors\' resnet_sge, SGE with 64 groups after bn3 in every '
                     'block)',

@@ -14,8 +14,7 @@ figures only); this format is for checkpoints trained with that code. ``rclb`` i
 name of the same code's SE and GE layers: a checkpoint of those is refused, naming the tensors
 (SE: ``rclb.fc.*``; GE: ``rclb.conv.*``).
 """
-from ..common import ConverterFormat
-from ._plugin_resnet import attn_resnet, convert_blocks, depths_of
+from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
 
 _REPO = 'https://github.com/hyunjaelee410/style-based-recalibration-module'
 
@@ -35,7 +34,7 @@ def srm_convert(src_state, depth):
 
 
 FORMATS = [
-    ConverterFormat(
+    ResNetFormat(
         name='srm',
         description='SRM-ResNet (authors\' models/resnet.py, SRM after bn3 in every block)',
         published=f'{_REPO}: no released weights (training code only)',

@@ -8,8 +8,9 @@ stride in the 3x3 conv, and in each block an ``SEModule`` named ``se`` after ``b
 ``se.fc2``, 1x1 convs with biases, ReLU between, sigmoid gate. That is ``mmattn.SE`` at
 ``after_conv3``, with the same names, so the SE tensors keep their keys.
 
-timm sizes the reduced width as ``make_divisible(C / 16, 8)``; for the widths of a ResNet
-(256 to 2048) that is ``C // 16``, ``mmattn.SE(reduction=16)``'s width.
+timm sizes the reduced width as ``make_divisible(C / 16, 8)`` (at least 8); from 128 channels
+up that is ``C // 16``, ``mmattn.SE(reduction=16)``'s width, but the 64 channels of
+seresnet18/34's first stage get 8: their config has ``reduction=8`` in stage 1.
 
 The ``d`` variants (``seresnet152d``, ``seresnext101d_32x8d``) have the deep stem
 (``conv1.0/1/3/4/6`` + ``bn1``: 3x3 convs 32, 32, 64 wide) and an average pool before each
@@ -38,7 +39,15 @@ def _backbone(groups: int, base_width: int, deep: bool):
                        base_width=base_width)
         if deep:
             cfg.update(deep_stem=True, avg_down=True)
-        cfg['plugins'] = [dict(SE_PLUGIN)]
+        if depth in (18, 34):
+            # stage 1 is 64 wide, and timm's SE keeps 8 channels there, 64 // 8
+            cfg['plugins'] = [
+                dict(SE_PLUGIN, cfg=dict(type='mmattn.SE', reduction=8),
+                     stages=(True, False, False, False)),
+                dict(SE_PLUGIN, stages=(False, True, True, True))
+            ]
+        else:
+            cfg['plugins'] = [dict(SE_PLUGIN)]
         return cfg
 
     return build
