@@ -112,7 +112,7 @@ def check_pretrained_checkpoints(cfg) -> None:
         fmt = format_of_checkpoint(path)
         if fmt is not None:
             modules = [m for m, fmts in CONVERTER_FORMATS.items() if fmt in fmts]
-            hint = (f'It is an ImageNet checkpoint with {", ".join(modules)} converted by '
+            hint = (f'It is a released checkpoint with {", ".join(modules)} weights, converted by '
                     f'`{converter_command(fmt, path)}`, where SRC is the released file '
                     f'(README, "Starting from the authors\' ImageNet weights", says where '
                     f'each is published; `python {CONVERTER} --list` prints every format).')

@@ -185,7 +185,8 @@ def test_hook_reports_plain_checkpoint_in_mmdet_resnet(tmp_path, warnings_logged
     AttentionCheckHook().before_train(_runner(detector))
     (line, ) = _mmattn_lines(warnings_logged)
     assert ' 13 GlobalContext module(s)' in line  # 4 + 6 + 3 blocks
-    assert 'backbone.layer2.0.context_block' in line and 'with FORMAT one of gcnet, gcnet-r4 ' in line
+    assert 'backbone.layer2.0.context_block' in line
+    assert 'with FORMAT one of gcnet, gcnet-r4 ' in line
     # a run that loads a whole checkpoint afterwards is not warned about its init
     warnings_logged.clear()
     runner = _runner(detector)
