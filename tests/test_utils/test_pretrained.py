@@ -371,3 +371,33 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value
+
+
+@requires_mmdet
+def test_train_py_warns_once_for_mmdet_resnet_with_frozen_plugins(tmp_path):
+    """End to end: tools/train.py on the toy detector with mmdet's own ResNet, CBAM plugins and
+    frozen_stages=1 logs the warning once, naming layer1's three CBAMs."""
+    from tests.test_tools.toy_run import TOY_CONFIG, make_toy_coco, run_tool
+    root = make_toy_coco(tmp_path / 'toy', num_train=4, num_val=2).rstrip('/') + '/'
+    config = tmp_path / 'cfg.py'
+    config.write_text(f"""_base_ = {TOY_CONFIG!r}
+model = dict(backbone=dict(_delete_=True, type='ResNet', depth=50, base_channels=16,
+                           frozen_stages=1, norm_eval=False, plugins=[
+    dict(cfg=dict(type='mmattn.CBAM', reduction=16), stages=(True, True, True, True),
+         position='after_conv3')]))
+train_dataloader = dict(batch_size=2, dataset=dict(data_root={root!r}))
+val_dataloader = dict(dataset=dict(data_root={root!r}))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file={root + 'annotations/instances_val2017.json'!r})
+test_evaluator = val_evaluator
+train_cfg = dict(max_epochs=1, val_interval=2)
+param_scheduler = []
+default_hooks = dict(checkpoint=dict(interval=2))
+""")
+    proc = run_tool([sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(config),
+                     '--work-dir', str(tmp_path / 'w')], env_extra={'OMP_NUM_THREADS': '1'})
+    out = proc.stdout + proc.stderr
+    lines = [line for line in out.splitlines() if 'mmattn: ' in line]
+    assert len(lines) == 1, out[-3000:]
+    assert '3 attention module(s) (3 CBAM) cannot train' in lines[0]
+    assert 'backbone.layer1.2.cbam' in lines[0] and 'layer2' not in lines[0]
