@@ -401,3 +401,32 @@ default_hooks = dict(checkpoint=dict(interval=2))
     assert len(lines) == 1, out[-3000:]
     assert '3 attention module(s) (3 CBAM) cannot train' in lines[0]
     assert 'backbone.layer1.2.cbam' in lines[0] and 'layer2' not in lines[0]
+
+
+def _extract_backbone():
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
+    try:
+        import extract_backbone
+    finally:
+        sys.path.pop(0)
+    return extract_backbone
+
+
+def test_extract_backbone_keeps_the_backbone_and_drops_one_type(tmp_path):
+    tool = _extract_backbone()
+    t = {name: torch.full((2, ), float(i)) for i, name in enumerate([
+        'backbone.conv1.weight', 'backbone.layer1.0.se.fc1.weight',
+        'backbone.layer1.0.cbam.channel_gate.fc1.weight', 'backbone.layer2.1.se_2.fc2.bias',
+        'backbone.layer2.1.sep.weight', 'neck.lateral_convs.0.conv.weight'])}
+    src, dst = str(tmp_path / 'det.pth'), str(tmp_path / 'out' / 'bb.pth')
+    torch.save(dict(state_dict=t, meta=dict()), src)
+    tool.main([src, dst, '--drop-attention', 'SE'])
+    kept = torch.load(dst)['state_dict']
+    # SE modules are named se, se_2, ...; 'sep' is another layer; the neck is not backbone
+    assert list(kept) == ['conv1.weight', 'layer1.0.cbam.channel_gate.fc1.weight',
+                          'layer2.1.sep.weight']
+    torch.testing.assert_close(kept['layer2.1.sep.weight'], t['backbone.layer2.1.sep.weight'])
+    with pytest.raises(SystemExit, match='holds no GlobalContext weights'):
+        tool.main([src, dst, '--drop-attention', 'GlobalContext'])
+    with pytest.raises(SystemExit, match="no key of .* starts with 'head.'"):
+        tool.main([src, dst, '--prefix', 'head.'])
