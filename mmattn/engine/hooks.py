@@ -62,7 +62,8 @@ class AttentionCheckHook(Hook):
                 else ('Their backbone freezes them only with freeze_plugins=True: something '
                       'else set requires_grad=False')
             msg = (f'mmattn: {count} attention module(s) ({kinds}) cannot train '
-                   f'(requires_grad=False) and keep their initial weights for the whole run: '
+                   f'(requires_grad=False): their weights stay as initialised (or loaded) for '
+                   f'the whole run: '
                    f'{_short(names)}. {advice}.')
             self.messages.append(msg)
             print_log(msg, logger=runner.logger, level=30)
