@@ -3,10 +3,11 @@ attention, GC) and the two refused layouts (SimAM, timm's SK nets).
 
 Each source network is rebuilt in plain PyTorch from its authors' layout
 (``converter_sources_more.py``, no mmattn code), given random float64 weights and saved as the
-authors' scripts save it; the converted state dict must load strictly into the format's
-backbone config (with narrow widths), use every source tensor exactly once, and give the
-source's four stage outputs to 1e-10, in eval and in train mode (batch statistics), with the
-same running statistics afterwards.
+authors' scripts save it. Converted by the command's code, the file must fill the format's
+backbone config (narrow widths) through mmengine's ``Pretrained`` init and load strictly,
+every source tensor must be used exactly once, and the backbone must give the source's four
+stage outputs to 1e-10, in eval and in train mode (batch statistics), with the same running
+statistics afterwards.
 """
 import io
 import itertools
@@ -120,9 +121,22 @@ def test_converted_backbone_equals_source(name, depth, tmp_path):
     else:
         assert dropped == {'fc.weight', 'fc.bias'}
 
-    model = backbone(name, depth)
-    model.load_state_dict(dst, strict=True)
-    _common().check_against(dst, model.state_dict(), name)
+    # the command's own code writes the file; mmengine's Pretrained init fills the backbone
+    # from it (after which no module's own init may overwrite a tensor)
+    from tools.model_converters import convert as convert_tool
+    dst_path = tmp_path / 'converted.pth'
+    with redirect_stdout(io.StringIO()):
+        cfg = convert_tool.convert(name, str(tmp_path / 'released.pth.tar'), str(dst_path),
+                                   overrides=dict(base_channels=BASE, norm_eval=False))
+    from mmattn.registry import MODELS
+    model = MODELS.build(dict(cfg, init_cfg=dict(type='Pretrained', checkpoint=str(dst_path))))
+    model.double()
+    model.init_weights()
+    ours = model.state_dict()
+    assert list(ours) == list(dst)
+    for k, v in dst.items():
+        assert torch.equal(ours[k], v.to(ours[k].dtype)), k
+    backbone(name, depth).load_state_dict(dst, strict=True)
 
     x = torch.randn(2, 3, SIZE, SIZE, dtype=torch.float64, generator=torch.Generator()
                     .manual_seed(2))

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 pytest.importorskip('mmdet.models', reason='AttnResNeXt needs mmdet (with mmcv ops)')
-from mmdet.models.backbones import ResNet, ResNeXt  # noqa: E402
+from mmdet.models.backbones import ResNeXt  # noqa: E402
 from mmdet.registry import MODELS as MMDET_MODELS  # noqa: E402
 
 from mmattn.models.backbones import AttnResNet, AttnResNeXt  # noqa: E402

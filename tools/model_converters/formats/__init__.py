@@ -1,7 +1,21 @@
 """Every converter format: one module per source family, each with a ``FORMATS`` list.
 
 A new family is a new module here defining ``FORMATS = [ConverterFormat(...), ...]``; it is
-found by name, no registration needed.
+found by name, no registration needed. A format's ``convert`` typically is::
+
+    def convert(src_state, depth):
+        mapper = KeyMapper(src_state, 'my-format')
+
+        def attention(m, src, dst, stage, block):  # src/dst: 'layer1.0.' prefixes
+            m.take(src + 'cbam.mlp.1.weight', dst + 'cbam.fc1.weight', 'cbam',
+                   linear_to_conv1x1)
+
+        map_resnet(mapper, depth, block_hook=attention)
+        mapper.drop_matching(r'fc[.].*', 'ImageNet classifier head')
+        return mapper.finish()
+
+with ``backbone(depth)`` returning the config whose state dict the result must equal (checked
+by ``convert.py``: unfilled, unknown and misshapen tensors are refused by name).
 """
 import importlib
 import pkgutil

@@ -15,7 +15,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import torch
 
 from ..common import (RESNET_ARCH, ConversionError, ConverterFormat, KeyMapper, Report,
-                      count_blocks, map_resnet)
+                      map_resnet)
 
 # A block's attention mapping: (mapper, src_block_prefix, dst_block_prefix, stage, block).
 BlockMap = Callable[[KeyMapper, str, str, int, int], None]
@@ -72,34 +72,14 @@ def convert_blocks(fmt: str, src_state: Mapping[str, torch.Tensor], depth: int,
     return mapper.finish()
 
 
-def check_kernel(fmt: str, src_state: Mapping[str, torch.Tensor], key: str, dim: int,
-                 expected: int, hint: str) -> None:
-    """Refuse a source tensor whose kernel size (``shape[dim]``) is not the config's."""
-    t = src_state.get(key)
-    if t is not None and t.dim() > dim and t.shape[dim] != expected:
-        raise ConversionError(f'{fmt}: {key!r} has kernel size {t.shape[dim]} (shape '
-                              f'{tuple(t.shape)}); this format\'s backbone config has '
-                              f'{expected}. {hint}')
-
-
 @dataclass(frozen=True)
 class ResNetFormat(ConverterFormat):
     """A format that counts the blocks under ``layer_prefix`` (a detector checkpoint's
-    ``backbone.layer{}.``) and tells ResNet-34 from ResNet-50 (both have 3, 4, 6, 3 blocks)
-    by whether the blocks have a ``conv3``."""
+    ``backbone.layer{}.``)."""
     layer_prefix: str = 'layer{}.'
 
     def infer_depth(self, src_state, layer_prefix=None):
-        prefix = layer_prefix or self.layer_prefix
-        blocks = count_blocks(src_state, prefix)
-        bottleneck = f'{prefix.format(1)}0.conv3.weight' in src_state
-        for depth in self.depths:
-            if RESNET_ARCH[depth] == (bottleneck, blocks):
-                return depth
-        raise ConversionError(
-            f'{self.name}: the checkpoint has {blocks} blocks per stage of '
-            f'{"bottleneck" if bottleneck else "basic"} blocks, which matches none of this '
-            f'format\'s depths {self.depths}')
+        return super().infer_depth(src_state, layer_prefix or self.layer_prefix)
 
 
 @dataclass(frozen=True)

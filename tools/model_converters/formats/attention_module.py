@@ -21,6 +21,10 @@ Layout (read from the authors' code):
   ``channel_norm`` (a BatchNorm2d run on an (N, C/r, 1, 1) view: the same statistics).
   The authors' BAM pools the channel branch with a square window of the map's height, which
   equals the global average only on square maps (ImageNet's); ours pools globally.
+
+implus/PytorchInsight's ``resnet_cbam.py`` and ``resnet_bam.py`` are copies of this
+``ResidualNet`` (same names and layout), so ``cbam`` and ``bam`` read the CBAM- and
+BAM-ResNet-50/101 weights released there as well.
 """
 from ..common import ConversionError
 from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
@@ -82,19 +86,25 @@ FORMATS = [
     ResNetFormat(
         name='cbam',
         description='CBAM-ResNet (authors\' ResidualNet, CBAM after bn3 in every block)',
-        published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+CBAM, Google Drive)',
+        published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+CBAM, Google Drive); '
+                  'also implus/PytorchInsight\'s CBAM-ResNet50/101 (README, same layout)',
         backbone=cbam_backbone,
         convert=cbam_convert,
         depths=_DEPTHS,
-        figures=('ImageNet top-1 77.622 (ResNet50+CBAM, 100 epochs; authors\' README)', ),
+        figures=('ImageNet top-1 77.622 (ResNet50+CBAM, 100 epochs; authors\' README)',
+                 'ImageNet top-1 77.626 (CBAM-ResNet50), 78.354 (CBAM-ResNet101); '
+                 'implus/PytorchInsight README'),
     ),
     ResNetFormat(
         name='bam',
         description='BAM-ResNet (authors\' ResidualNet, BAM after layer1, layer2, layer3)',
-        published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+BAM, Google Drive)',
+        published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+BAM, Google Drive); '
+                  'also implus/PytorchInsight\'s BAM-ResNet50/101 (README, same layout)',
         backbone=bam_backbone,
         convert=bam_convert,
         depths=_DEPTHS,
-        figures=('ImageNet top-1 76.860 (ResNet50+BAM, 90 epochs; authors\' README)', ),
+        figures=('ImageNet top-1 76.860 (ResNet50+BAM, 90 epochs; authors\' README)',
+                 'ImageNet top-1 76.898 (BAM-ResNet50), 78.218 (BAM-ResNet101); '
+                 'implus/PytorchInsight README'),
     ),
 ]

@@ -17,8 +17,6 @@ one plugin entry per stage; the basis buffer ``fca.dct_basis`` is taken from the
 (the conversion reports how far it is from the 'top16' DCT basis; the authors' "learnable
 tensor" variants store a trained tensor under the same name, which is then kept as trained).
 """
-import torch
-
 from ..common import ConversionError
 from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, per_stage
 

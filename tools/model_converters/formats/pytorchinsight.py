@@ -8,8 +8,10 @@ conv, BN defaults), and ``layer{i}.{j}.sge.weight`` / ``.sge.bias``, each (1, 64
 ``bn3`` (ResNet-18/34: after ``bn2``), before the sum. Ours: ``mmattn.SGE(groups=64)`` at
 ``after_conv3``, same tensors.
 
-The same repository also released CBAM-, BAM- and SK-ResNet weights in its own layouts
-(``resnet_cbam.py``, ``resnet_bam.py``, ``resnet_sk.py``); only SGE is converted here.
+The same repository also released CBAM- and BAM-ResNet weights: its ``resnet_cbam.py`` and
+``resnet_bam.py`` are copies of Jongchan/attention-module's ``ResidualNet``, read by the
+``cbam`` and ``bam`` formats (``attention_module.py``). Its SK-ResNet* (``resnet_sk.py``)
+replaces the 3x3 conv and is not expressible (``refused.py``).
 """
 from ..common import ConversionError
 from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of

@@ -12,13 +12,14 @@ BN, and SimAM commutes with neither the BN's per-channel affine map (its energy 
 ``d / (4 (var + lambda))`` keeps lambda fixed while the BN rescales the variance, and the gate
 multiplies the BN's shift too) nor the ReLU.
 
-SK (timm ``skresnet18``/``skresnet34``/``skresnext50_32x4d``, the only released PyTorch SK
-ResNets; the authors' implus/SKNet is Caffe): the SK unit *replaces* a 3x3 conv of the block,
+SK (timm ``skresnet18``/``skresnet34``/``skresnext50_32x4d``, released on the Hugging Face hub;
+the authors' implus/SKNet is Caffe): the SK unit *replaces* a 3x3 conv of the block,
 strided in a stage's first block (ResNet-18/34: ``conv1`` becomes ``conv1.paths.{0,1}`` +
 ``conv1.attn.{fc_reduce,bn,fc_select}``; SK-ResNeXt-50: ``conv2`` becomes ``conv2.paths`` +
 ``conv2.attn``, with 32 groups), and timm splits the input channels between the paths
 (``split_input=True``). ``mmattn.SelectiveKernel`` is a plugin that runs *next to* the block's
-own convs at stride 1 on all channels, and ``AttnResNet`` has no grouped (ResNeXt) conv2.
+own convs (``AttnResNet``'s or ``AttnResNeXt``'s, which keep their conv2) at stride 1 on all
+channels.
 implus/PytorchInsight's SK-ResNet50* (``resnet_sk.py``) likewise replaces ``conv2`` by two
 branches (``conv2``, ``conv2g``) and its fuse layers.
 """
@@ -32,8 +33,8 @@ SIMAM_REASON = (
 SK_REASON = (
     'the SK unit replaces a (strided) 3x3 conv of the block (timm skresnet18/34: conv1 -> '
     'conv1.paths/conv1.attn; skresnext50_32x4d: the grouped conv2 -> conv2.paths/conv2.attn, '
-    'input split between paths), while mmattn.SelectiveKernel is a plugin running next to the '
-    'block\'s own convs at stride 1, and AttnResNet has no grouped (ResNeXt) conv2')
+    'input split between paths), while mmattn.SelectiveKernel is a plugin that runs next to '
+    'the block\'s own convs (AttnResNet\'s or AttnResNeXt\'s) at stride 1, on all channels')
 
 FORMATS = [
     refusing_format(

@@ -6,7 +6,8 @@ Source: hyunjaelee410/style-based-recalibration-module, ``models/resnet.py``
 
 Layout (read from the authors' code): torchvision's ResNet names and layout (stride on the 3x3
 conv, BN defaults), and ``layer{i}.{j}.rclb.cfc`` (C, 2) and ``layer{i}.{j}.rclb.bn`` (BN(C)),
-after ``bn3`` (ResNet-18/34: after ``bn2``), before the sum. Ours: ``mmattn.SRM`` at
+after ``bn3``, before the sum (the authors' code builds depths 50, 101, 152 only: its
+``BasicBlock`` rejects the ``layer_idx`` argument its ``ResNet`` passes). Ours: ``mmattn.SRM`` at
 ``after_conv3`` (``srm.cfc``, ``srm.bn``), same tensors.
 
 The authors' repository publishes no weights (its README gives training commands and result
@@ -40,7 +41,9 @@ FORMATS = [
         published=f'{_REPO}: no released weights (training code only)',
         backbone=srm_backbone,
         convert=srm_convert,
-        depths=depths_of(18, 34, 50, 101, 152),
+        # the authors' BasicBlock rejects the layer_idx its ResNet passes (and reads an
+        # undefined is_ge): their code builds only the bottleneck depths
+        depths=depths_of(50, 101, 152),
         figures=(),
     ),
 ]

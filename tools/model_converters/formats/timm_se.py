@@ -27,7 +27,8 @@ UNSUPPORTED = (
     'seresnet50t: tiered deep stem (24, 32, 64 wide); mmdet\'s deep stem is (32, 32, 64)',
     'seresnextaa101d/201d: anti-aliased (BlurPool) downsampling, which our backbones lack',
     'seresnet33ts, seresnext26ts: timm ByobNet layouts, not ResNets',
-    'senet154 (timm): 3x3 downsampling convs and 64x4d blocks of another width rule',
+    'senet154 (timm): a deep stem 64, 64, 128 wide, 3x3 downsampling convs and first 1x1 '
+    'convs of half the block width (reduce_first=2)',
 )
 
 
