@@ -2,6 +2,7 @@
 
 Importing the package registers every module in the ``mmattn`` registry scope.
 """
+from . import engine  # noqa: F401  (registers the hooks)
 from . import models  # noqa: F401  (registers the modules)
 from .models import build_attention, list_attention  # noqa: F401
 from .registry import MODELS  # noqa: F401

@@ -8,6 +8,7 @@ registry under the scope ``mmattn``. A config of any OpenMMLab library reaches i
 """
 import difflib
 
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
@@ -45,3 +46,6 @@ class _ScopeRegistry(Registry):
 
 MODELS = _ScopeRegistry(
     'model', parent=MMENGINE_MODELS, scope='mmattn', locations=['mmattn.models'])
+
+# Runner hooks (``custom_hooks = [dict(type='mmattn.AttentionCheckHook')]``)
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmattn', locations=['mmattn.engine'])

@@ -13,10 +13,13 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
-from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, init_cpu_distributed)
+from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
+                          adapt_cfg_for_cpu_distributed, check_dataset_paths,
+                          check_pretrained_checkpoints, init_cpu_distributed)
 from mmattn.utils.data_check import set_data_root
 from mmattn.utils.resume import nothing_left_to_train
+
+CHECK_HOOK = 'mmattn.AttentionCheckHook'
 
 
 def parse_args(argv=None):
@@ -102,7 +105,18 @@ def build_cfg(args):
         _fail(f'{cfg.work_dir} already holds checkpoints of an earlier run. Pass --resume to '
               'continue it, --work-dir to train elsewhere, or --overwrite to start over '
               'in place.')
+    add_attention_check(cfg)
     return cfg
+
+
+def add_attention_check(cfg):
+    """Add mmattn's AttentionCheckHook (warns about attention modules that will not learn)
+    unless the config has it already."""
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(str(h.get('type', '')).split('.')[-1] == CHECK_HOOK.split('.')[-1]
+               for h in hooks):
+        hooks.append(dict(type=CHECK_HOOK))
+    cfg.custom_hooks = hooks
 
 
 def _has_checkpoints(work_dir):
@@ -117,6 +131,11 @@ def main(argv=None):
         if finished:
             print(finished)
             return None
+    try:
+        # mmengine loads init_cfg checkpoints even before load_from / --resume replace them
+        check_pretrained_checkpoints(cfg)
+    except CheckpointNotFoundError as e:
+        _fail(str(e))
     try:
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
     except DatasetNotFoundError as e:

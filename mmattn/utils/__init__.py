@@ -2,8 +2,11 @@
 from .checkpoint import allow_mmengine_checkpoints
 from .data_check import DatasetNotFoundError, check_dataset_paths
 from .dist import adapt_cfg_for_cpu_distributed, init_cpu_distributed
+from .pretrained import (CONVERTER_FORMATS, CheckpointNotFoundError,
+                         check_pretrained_checkpoints)
 
 __all__ = [
     'allow_mmengine_checkpoints', 'DatasetNotFoundError', 'check_dataset_paths',
-    'adapt_cfg_for_cpu_distributed', 'init_cpu_distributed'
+    'adapt_cfg_for_cpu_distributed', 'init_cpu_distributed', 'CONVERTER_FORMATS',
+    'CheckpointNotFoundError', 'check_pretrained_checkpoints'
 ]

@@ -1,6 +1,6 @@
 """Backbones: mmdet's and mmseg's ResNets with attention plugins anywhere.
 
-``AttnResNet`` (detection) needs mmdet, ``AttnResNetV1c``/``AttnResNetV1d`` (segmentation) need
+``AttnResNet`` (detection) needs mmdet, ``AttnResNetV1b``/``V1c``/``V1d`` (segmentation) need
 mmseg. Without them (or if importing them fails) the names stay registered and exported, and
 building one raises an ImportError that says why, so the attention modules work without
 either library.
@@ -36,16 +36,17 @@ except Exception as err:  # noqa: B902  (no mmdet, or no mmcv ops)
     AttnBasicBlock = AttnBottleneck = AttnXBottleneck = None
 
 try:
-    from .attn_resnet_seg import (AttnResNetV1c, AttnResNetV1d, AttnSegBasicBlock,
-                                  AttnSegBottleneck)
+    from .attn_resnet_seg import (AttnResNetV1b, AttnResNetV1c, AttnResNetV1d,
+                                  AttnSegBasicBlock, AttnSegBottleneck)
 except Exception as err:  # noqa: B902
+    AttnResNetV1b = _unavailable('AttnResNetV1b', 'mmseg', err)
     AttnResNetV1c = _unavailable('AttnResNetV1c', 'mmseg', err)
     AttnResNetV1d = _unavailable('AttnResNetV1d', 'mmseg', err)
     AttnSegBasicBlock = AttnSegBottleneck = None
 
 __all__ = [
-    'AttnResNet', 'AttnResNeXt', 'AttnResNetV1c', 'AttnResNetV1d', 'AttnBasicBlock',
-    'AttnBottleneck', 'AttnXBottleneck',
+    'AttnResNet', 'AttnResNeXt', 'AttnResNetV1b', 'AttnResNetV1c', 'AttnResNetV1d',
+    'AttnBasicBlock', 'AttnBottleneck', 'AttnXBottleneck',
     'AttnSegBasicBlock', 'AttnSegBottleneck', 'ResNetClassifier', 'resnet_classifier',
     'resnet50_classifier', 'count_parameters', 'AUTHORS_PLACEMENT', 'resolve_block_plugins',
     'resolve_stage_plugins'

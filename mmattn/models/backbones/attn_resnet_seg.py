@@ -1,11 +1,15 @@
-"""mmseg's ResNetV1c/V1d with plugins in every block type, in chosen blocks, between stages.
+"""mmseg's ResNetV1c/V1d (and its plain-stem ResNet, "V1b") with plugins in every block type, in
+chosen blocks, between stages.
 
-For segmentation configs: ``backbone=dict(type='mmattn.AttnResNetV1c', depth=50, ...)``. Beyond
+For segmentation configs: ``backbone=dict(type='mmattn.AttnResNetV1c', depth=50, ...)``;
+``mmattn.AttnResNetV1b`` takes the ImageNet checkpoints of the converters
+(``tools/model_converters/convert.py``), whose released networks have the 7x7 stem. Beyond
 mmseg's own backbones this runs every plugin at a position (mmseg 1.2.2's Bottleneck runs only
 the last one of several) and keeps mmseg's ``dilations``, ``contract_dilation`` and
 ``multi_grid``.
 """
-from mmseg.models.backbones.resnet import BasicBlock, Bottleneck, ResNetV1c, ResNetV1d
+from mmseg.models.backbones.resnet import (BasicBlock, Bottleneck, ResNet, ResNetV1c,
+                                           ResNetV1d)
 
 from mmattn.registry import MODELS
 from .res_plugins import AttnResNetMixin, BasicBlockPluginMixin, BottleneckPluginMixin
@@ -59,5 +63,17 @@ class AttnResNetV1c(AttnResNetMixin, ResNetV1c):
 @MODELS.register_module()
 class AttnResNetV1d(AttnResNetMixin, ResNetV1d):
     __doc__ = _DOC.format(base='ResNetV1d')
+
+    attn_blocks = _SEG_BLOCKS
+
+
+@MODELS.register_module()
+class AttnResNetV1b(AttnResNetMixin, ResNet):
+    __doc__ = _DOC.format(base='ResNet') + """
+    mmseg's default ``ResNet`` (its docs call it ResNetV1b: a 7x7 stem conv, the stride in the
+    3x3 conv) has the layout, and the keys, of the authors' and timm's ImageNet networks with
+    attention modules in them; their converted checkpoints load into it (ResNetV1c's three 3x3
+    stem convs are another network).
+    """
 
     attn_blocks = _SEG_BLOCKS

@@ -408,6 +408,18 @@ class AttnResNetMixin:
         stage_layer = self._modules.get(f'layer{stage}_attn')
         return modules + ([stage_layer] if stage_layer is not None else [])
 
+    def init_weights(self):
+        first = not getattr(self, '_is_init', False)  # mmengine inits a module once
+        super().init_weights()
+        if first:
+            # A plain ResNet checkpoint (torchvision's, open-mmlab's) loads without error and
+            # leaves every attention module at its random initialisation; mmengine lists the
+            # missing keys one by one among all others. Say it per module type, with the
+            # converter that writes a checkpoint holding them.
+            from mmattn.utils.pretrained import report_attention_missing
+            report_attention_missing(self)
+            self._attention_init_reported = True
+
     def _freeze_stages(self):
         frozen = self.frozen_stages
         if self.freeze_plugins:

@@ -1,0 +1,242 @@
+"""Which converter fills which attention module, and checks around pretrained checkpoints.
+
+The authors' ImageNet checkpoints (and timm's) hold a ResNet *with* the attention module in it;
+``tools/model_converters/convert.py FORMAT SRC DST`` rewrites one into our backbones' keys. The
+table here lives in mmattn (not in ``tools/``) because the backbones and the training hook use
+it at run time; a test checks it against the converters' ``--list``.
+
+Three checks use it:
+
+- :func:`check_pretrained_checkpoints`: before a run, a config whose backbone starts from a
+  local checkpoint that is not there fails with the converter command that writes it (configs
+  under ``configs/pretrained/`` name their checkpoint ``checkpoints/<format>_r<depth>.pth``).
+- :func:`attention_missing_from` / :func:`report_attention_missing`: after a backbone loaded a
+  pretrained checkpoint, one log line per module type whose modules the checkpoint held no
+  weight of (they stay at their random initialisation), naming the converter formats.
+- :func:`frozen_attention`: attention modules that cannot train (``requires_grad=False``).
+"""
+import os.path as osp
+import re
+from collections import OrderedDict
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import torch
+
+# Module type (the registered class name, as in ``type='mmattn.SE'``) -> the converter formats
+# whose output holds that module's weights, ResNets before ResNeXts (each format's backbone
+# config: ``convert.py --list``). SimAM (no weights) and SK are missing: their released
+# networks put the module where no plugin of ours goes, and their formats refuse.
+CONVERTER_FORMATS: Dict[str, Tuple[str, ...]] = OrderedDict([
+    ('SE', ('timm-se', 'cadene-se', 'timm-se-d', 'timm-se-x32x4d', 'timm-se-x32x8d',
+            'timm-se-x64x4d', 'timm-se-xd-32x8d', 'cadene-se-x32x4d')),
+    ('CBAM', ('cbam', )),
+    ('BAM', ('bam', )),
+    ('ECA', ('eca', )),
+    ('SGE', ('sge', )),
+    ('SRM', ('srm', )),
+    ('FcaNet', ('fcanet', )),
+    ('TripletAttention', ('triplet', 'triplet-k3')),
+    ('GlobalContext', ('gcnet', 'gcnet-r4')),
+])
+
+CONVERTER = 'tools/model_converters/convert.py'
+# configs/pretrained/ names each converted checkpoint after its format and depth
+_CHECKPOINT_NAME = re.compile(r'^(?P<format>[A-Za-z0-9][\w.-]*?)_r(?P<depth>\d+)\.pth$')
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """A config's backbone starts from a local checkpoint that does not exist."""
+
+
+def converter_formats() -> List[str]:
+    """Every format the table names, in table order, without repeats."""
+    seen = OrderedDict()
+    for formats in CONVERTER_FORMATS.values():
+        for fmt in formats:
+            seen[fmt] = None
+    return list(seen)
+
+
+def format_of_checkpoint(path: str) -> Optional[str]:
+    """The converter format that writes ``path`` (``<format>_r<depth>.pth``), or None."""
+    match = _CHECKPOINT_NAME.match(osp.basename(str(path)))
+    if match and match.group('format') in converter_formats():
+        return match.group('format')
+    return None
+
+
+def converter_command(fmt: str, dst: str, src: str = 'SRC') -> str:
+    return f'python {CONVERTER} {fmt} {src} {dst}'
+
+
+def _is_local(path) -> bool:
+    # torchvision://, open-mmlab://, mmcls://, http(s)://, s3://, ... are loaded by mmengine's
+    # CheckpointLoader from elsewhere; only plain paths can be checked before the run
+    return isinstance(path, str) and '://' not in path
+
+
+def pretrained_inits(init_cfg) -> List[dict]:
+    """The ``type='Pretrained'`` entries of an ``init_cfg`` (a dict, a list or None)."""
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    return [c for c in cfgs if isinstance(c, dict) and c.get('type') == 'Pretrained'
+            and c.get('checkpoint')]
+
+
+def _init_cfgs(node, where='model'):
+    """(where, Pretrained init_cfg) for every init_cfg in a model config, depth first."""
+    if isinstance(node, dict):
+        for cfg in pretrained_inits(node.get('init_cfg')):
+            yield f'{where}.init_cfg', cfg
+        for key, value in node.items():
+            if key != 'init_cfg':
+                yield from _init_cfgs(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _init_cfgs(value, f'{where}[{i}]')
+
+
+def check_pretrained_checkpoints(cfg) -> None:
+    """Raise :class:`CheckpointNotFoundError` for a local ``Pretrained`` checkpoint that is not
+    there, with the converter command that writes it where its name says which.
+
+    Only the model's ``init_cfg`` entries are checked (``load_from`` and ``--resume`` have
+    their own messages in mmengine).
+    """
+    model = cfg.get('model') if hasattr(cfg, 'get') else None
+    if not model:
+        return
+    for where, init in _init_cfgs(model):
+        path = init['checkpoint']
+        if not _is_local(path) or osp.exists(path):
+            continue
+        fmt = format_of_checkpoint(path)
+        if fmt is not None:
+            modules = [m for m, fmts in CONVERTER_FORMATS.items() if fmt in fmts]
+            hint = (f'It is a released checkpoint with {", ".join(modules)} weights, converted by '
+                    f'`{converter_command(fmt, path)}`, where SRC is the released file '
+                    f'(README, "Starting from the authors\' ImageNet weights", says where '
+                    f'each is published; `python {CONVERTER} --list` prints every format).')
+        else:
+            hint = ('Set its path with --cfg-options, or write it there '
+                    f'(`python {CONVERTER} --list` prints the formats the converters read).')
+        raise CheckpointNotFoundError(f'{where}: no checkpoint at {path!r}. {hint}')
+
+
+# -- after loading -------------------------------------------------------------------------------
+
+def _attention_modules(module: torch.nn.Module):
+    """(name, module) of every mmattn attention module with weights, outermost only."""
+    from mmattn.models.base import BaseAttention
+    inside = []
+    for name, m in module.named_modules():
+        if not isinstance(m, BaseAttention):
+            continue
+        if any(name.startswith(p + '.') for p in inside):
+            continue  # a module built from other modules reports as one
+        inside.append(name)
+        if next(iter(m.state_dict()), None) is not None:
+            yield name, m
+
+
+def attention_missing_from(module: torch.nn.Module,
+                           keys: Iterable[str]) -> 'OrderedDict[str, List[str]]':
+    """Module type -> names of the attention modules in ``module`` that ``keys`` (a loaded
+    state dict's keys, relative to ``module``) hold no tensor of. Modules of which the
+    checkpoint holds some but not all tensors are left to mmengine's missing-keys message."""
+    keys = set(keys)
+    missing: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for name, m in _attention_modules(module):
+        if not any(f'{name}.{k}' in keys for k in m.state_dict()):
+            missing.setdefault(type(m).__name__, []).append(name)
+    return missing
+
+
+def _short_list(names: List[str], limit: int = 6) -> str:
+    if len(names) <= limit:
+        return ', '.join(names)
+    return ', '.join(names[:limit]) + f', ... ({len(names) - limit} more)'
+
+
+def describe_attention_missing(missing: Dict[str, List[str]], checkpoint: str,
+                               owner: str = '') -> List[str]:
+    """One line per module type (see :func:`attention_missing_from`)."""
+    lines = []
+    prefix = f'{owner}.' if owner else ''
+    for type_name, names in missing.items():
+        formats = CONVERTER_FORMATS.get(type_name)
+        if formats:
+            which = formats[0] if len(formats) == 1 else 'one of ' + ', '.join(formats)
+            fix = (f'a checkpoint holding them comes from `python {CONVERTER} FORMAT SRC DST` '
+                   f'with FORMAT {which} (`--list` says which backbone each fills)')
+        else:
+            fix = 'no converter writes their weights (none were released for a ResNet)'
+        lines.append(
+            f'mmattn: the pretrained checkpoint {checkpoint!r} holds no weights of '
+            f'{len(names)} {type_name} module(s), left at their random initialisation: '
+            f'{_short_list([prefix + n for n in names])}; {fix}.')
+    return lines
+
+
+def checkpoint_keys(init: dict) -> List[str]:
+    """The state-dict keys the ``Pretrained`` init ``init`` loads, as mmengine's
+    ``PretrainedInit`` names them (``prefix`` stripped; ``module.`` stripped)."""
+    from mmengine.runner.checkpoint import _load_checkpoint
+    ckpt = _load_checkpoint(init['checkpoint'], map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
+    prefix = init.get('prefix')
+    keys = []
+    for key in state:
+        if prefix is not None:
+            p = prefix if prefix.endswith('.') else prefix + '.'
+            if not key.startswith(p):
+                continue
+            key = key[len(p):]
+        else:
+            key = re.sub(r'^module\.', '', key)
+        keys.append(key)
+    return keys
+
+
+def report_attention_missing(module: torch.nn.Module, owner: str = '',
+                             logger=None) -> List[str]:
+    """Log (warning) the attention modules of ``module`` its ``Pretrained`` init_cfg left at
+    their random initialisation, one line per module type; return the lines.
+
+    Reads the checkpoint's keys once more (mmengine's init does not say what it loaded).
+    """
+    from mmengine.logging import MMLogger, print_log
+    lines = []
+    for init in pretrained_inits(getattr(module, 'init_cfg', None)):
+        if not any(True for _ in _attention_modules(module)):
+            break
+        try:
+            keys = checkpoint_keys(init)
+        except Exception as err:  # noqa: B902  (mmengine already reported or raised)
+            print_log(f'mmattn: could not read {init["checkpoint"]!r} to check its attention '
+                      f'weights: {err}', logger=logger or 'current', level=30)
+            continue
+        lines += describe_attention_missing(attention_missing_from(module, keys),
+                                            init['checkpoint'], owner)
+    logger = logger or MMLogger.get_current_instance()
+    for line in lines:
+        print_log(line, logger=logger, level=30)
+    return lines
+
+
+def frozen_attention(module: torch.nn.Module) -> 'OrderedDict[str, List[str]]':
+    """Module type -> names of the attention modules in ``module`` with a parameter that
+    cannot train, leaving out those a backbone froze because its config asked
+    (``freeze_plugins=True``)."""
+    asked = set()
+    for name, m in module.named_modules():
+        if getattr(m, 'freeze_plugins', False) and hasattr(m, 'stage_attention_modules'):
+            for i in range(1, max(m.frozen_stages, 0) + 1):
+                # a stage plugin is a Sequential of attention modules
+                asked.update(id(x) for a in m.stage_attention_modules(i) for x in a.modules())
+    frozen: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for name, m in _attention_modules(module):
+        if id(m) in asked:
+            continue
+        if any(not p.requires_grad for p in m.parameters()):
+            frozen.setdefault(type(m).__name__, []).append(name)
+    return frozen
