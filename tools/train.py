@@ -13,8 +13,10 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
-from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, init_cpu_distributed)
+from mmattn.utils import (DatasetNotFoundError, PretrainedUnavailableError,
+                          adapt_cfg_for_cpu_distributed, check_dataset_paths,
+                          check_pretrained_available, init_cpu_distributed,
+                          silence_pinned_notices)
 
 
 def parse_args(argv=None):
@@ -107,10 +109,17 @@ def main(argv=None):
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
     except DatasetNotFoundError as e:
         _fail(str(e))
+    try:
+        # mmengine would only fail inside init_weights, after the work dir is written
+        check_pretrained_available(cfg, args.config)
+    except PretrainedUnavailableError as e:
+        _fail(str(e))
     adapt_cfg_for_cpu_distributed(cfg)
     init_cpu_distributed(args.launcher)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    # mmengine's hooks log its own FileClient deprecation on every run; the user can't act on it
+    silence_pinned_notices(runner.logger)
     runner.train()
 
 
