@@ -65,7 +65,8 @@ log "installing mmengine, mmdet, mmseg and mmattn"
   ftfy regex 'numpy<2' "torch==$TORCH_VERSION"
 check_torch_kept() {
   "$PY" -c "import torch, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" \
-    || { log "torch changed during the install; the mmcv wheel needs torch $TORCH_VERSION"; exit 1; }
+    || { log "torch changed during the install; the mmcv wheel needs torch $TORCH_VERSION"
+         exit 1; }
 }
 check_torch_kept
 
@@ -96,7 +97,8 @@ else
       TV_NOTE="$TV_SPEC installs but does not work with torch $TORCH_VERSION ($TV_ERR)"
     fi
   else
-    TV_NOTE="pip found no $TV_SPEC for torch $TORCH_VERSION: $(echo "$TV_OUT" | grep -m1 -E '^ERROR' || echo "$TV_OUT" | tail -n 1)"
+    TV_WHY=$(echo "$TV_OUT" | grep -m1 -E '^ERROR' || echo "$TV_OUT" | tail -n 1)
+    TV_NOTE="pip found no $TV_SPEC for torch $TORCH_VERSION: $TV_WHY"
   fi
 fi
 if [[ -n "$TV_NOTE" ]]; then
@@ -108,8 +110,9 @@ if [[ -n "$TV_NOTE" ]]; then
     exit 1
   fi
   log "note: torchvision is not installed: $TV_NOTE."
-  log "note: configs whose init_cfg asks for 'torchvision://...' weights (every configs/faster_rcnn_*)"
-  log "      cannot load them here; tools/train.py says so and how to give the weights as a file."
+  log "note: configs whose init_cfg asks for 'torchvision://...' weights (every"
+  log "      configs/faster_rcnn_*) cannot load them here; tools/train.py says so and how to"
+  log "      give the weights as a file."
   log "      The toy configs and the tests need no torchvision. For a CUDA or CPU pair from"
   log "      download.pytorch.org: TORCH_SPEC=... TORCHVISION_SPEC=... PIP_EXTRA_INDEX_URL=..."
 fi
