@@ -8,7 +8,13 @@
 #
 # GPU users: set TORCH_SPEC to a CUDA build (e.g. TORCH_SPEC="torch==2.5.1" with the matching
 # --index-url in PIP_EXTRA_INDEX_URL) before the first run; the mmcv build then compiles the CUDA
-# ops too (it needs nvcc matching that torch).
+# ops too (it needs nvcc matching that torch). TORCHVISION_SPEC names the torchvision of that
+# build (e.g. "torchvision==0.20.1"); by default the release paired with the installed torch.
+#
+# torchvision: mmengine needs it for init_cfg checkpoints 'torchvision://resnet50' (every
+# Faster R-CNN config). It is installed where a build for the installed torch exists and works;
+# PyPI's torchvision wheels are linked against PyPI's CUDA torch ("operator torchvision::nms
+# does not exist" beside a CPU build), so with the CPU torch the set-up leaves it out and says so.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,8 +63,59 @@ log "installing mmengine, mmdet, mmseg and mmattn"
 # bound to the torch it was compiled against.
 "${PIP[@]}" -q -e "$ROOT[tests]" 'mmengine==0.10.7' 'mmdet==3.3.0' 'mmsegmentation==1.2.2' \
   ftfy regex 'numpy<2' "torch==$TORCH_VERSION"
-"$PY" -c "import torch, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" \
-  || { log "torch changed during the install; the mmcv wheel needs torch $TORCH_VERSION"; exit 1; }
+check_torch_kept() {
+  "$PY" -c "import torch, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" \
+    || { log "torch changed during the install; the mmcv wheel needs torch $TORCH_VERSION"
+         exit 1; }
+}
+check_torch_kept
+
+# torchvision 0.N+15 is released with torch 2.N and pins it exactly; naming torch again keeps
+# pip from "upgrading" torch to the build that torchvision was made for.
+TV_SPEC="${TORCHVISION_SPEC:-}"
+if [[ -z "$TV_SPEC" && "$TORCH_VERSION" =~ ^2\.([0-9]+)\. ]]; then
+  TV_SPEC="torchvision==0.$((BASH_REMATCH[1] + 15)).*"
+fi
+tv_error() {  # prints nothing if torchvision imports and runs its compiled ops, else its error
+  local out
+  if ! out=$("$PY" -W ignore -c 'import torch, torchvision
+torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)' 2>&1); then
+    echo "${out##*$'\n'}"
+  fi
+}
+TV_NOTE=""
+if [[ -z "$(tv_error)" ]]; then
+  : # a working torchvision is already there
+elif [[ -z "$TV_SPEC" ]]; then
+  TV_NOTE="no torchvision release is known to pair with torch $TORCH_VERSION; set TORCHVISION_SPEC"
+else
+  log "installing $TV_SPEC for torch $TORCH_VERSION"
+  if TV_OUT=$("${PIP[@]}" -q "torch==$TORCH_VERSION" "$TV_SPEC" 'numpy<2' 2>&1); then
+    check_torch_kept
+    TV_ERR=$(tv_error)
+    if [[ -n "$TV_ERR" ]]; then
+      TV_NOTE="$TV_SPEC installs but does not work with torch $TORCH_VERSION ($TV_ERR)"
+    fi
+  else
+    TV_WHY=$(echo "$TV_OUT" | grep -m1 -E '^ERROR' || echo "$TV_OUT" | tail -n 1)
+    TV_NOTE="pip found no $TV_SPEC for torch $TORCH_VERSION: $TV_WHY"
+  fi
+fi
+if [[ -n "$TV_NOTE" ]]; then
+  # A torchvision that cannot import is worse than none: mmdet, timm and mmengine then fail
+  # on "import torchvision" instead of doing without it.
+  "$PY" -m pip uninstall -q -y torchvision >/dev/null 2>&1 || true
+  if [[ -n "${TORCHVISION_SPEC:-}" ]]; then
+    log "error: TORCHVISION_SPEC=$TORCHVISION_SPEC: $TV_NOTE"
+    exit 1
+  fi
+  log "note: torchvision is not installed: $TV_NOTE."
+  log "note: configs whose init_cfg asks for 'torchvision://...' weights (every"
+  log "      configs/faster_rcnn_*) cannot load them here; tools/train.py says so and how to"
+  log "      give the weights as a file."
+  log "      The toy configs and the tests need no torchvision. For a CUDA or CPU pair from"
+  log "      download.pytorch.org: TORCH_SPEC=... TORCHVISION_SPEC=... PIP_EXTRA_INDEX_URL=..."
+fi
 "$PY" -c 'import mmcv.ops, mmdet.models, mmseg.models, mmattn' >/dev/null
 echo "$REQ_HASH" > "$STAMP"
 log "done: $VENV"

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, init_cpu_distributed)
+                          check_dataset_paths, init_cpu_distributed, silence_pinned_notices)
 from mmattn.utils.data_check import set_data_root
 
 
@@ -142,6 +142,8 @@ def main(argv=None):
     init_cpu_distributed(args.launcher)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    # mmengine's hooks log its own FileClient deprecation on every run; the user can't act on it
+    silence_pinned_notices(runner.logger)
     if args.out is not None and scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults
         if not args.out.endswith(('.pkl', '.pickle')):

@@ -14,8 +14,10 @@ from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
-                          adapt_cfg_for_cpu_distributed, check_dataset_paths,
-                          check_pretrained_checkpoints, init_cpu_distributed)
+                          PretrainedUnavailableError, adapt_cfg_for_cpu_distributed,
+                          check_dataset_paths, check_pretrained_available,
+                          check_pretrained_checkpoints, init_cpu_distributed,
+                          silence_pinned_notices)
 from mmattn.utils.data_check import set_data_root
 from mmattn.utils.resume import nothing_left_to_train
 
@@ -132,9 +134,11 @@ def main(argv=None):
             print(finished)
             return None
     try:
-        # mmengine loads init_cfg checkpoints even before load_from / --resume replace them
+        # mmengine loads init_cfg checkpoints even before load_from / --resume replace them,
+        # and would only fail inside init_weights, after the work dir is written
         check_pretrained_checkpoints(cfg)
-    except CheckpointNotFoundError as e:
+        check_pretrained_available(cfg, args.config)
+    except (CheckpointNotFoundError, PretrainedUnavailableError) as e:
         _fail(str(e))
     try:
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
@@ -144,6 +148,8 @@ def main(argv=None):
     init_cpu_distributed(args.launcher)
 
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    # mmengine's hooks log its own FileClient deprecation on every run; the user can't act on it
+    silence_pinned_notices(runner.logger)
     runner.train()
 
 

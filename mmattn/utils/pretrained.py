@@ -5,8 +5,19 @@ The authors' ImageNet checkpoints (and timm's) hold a ResNet *with* the attentio
 table here lives in mmattn (not in ``tools/``) because the backbones and the training hook use
 it at run time; a test checks it against the converters' ``--list``.
 
-Three checks use it:
+Checks around it, and around the other checkpoints a config starts from:
 
+- :func:`check_pretrained_available`: before a run, a config that asks for ``torchvision://``
+  weights (every mmdet Faster R-CNN config, so every ``configs/faster_rcnn_*``) where
+  torchvision cannot serve them fails naming the setting, why, and the ways on. mmengine
+  resolves those names by importing torchvision for its table of download addresses
+  (``mmengine.runner.checkpoint.get_torchvision_models``); without a torchvision that works
+  with the installed torch, training would fail deep inside ``init_weights``, after the work
+  directory and its log are written, with ``ModuleNotFoundError: No module named
+  'torchvision'`` (or, beside a torch it was not built for, ``RuntimeError: operator
+  torchvision::nms does not exist``). PyPI's torchvision wheels are built against PyPI's CUDA
+  torch, so a CPU build of torch has no PyPI torchvision that imports (``tools/setup_env.sh``
+  says so when it meets one).
 - :func:`check_pretrained_checkpoints`: before a run, a config whose backbone starts from a
   local checkpoint that is not there fails with the converter command that writes it (configs
   under ``configs/pretrained/`` name their checkpoint ``checkpoints/<format>_r<depth>.pth``).
@@ -15,6 +26,7 @@ Three checks use it:
   weight of (they stay at their random initialisation), naming the converter formats.
 - :func:`frozen_attention`: attention modules that cannot train (``requires_grad=False``).
 """
+import json
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -83,16 +95,24 @@ def pretrained_inits(init_cfg) -> List[dict]:
 
 
 def _init_cfgs(node, where='model'):
-    """(where, Pretrained init_cfg) for every init_cfg in a model config, depth first."""
+    """(where, Pretrained init_cfg) for every init_cfg in a model config, depth first;
+    ``where`` is the init_cfg's dotted key as ``--cfg-options`` takes it (list items by index,
+    e.g. ``model.neck.0.init_cfg.1``)."""
     if isinstance(node, dict):
-        for cfg in pretrained_inits(node.get('init_cfg')):
-            yield f'{where}.init_cfg', cfg
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, (list, tuple)):
+            for i, item in enumerate(init_cfg):
+                for cfg in pretrained_inits(item):
+                    yield f'{where}.init_cfg.{i}', cfg
+        else:
+            for cfg in pretrained_inits(init_cfg):
+                yield f'{where}.init_cfg', cfg
         for key, value in node.items():
             if key != 'init_cfg':
                 yield from _init_cfgs(value, f'{where}.{key}')
     elif isinstance(node, (list, tuple)):
         for i, value in enumerate(node):
-            yield from _init_cfgs(value, f'{where}[{i}]')
+            yield from _init_cfgs(value, f'{where}.{i}')
 
 
 def check_pretrained_checkpoints(cfg) -> None:
@@ -120,6 +140,109 @@ def check_pretrained_checkpoints(cfg) -> None:
             hint = ('Set its path with --cfg-options, or write it there '
                     f'(`python {CONVERTER} --list` prints the formats the converters read).')
         raise CheckpointNotFoundError(f'{where}: no checkpoint at {path!r}. {hint}')
+
+
+# -- torchvision:// weights --------------------------------------------------------------------
+
+# mmengine's schemes that go through torchvision ('modelzoo://' is its deprecated alias)
+TORCHVISION_PREFIXES = ('torchvision://', 'modelzoo://')
+
+
+class PretrainedUnavailableError(RuntimeError):
+    """A config asks for ``torchvision://`` weights and torchvision cannot serve them."""
+
+
+def find_torchvision_checkpoints(cfg) -> List[Tuple[str, str]]:
+    """``(key, checkpoint)`` for every ``torchvision://`` checkpoint the config would load.
+
+    ``key`` is the dotted path that ``--cfg-options`` takes (list items by index), e.g.
+    ``('model.backbone.init_cfg.checkpoint', 'torchvision://resnet50')``. Looks at every
+    ``init_cfg`` under ``model`` (a dict or a list of dicts) and at ``load_from``.
+    """
+    found = [(f'{where}.checkpoint', init['checkpoint'])
+             for where, init in _init_cfgs(cfg.get('model'))
+             if _is_torchvision(init['checkpoint'])]
+    if _is_torchvision(cfg.get('load_from')):
+        found.append(('load_from', cfg['load_from']))
+    return found
+
+
+def _is_torchvision(checkpoint) -> bool:
+    return isinstance(checkpoint, str) and checkpoint.startswith(TORCHVISION_PREFIXES)
+
+
+def torchvision_problem() -> Optional[str]:
+    """None if torchvision imports and runs its compiled ops; else what went wrong."""
+    try:
+        import torch
+        import torchvision
+
+        # A torchvision built for another torch imports its Python code but not its ops.
+        torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
+    except Exception as e:  # noqa: BLE001 (any failure means mmengine cannot use it)
+        return f'{type(e).__name__}: {e}'
+    return None
+
+
+def _download_url(checkpoint: str) -> Optional[str]:
+    """The address mmengine would download ``torchvision://NAME`` from, if it lists it.
+
+    mmengine keeps the addresses of torchvision < 0.13 (``resnet50`` and the other names
+    mmdet's configs use) in a file of its own; newer names come from torchvision itself.
+    """
+    import mmengine
+    name = checkpoint.split('://', 1)[1]
+    path = osp.join(mmengine.__path__[0], 'hub', 'torchvision_0.12.json')
+    try:
+        with open(path) as f:
+            return json.load(f).get(name)
+    except (OSError, ValueError):
+        return None
+
+
+def _paired_torchvision(torch_version: str) -> str:
+    # torchvision 0.N+15 is released with torch 2.N (0.28 with 2.13, 0.20 with 2.5).
+    match = re.match(r'2\.(\d+)\.', torch_version)
+    return f'torchvision==0.{int(match.group(1)) + 15}.*' if match else 'its torchvision'
+
+
+def check_pretrained_available(cfg, config_name: Optional[str] = None) -> None:
+    """Raise :class:`PretrainedUnavailableError` if ``cfg`` asks torchvision for weights it
+    cannot give; do nothing (and import nothing) when it asks for none."""
+    wanted = find_torchvision_checkpoints(cfg)
+    if not wanted:
+        return
+    problem = torchvision_problem()
+    if problem is None:
+        return
+    import torch
+    name = config_name or getattr(cfg, 'filename', None) or 'the config'
+    lines = [f'{name} asks for pretrained weights through torchvision, which does not work '
+             f'in this environment ({problem}); mmengine looks up every '
+             f'{TORCHVISION_PREFIXES[0]} checkpoint through it:']
+    lines += [f'  {key} = {checkpoint!r}' for key, checkpoint in wanted]
+    tv = _paired_torchvision(torch.__version__)
+    lines += [
+        'Either:',
+        f'  - install the torchvision built for your torch {torch.__version__}, pinning torch '
+        f'so that pip keeps it: pip install "torch=={torch.__version__}" "{tv}" from the index '
+        'your torch came from (PyPI\'s torchvision wheels need PyPI\'s CUDA torch; CPU and '
+        'other CUDA builds: https://download.pytorch.org/whl/cpu, .../whl/cu121, ...; '
+        'tools/setup_env.sh installs it where it works, TORCHVISION_SPEC names another);',
+    ]
+    for key, checkpoint in wanted:
+        url = _download_url(checkpoint)
+        source = url or f'the file torchvision lists for {checkpoint!r}'
+        local = osp.basename(url) if url else 'FILE.pth'
+        lines.append(f'  - or download {source} and pass --cfg-options {key}=PATH/{local};')
+    # an init_cfg that is a list item cannot be dropped by --cfg-options: name only dicts
+    keys = sorted({key.rsplit('.checkpoint', 1)[0] for key, _ in wanted
+                   if key.endswith('init_cfg.checkpoint')})
+    if keys:
+        lines.append('  - or, to train from scratch (or when --resume or load_from brings every '
+                     'weight anyway), pass --cfg-options '
+                     + ' '.join(f'{k}=None' for k in keys) + '.')
+    raise PretrainedUnavailableError('\n'.join(lines))
 
 
 # -- after loading -------------------------------------------------------------------------------

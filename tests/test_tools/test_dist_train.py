@@ -12,8 +12,10 @@ def test_dist_train_two_cpu_processes(tmp_path):
     cfg = write_config(tmp_path / 'cfg.py', data, max_epochs=1)
     work = tmp_path / 'work'
     port = str(29500 + (hash(str(tmp_path)) % 2000))
-    run_tool(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
-              str(work)], env_extra=dict(PORT=port))
+    proc = run_tool(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
+                     str(work)], env_extra=dict(PORT=port))
+    # torch's notice about mmengine's broadcast_buffers=False, once per process (issue #15)
+    assert '`broadcast_buffers` is deprecated' not in proc.stdout + proc.stderr
     r0 = json.load(open(work / 'probe_rank0.json'))
     r1 = json.load(open(work / 'probe_rank1.json'))
     # 8 images, 2 processes, batch 2: each process sees 4 distinct images, together all 8.
