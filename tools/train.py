@@ -134,15 +134,12 @@ def main(argv=None):
             print(finished)
             return None
     try:
-        # mmengine loads init_cfg checkpoints even before load_from / --resume replace them,
-        # and would only fail inside init_weights, after the work dir is written
+        # mmengine loads init_cfg checkpoints even before load_from / --resume replace them
         check_pretrained_checkpoints(cfg)
-        check_pretrained_available(cfg, args.config)
-    except (CheckpointNotFoundError, PretrainedUnavailableError) as e:
-        _fail(str(e))
-    try:
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
-    except DatasetNotFoundError as e:
+        # mmengine would only fail inside init_weights, after the work dir is written
+        check_pretrained_available(cfg, args.config)
+    except (CheckpointNotFoundError, DatasetNotFoundError, PretrainedUnavailableError) as e:
         _fail(str(e))
     adapt_cfg_for_cpu_distributed(cfg)
     init_cpu_distributed(args.launcher)

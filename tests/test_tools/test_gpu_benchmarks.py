@@ -111,14 +111,27 @@ def test_autocast_selects_the_dtype():
     assert 'autocast torch.bfloat16' in bench_utils.env_line('cpu', 'bf16')
 
 
+# A fresh process: in pytest's, memory freed by earlier tests stays resident in the allocator's
+# free lists, so a new tensor can reuse it without raising the resident high-water mark.
+_PEAK_PROBE = """
+import sys, torch
+from mmattn.utils.memory import peak_bytes, reset_peak
+if reset_peak('cpu') is not None:
+    print('refused'); sys.exit(0)
+base = peak_bytes('cpu')
+x = torch.ones(64 * 2**20 // 4)  # 64 MiB, written
+print(peak_bytes('cpu') - base)
+"""
+
+
 def test_peak_memory_reader_cpu():
-    from mmattn.utils.memory import peak_bytes, reset_peak
-    if reset_peak('cpu') is not None:
+    proc = subprocess.run([sys.executable, '-c', _PEAK_PROBE], capture_output=True, text=True,
+                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.strip().splitlines()[-1]
+    if out == 'refused':
         pytest.skip('the kernel refuses to reset VmHWM here')
-    base = peak_bytes('cpu')
-    x = torch.ones(64 * 2**20 // 4)  # 64 MiB, written
-    grown = peak_bytes('cpu') - base
-    del x
+    grown = int(out)
     assert 60 * 2**20 <= grown < 200 * 2**20, grown
 
 
@@ -178,14 +191,19 @@ def test_context_memory_prints_what_it_measured_when_stopped(monkeypatch, capsys
 
 # -- context_memory and seg_heads workers on the CPU --------------------------------------------
 @pytest.mark.parametrize('amp', [None, 'bf16'])
-def test_context_memory_worker(tmp_path, capsys, amp):
+def test_context_memory_worker(tmp_path, amp):
     outs = {}
     for impl in ('mmattn DANetPAM (lean)', 'mmseg PAM'):
         path = str(tmp_path / f'{len(outs)}.pt')
         argv = ['--worker', '--impl', impl, '--channels', '16', '--repeat', '2', '--cases',
                 json.dumps([['train', [1, 16, 6, 10], path]])]
-        context_memory.main(argv + (['--amp', amp] if amp else []))
-        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        # a fresh process, as the tool runs its workers (see test_peak_memory_reader_cpu)
+        proc = subprocess.run(
+            [sys.executable, osp.join(BENCH_DIR, 'context_memory.py')] + argv
+            + (['--amp', amp] if amp else []), capture_output=True, text=True, cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=ROOT), timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
         assert len(res) == 1 and len(res[0]['seconds']) == 2, res
         assert res[0]['peak_bytes'] >= 0
         outs[impl] = torch.load(path)
