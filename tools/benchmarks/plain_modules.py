@@ -1,6 +1,6 @@
 """Plain implementations of mmattn's attention modules, for the module benchmark.
 
-Each class here computes its module's formula as /work/shared/MODULES.md states it, in plain
+Each class here computes its module's formula as the modules' specification states it, in plain
 PyTorch written the way people usually write it: ``nn.AdaptiveAvgPool2d``, ``nn.Conv2d``,
 ``x * gate``, the attention matrices of the context modules formed explicitly (HW x HW for
 Non-local and DANet's PAM, the criss-cross energies by batched products). Nothing here imports
