@@ -9,6 +9,7 @@ from mmdet.registry import MODELS as MMDET_MODELS  # noqa: E402
 from mmattn.models.backbones import AttnResNet  # noqa: E402
 from mmattn.models.channel import SE  # noqa: E402
 from tests.helpers import assert_close, randomize_  # noqa: E402
+from .drop_in import assert_same_init, assert_same_outputs  # noqa: E402
 from .freezing import check_frozen_stages  # noqa: E402
 from .reference import backbone_reference, block_reference  # noqa: E402
 from .toy_plugins import Affine, AddConst, ZeroGammaNorm  # noqa: E402
@@ -45,27 +46,12 @@ def test_same_as_mmdet_resnet_without_plugins(kwargs):
             == [(k, p.requires_grad) for k, p in ref.named_parameters()])
 
     # same initialisation, zero-initialised last norms included
-    torch.manual_seed(0)
-    ref.init_weights()
-    torch.manual_seed(0)
-    ours.init_weights()
-    for (k, a), b in zip(ref.state_dict().items(), ours.state_dict().values()):
-        assert torch.equal(a, b), k
+    assert_same_init(ref, ours)
     last_norm = 'norm3' if kwargs['depth'] >= 50 else 'norm2'
     assert all((getattr(b, last_norm).weight == 0).all() for _, _, b in blocks_of(ours))
 
     # same outputs from the same weights, in eval and in training mode
-    randomize_(ref, scale=0.1)
-    ours.load_state_dict(ref.state_dict())
-    x = torch.randn(2, 3, 40, 36)
-    for train in (False, True):
-        ref.train(train)
-        ours.train(train)
-        with torch.no_grad():
-            outs_ref, outs = ref(x), ours(x)
-        assert len(outs) == len(outs_ref) == len(kwargs.get('out_indices', range(4)))
-        for a, b in zip(outs_ref, outs):
-            assert torch.isfinite(a).all() and torch.equal(a, b)
+    assert_same_outputs(ref, ours, len(kwargs.get('out_indices', range(4))))
 
 
 def test_basicblock_plugins_run_where_documented():

@@ -8,6 +8,7 @@ from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
 
 from mmattn.models.backbones import AttnResNetV1c, AttnResNetV1d  # noqa: E402
 from tests.helpers import assert_close, randomize_  # noqa: E402
+from .drop_in import assert_same_init, assert_same_outputs  # noqa: E402
 from .freezing import check_frozen_stages  # noqa: E402
 from .reference import backbone_reference  # noqa: E402
 from .toy_plugins import Affine, AddConst, ZeroGammaNorm  # noqa: E402
@@ -46,24 +47,9 @@ def test_same_as_mmseg_without_plugins(classes, kwargs):
     assert ([(b.conv2.dilation, b.conv2.stride) for _, _, b in blocks_of(ours)]
             == [(b.conv2.dilation, b.conv2.stride) for _, _, b in blocks_of(ref)])
 
-    torch.manual_seed(0)
-    ref.init_weights()
-    torch.manual_seed(0)
-    ours.init_weights()
-    for (k, a), b in zip(ref.state_dict().items(), ours.state_dict().values()):
-        assert torch.equal(a, b), k
+    assert_same_init(ref, ours)
 
-    randomize_(ref, scale=0.1)
-    ours.load_state_dict(ref.state_dict())
-    x = torch.randn(2, 3, 40, 36)
-    for train in (False, True):
-        ref.train(train)
-        ours.train(train)
-        with torch.no_grad():
-            outs_ref, outs = ref(x), ours(x)
-        assert len(outs) == len(outs_ref) == 4
-        for a, b in zip(outs_ref, outs):
-            assert torch.isfinite(a).all() and torch.equal(a, b)
+    assert_same_outputs(ref, ours, 4)
 
 
 def test_multigrid_dilations_are_mmsegs():
