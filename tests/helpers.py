@@ -1,5 +1,8 @@
-"""Shared test helpers: random weights, float64 comparisons, optional-dependency guards."""
+"""Shared test helpers: random weights, float64 comparisons, optional-dependency guards, and
+the scripts under tools/ as modules."""
 import importlib.util
+import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -12,6 +15,25 @@ def has_module(name):
 
 requires_mmdet = pytest.mark.skipif(not has_module('mmdet'), reason='needs mmdet')
 requires_mmseg = pytest.mark.skipif(not has_module('mmseg'), reason='needs mmseg')
+
+TOOLS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools')
+
+
+def load_tool(*path, name=None):
+    """A script under tools/ (no package) as a module, e.g. ``load_tool('benchmarks',
+    'module_speed.py')``. It is registered in ``sys.modules`` under ``name`` (default: the
+    file's stem), where pickling and worker processes look up what it defines; a file already
+    loaded under that name is returned as it is."""
+    file = osp.join(TOOLS, *path)
+    name = name or osp.splitext(osp.basename(file))[0]
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, '__file__', None) == file:
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @torch.no_grad()

@@ -12,15 +12,12 @@ run: cuDNN convolutions use it by default on Ampere and later GPUs, which would 
 PyTorch's precision setting rather than the modules' arithmetic.
 """
 import copy
-import importlib.util
-import os.path as osp
-import sys
 
 import pytest
 import torch
 
 from mmattn.models import attention_classes, dispatch
-from tests.helpers import randomize_
+from tests.helpers import load_tool, randomize_
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA GPU (none here; CI has none)')
@@ -33,17 +30,10 @@ TOL = {
     torch.float16: (5e-3, 1e-2),
 }
 NAMES = sorted(attention_classes())
-BENCH = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-                 'benchmarks', 'plain_modules.py')
 
 
 def _plain_modules():
-    if 'plain_modules' not in sys.modules:
-        spec = importlib.util.spec_from_file_location('plain_modules', BENCH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules['plain_modules'] = module
-        spec.loader.exec_module(module)
-    return sys.modules['plain_modules']
+    return load_tool('benchmarks', 'plain_modules.py')
 
 
 @pytest.fixture(autouse=True)

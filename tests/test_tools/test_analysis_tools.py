@@ -4,7 +4,6 @@ The counts are checked against numbers computed here from the modules' definitio
 1x1 convs, Non-local's and criss-cross attention's products), not against the tools' own
 output. The tools run in-process (their ``main``), on the toy Faster R-CNN at small inputs.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -13,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.helpers import has_module, requires_mmdet
+from tests.helpers import has_module, load_tool, requires_mmdet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_SE = osp.join(ROOT, 'configs', 'toy', 'faster_rcnn_se_r50_toy-coco.py')
@@ -21,12 +20,8 @@ TOY_PLAIN = osp.join(ROOT, 'configs', 'toy', 'faster_rcnn_r50_toy-coco.py')
 SE_CONFIG = osp.join(ROOT, 'configs', 'faster_rcnn_se_r50_coco.py')
 
 
-def load_tool(name):
-    path = osp.join(ROOT, 'tools', 'analysis', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'analysis_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_analysis(name):
+    return load_tool('analysis', f'{name}.py', name=f'analysis_{name}')
 
 
 def run_main(tool, argv, capsys):
@@ -123,7 +118,7 @@ def test_criss_cross_count_is_its_formula():
 # -- get_flops.py ----------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def get_flops():
-    return load_tool('get_flops')
+    return load_analysis('get_flops')
 
 
 @requires_mmdet
@@ -179,7 +174,7 @@ def toy_data(tmp_path_factory):
 
 @requires_mmdet
 def test_benchmark_toy(toy_data, capsys):
-    tool = load_tool('benchmark')
+    tool = load_analysis('benchmark')
     root = toy_data.rstrip('/') + '/'
     result, out, _ = run_main(tool, [
         TOY_SE, '--num-images', '2', '--warmup', '1', '--repeat', '2', '--cfg-options',
@@ -199,7 +194,7 @@ def test_benchmark_toy(toy_data, capsys):
 
 @requires_mmdet
 def test_benchmark_bad_input(capsys, tmp_path):
-    tool = load_tool('benchmark')
+    tool = load_analysis('benchmark')
     code, _, err = run_main(tool, [TOY_SE, '--shape', '64', '--num-images', '0'], capsys)
     assert code == 2 and '--num-images must be at least 1, got 0' in err
     code, _, err = run_main(tool, [TOY_SE, str(tmp_path / 'missing.pth'), '--shape', '64'],
@@ -213,7 +208,7 @@ def test_benchmark_bad_input(capsys, tmp_path):
 # -- model_zoo.py ------------------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def zoo():
-    return load_tool('model_zoo')
+    return load_analysis('model_zoo')
 
 
 def _fake_toy_run(root, config, metrics):

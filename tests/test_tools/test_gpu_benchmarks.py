@@ -11,7 +11,6 @@
   a twin is reported;
 - ``gpu_suite.sh`` lists every table of issue #13, and its CPU mode runs a step.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -23,7 +22,7 @@ import pytest
 import torch
 
 from mmattn.models.factory import build_attention
-from tests.helpers import assert_close
+from tests.helpers import assert_close, load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH_DIR = osp.join(ROOT, 'tools', 'benchmarks')
@@ -31,22 +30,12 @@ TOY_DET = 'configs/toy/faster_rcnn_cbam-nonlocal_r50_toy-coco.py'
 TOY_SEG = 'configs/toy/danet_r18-d8_toy-cityscapes.py'
 
 
-def _load(name):
-    if name in sys.modules and getattr(sys.modules[name], '__file__', '').startswith(BENCH_DIR):
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, osp.join(BENCH_DIR, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_utils = _load('bench_utils')
-plain_modules = _load('plain_modules')
-module_speed = _load('module_speed')
-context_memory = _load('context_memory')
-seg_heads = _load('seg_heads')
-model_step = _load('model_step')
+bench_utils = load_tool('benchmarks', 'bench_utils.py')
+plain_modules = load_tool('benchmarks', 'plain_modules.py')
+module_speed = load_tool('benchmarks', 'module_speed.py')
+context_memory = load_tool('benchmarks', 'context_memory.py')
+seg_heads = load_tool('benchmarks', 'seg_heads.py')
+model_step = load_tool('benchmarks', 'model_step.py')
 
 
 def _plain():

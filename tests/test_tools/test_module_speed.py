@@ -6,31 +6,18 @@
 - every registered module has a plain version (or is listed as having none), and each plain
   version computes our module's output and input gradient.
 """
-import importlib.util
 import json
-import os.path as osp
-import sys
 
 import pytest
 import torch
 
 from mmattn.models.factory import attention_classes, build_attention
-from tests.helpers import assert_close
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BENCH_DIR = osp.join(ROOT, 'tools', 'benchmarks')
+from tests.helpers import assert_close, load_tool
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(BENCH_DIR, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-plain_modules = _load('plain_modules')
-module_speed = _load('module_speed')
+plain_modules = load_tool('benchmarks', 'plain_modules.py')
+module_speed = load_tool('benchmarks', 'module_speed.py')
 
 
 def _run_pair(name, shape, dtype, seed=0):

@@ -1,7 +1,6 @@
 """tools/train.py and tools/test.py options a first run needs: the data elsewhere (--data-root,
 and the hint of the missing-data error), test-time augmentation (--tta), and --resume on a run
 that has finished."""
-import importlib.util
 import os.path as osp
 import shlex
 import sys
@@ -11,7 +10,7 @@ import torch
 
 import mmattn  # noqa: F401
 from mmattn.utils import DatasetNotFoundError, check_dataset_paths
-from tests.helpers import has_module, requires_mmdet, requires_mmseg
+from tests.helpers import has_module, load_tool, requires_mmdet, requires_mmseg
 from tests.test_tools.toy_run import ROOT, run_tool
 
 COCO_CONFIG = osp.join(ROOT, 'configs', 'toy', 'faster_rcnn_se_r50_toy-coco.py')
@@ -20,20 +19,13 @@ needs_toy = pytest.mark.skipif(not has_module('sklearn'),
                                reason='the toy data generators draw scikit-learn\'s images')
 
 
-def load_tool(name, *path):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, *path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = load_tool('train_tool', 'tools', 'train.py')
-test = load_tool('test_tool', 'tools', 'test.py')
+train = load_tool('train.py', name='train_tool')
+test = load_tool('test.py', name='test_tool')
 
 
 @pytest.fixture(scope='module')
 def toy_coco(tmp_path_factory):
-    gen = load_tool('make_toy_coco', 'tools', 'dataset_converters', 'make_toy_coco.py')
+    gen = load_tool('dataset_converters', 'make_toy_coco.py')
     root = str(tmp_path_factory.mktemp('data') / 'my_coco')
     gen.generate(root, num_train=2, num_val=2)
     return root
@@ -152,8 +144,7 @@ def test_tta_without_a_tta_config_is_an_error(tmp_path, capsys):
 @needs_toy
 def test_tta_run_on_toy_cityscapes(tmp_path):
     """tools/test.py --tta end to end: an (untrained) toy DANet on two toy frames."""
-    gen = load_tool('make_toy_cityscapes', 'tools', 'dataset_converters',
-                    'make_toy_cityscapes.py')
+    gen = load_tool('dataset_converters', 'make_toy_cityscapes.py')
     data = str(tmp_path / 'city')
     gen.generate(data, num_train=1, num_val=2, height=64, width=128)
     from mmengine.registry import init_default_scope

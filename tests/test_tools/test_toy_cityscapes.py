@@ -1,6 +1,5 @@
 """The toy Cityscapes generator (tools/dataset_converters/make_toy_cityscapes.py) and the toy
 segmentation configs that train on it."""
-import importlib.util
 import os
 import os.path as osp
 import re
@@ -8,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.helpers import has_module, requires_mmseg
+from tests.helpers import has_module, load_tool, requires_mmseg
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOY_CONFIGS = sorted(
@@ -35,15 +34,7 @@ pytestmark = pytest.mark.skipif(not has_module('sklearn'),
                                 reason='the generator draws scikit-learn\'s sample images')
 
 
-def load_generator():
-    path = osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_cityscapes.py')
-    spec = importlib.util.spec_from_file_location('make_toy_cityscapes', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
+gen = load_tool('dataset_converters', 'make_toy_cityscapes.py')
 
 
 @pytest.fixture(scope='module')

@@ -1,5 +1,4 @@
 """The toy COCO generator (tools/dataset_converters/make_toy_coco.py) and the toy configs."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -7,7 +6,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from tests.helpers import has_module, requires_mmdet
+from tests.helpers import has_module, load_tool, requires_mmdet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SE_CONFIG = osp.join(ROOT, 'configs', 'toy', 'faster_rcnn_se_r50_toy-coco.py')
@@ -19,15 +18,7 @@ pytestmark = pytest.mark.skipif(not has_module('sklearn'),
                                 reason='the generator draws scikit-learn\'s digits')
 
 
-def load_generator():
-    path = osp.join(ROOT, 'tools', 'dataset_converters', 'make_toy_coco.py')
-    spec = importlib.util.spec_from_file_location('make_toy_coco', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
+gen = load_tool('dataset_converters', 'make_toy_coco.py')
 
 
 @pytest.fixture(scope='module')

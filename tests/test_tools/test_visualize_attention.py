@@ -6,7 +6,6 @@ computes one row), or from the module's own output (a gate g must give out = x *
 wrong map fails. The tool is run on a toy image with the toy detector (SE), a detector with
 CBAM and Non-local blocks (random weights through a checkpoint), and the toy CCNet.
 """
-import importlib.util
 import json
 import os.path as osp
 
@@ -25,7 +24,8 @@ from mmattn.models.spatial import (BAM, CBAM, CoordAttention, ResidualAttention,
                                    SelectiveKernel, TripletAttention)
 from mmattn.registry import MODELS
 from mmattn.visualization import attention_maps as am
-from tests.helpers import assert_close, has_module, randomize_, requires_mmdet, requires_mmseg
+from tests.helpers import (assert_close, has_module, load_tool, randomize_, requires_mmdet,
+                           requires_mmseg)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SE_CONFIG = osp.join(ROOT, 'configs', 'toy', 'faster_rcnn_se_r50_toy-coco.py')
@@ -36,14 +36,7 @@ C, H, W = 16, 7, 9
 QUERY = (0.3, 0.7)  # as a fraction of the height and width: cell (2, 6) of a 7 x 9 map
 
 
-def load_tool(name, *path):
-    spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, *path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool('visualize_attention', 'tools', 'visualize_attention.py')
+tool = load_tool('visualize_attention.py')
 
 
 def make(cls, seed=0, **kwargs):
@@ -464,7 +457,7 @@ needs_toy = pytest.mark.skipif(not has_module('sklearn'),
 
 @pytest.fixture(scope='module')
 def toy_image(tmp_path_factory):
-    gen = load_tool('make_toy_coco', 'tools', 'dataset_converters', 'make_toy_coco.py')
+    gen = load_tool('dataset_converters', 'make_toy_coco.py')
     root = str(tmp_path_factory.mktemp('toy') / 'toy_coco')
     gen.generate(root, num_train=1, num_val=1)
     return osp.join(root, 'val2017', '000000000002.png')
