@@ -19,9 +19,9 @@ Usage (the issue's targets; one H200 took 87 ms for PAM's explicit fp32 step at 
 import argparse
 import statistics
 import sys
-import time
 
 import torch
+from bench_utils import timed
 
 PATHS = ('explicit', 'sdpa', 'sdpa_heads', 'blocked')
 CASES = ('pam:2x512x64x128', 'nonlocal:2x512x64x128', 'pam:1x512x128x256',
@@ -64,13 +64,7 @@ def step_time(module, x, amp, repeat, warmup):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated() if cuda else 0
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
+    times = [timed(x.device.type, step)[0] for _ in range(repeat)]
     peak = torch.cuda.max_memory_allocated() - base if cuda else None
     return statistics.median(times), peak
 

@@ -76,11 +76,11 @@ def synchronize(device: str):
         torch.cuda.synchronize()
 
 
-def timed(fn, device: str) -> Tuple[float, object]:
-    """(seconds, result) of ``fn()``, the device idle before and after."""
+def timed(device: str, fn, *args) -> Tuple[float, object]:
+    """(seconds, result) of ``fn(*args)``, the device idle before and after."""
     synchronize(device)
     start = time.perf_counter()
-    result = fn()
+    result = fn(*args)
     synchronize(device)
     return time.perf_counter() - start, result
 

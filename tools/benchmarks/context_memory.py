@@ -40,14 +40,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from bench_utils import (Interrupted, add_device_args, autocast,  # noqa: E402
-                         check_device, env_line, stop_on_sigterm, synchronize)
+                         check_device, env_line, stop_on_sigterm, timed)
 
 # relative difference from the lean path above which an output is reported: float32 rounding,
 # or that of the autocast dtype
@@ -168,11 +167,8 @@ def worker(args):
         before = peak_bytes(device)
         seconds = []
         for i in range(args.repeat):
-            synchronize(device)
-            start = time.perf_counter()
-            out = step(x)
-            synchronize(device)
-            seconds.append(time.perf_counter() - start)
+            elapsed, out = timed(device, step, x)
+            seconds.append(elapsed)
             if i == 0:
                 peak = peak_bytes(device) - before
                 # the attention branch (x would dominate), in float32 on the CPU

@@ -44,7 +44,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -53,7 +52,7 @@ for _p in (ROOT, HERE):
         sys.path.insert(0, _p)
 from bench_utils import (add_device_args, amp_dtype, attention_modules,  # noqa: E402
                          autocast, check_device, env_line, randomize, rel_diff,
-                         swap_to_plain, synchronize)
+                         swap_to_plain, timed)
 
 SCOPES = ('mmdet', 'mmseg')
 # relative difference, in float64, between ours and the plain twins above which the swap is
@@ -253,11 +252,8 @@ def time_steps(model, data, optim_wrapper, args):
     times, log_vars = [], None
     for _ in range(args.steps):
         batch = copy.deepcopy(data)  # a fresh batch, as a dataloader gives, outside the timer
-        synchronize(device)
-        start = time.perf_counter()
-        log_vars = step(batch)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+        elapsed, log_vars = timed(device, step, batch)
+        times.append(elapsed)
     peak = peak_bytes(device) - base
     return dict(times=times, peak_bytes=peak,
                 losses={k: float(v.detach()) for k, v in (log_vars or {}).items()})

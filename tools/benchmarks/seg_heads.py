@@ -36,14 +36,13 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from bench_utils import (add_device_args, autocast, check_device, env_line,  # noqa: E402
-                         synchronize)
+                         timed)
 
 # relative difference from mmseg's logits above which a row fails: float32 rounding, or that
 # of the autocast dtype
@@ -105,11 +104,8 @@ def worker(args):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for i in range(args.repeat):
-        synchronize(device)
-        start = time.perf_counter()
-        logits = predict(x)
-        synchronize(device)
-        times.append(time.perf_counter() - start)
+        elapsed, logits = timed(device, predict, x)
+        times.append(elapsed)
         if i == 0:
             if device == 'cuda':
                 peak = peak_bytes(device) - before
