@@ -29,6 +29,7 @@ Every fused path here was measured faster on a CPU only; each asks its rule in
 runs autograd's plain ops elsewhere: on an NVIDIA H200 the modules built on them were
 1.2-2.6x slower than plain (issue #13). ``python -m mmattn paths`` lists every rule.
 """
+import contextlib
 import warnings
 
 import torch
@@ -38,8 +39,8 @@ from torch.nn.modules import module as _nn_module
 from .dispatch import register_rule, select
 
 __all__ = [
-    'CompiledKernel', 'adaptive_avg_pool2d', 'channel_gate', 'cpu_only', 'global_avg_pool',
-    'gram', 'graph_capture', 'observed', 'pool_matrix'
+    'CompiledKernel', 'adaptive_avg_pool2d', 'autocast_enabled', 'autocast_off', 'channel_gate',
+    'cpu_only', 'global_avg_pool', 'gram', 'graph_capture', 'observed', 'pool_matrix'
 ]
 
 # Where the fused paths run. Each was measured faster than autograd's plain ops on a 2-core
@@ -77,6 +78,21 @@ def graph_capture() -> bool:
     where the plain ops must be used so that the graph shows them."""
     return (torch.jit.is_tracing() or torch.jit.is_scripting()
             or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``; False on devices without autocast (the
+    meta device, where shapes are inferred without data: torch raises if asked there)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(
+        device_type)
+
+
+def autocast_off(device_type: str):
+    """A region where autocast is off on ``device_type`` (the sums that must stay in float32);
+    nothing to turn off on a device without autocast."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def observed(*modules: torch.nn.Module) -> bool:

@@ -12,7 +12,8 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..dispatch import register_rule, select
-from ..ops import adaptive_avg_pool2d, channel_gate, cpu_only, graph_capture, pool_matrix
+from ..ops import (adaptive_avg_pool2d, autocast_off, channel_gate, cpu_only, graph_capture,
+                   pool_matrix)
 from ..utils import reduced_channels
 
 # The authors' frequency rankings, as (u, v) indices on a 7x7 DCT grid (u along H, v along W):
@@ -144,7 +145,7 @@ class FcaNet(BaseAttention):
         # the authors' product of x with the (float32) basis promotes, also under autocast,
         # which would run these products in half precision
         dtype = torch.promote_types(x.dtype, self.dct_basis.dtype)
-        with torch.autocast(x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             basis = self.dct_basis.to(dtype)
             if (h, w) != self.dct_size:
                 ph = pool_matrix(h, self.dct_size[0], basis)

@@ -10,7 +10,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate, gram
+from ..ops import autocast_off, channel_gate, gram
 from ..utils import norm_forward
 
 
@@ -22,7 +22,7 @@ def covariance(feat: torch.Tensor) -> torch.Tensor:
     half-precision sum of thousands of products loses the small entries.
     """
     dtype = feat.dtype
-    with torch.autocast(feat.device.type, enabled=False):
+    with autocast_off(feat.device.type):
         f = feat.flatten(2)
         f = f.to(torch.promote_types(f.dtype, torch.float32))
         f = f - f.mean(-1, keepdim=True)

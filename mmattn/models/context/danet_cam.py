@@ -8,7 +8,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import gram
+from ..ops import autocast_off, gram
 from .attention_ops import flushed_softmax
 
 
@@ -45,7 +45,7 @@ class DANetCAM(BaseAttention):
     def forward(self, x):
         self.check_input(x)
         n, c, h, w = x.shape
-        with torch.autocast(x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             feats = x.flatten(2)
             if feats.dtype in (torch.float16, torch.bfloat16):
                 feats = feats.float()

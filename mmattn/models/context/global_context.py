@@ -12,7 +12,7 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..dispatch import register_rule, select
-from ..ops import cpu_only, graph_capture, observed
+from ..ops import autocast_enabled, cpu_only, graph_capture, observed
 from ..utils import DropInError, norm_forward
 
 _FUSIONS = {'channel_add': 'channel_add', 'add': 'channel_add',
@@ -117,7 +117,7 @@ class GlobalContext(BaseAttention):
         if self.pooling_type == 'avg':
             return self.avg_pool(x)
         if (observed(self.conv_mask) or graph_capture()
-                or torch.is_autocast_enabled(x.device.type)
+                or autocast_enabled(x.device.type)
                 or select('gc_mask', x) == 'plain'):
             logits = self.conv_mask(x).flatten(2)
         else:

@@ -19,7 +19,7 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..dispatch import register_rule, select
-from ..ops import cpu_only, gram
+from ..ops import autocast_off, cpu_only, gram
 from ..utils import norm_forward, reduced_channels
 
 
@@ -92,7 +92,7 @@ class ChannelIAU(BaseAttention):
     def forward(self, x):
         self.check_input(x)
         n, c, h, w = x.shape
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             g = x.reshape(n, c, h * w).to(_wide_dtype(x))
             # bmm, not matmul: over a training step matmul's batched path held two more
             # feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
@@ -170,7 +170,7 @@ class SpatialIAU(BaseAttention):
         p = self.num_parts
         a = torch.sigmoid(_run(self.part_attn, x))
         dtype = self.reduce.weight.dtype
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        with autocast_off(x.device.type):
             xf = x.reshape(n, c, h * w).to(dtype)
             af = a.reshape(n, p, h * w).to(dtype)
             if select('siau_pool', x) == 'product':
