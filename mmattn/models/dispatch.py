@@ -15,6 +15,11 @@ Tests and benchmarks pin a path with :func:`forced` (``with forced('channel_gate
 or the name ``'*'`` for every rule that has the choice), or for a whole process with the
 environment variable ``MMATTN_PATHS``, e.g. ``MMATTN_PATHS=plain`` or
 ``MMATTN_PATHS=channel_gate=fused,attention=blocked``.
+
+:func:`simulated` makes every rule answer as for another device: run on the meta device (shapes
+without data) inside ``simulated('cuda')``, a module takes the paths it would take on a CUDA GPU,
+so that what it runs there can be traced on a machine without one
+(``tools/benchmarks/kernel_trace.py``).
 """
 import contextlib
 import os
@@ -23,7 +28,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 import torch
 
-__all__ = ['PathRule', 'forced', 'register_rule', 'rules', 'select']
+__all__ = ['PathRule', 'forced', 'register_rule', 'rules', 'select', 'simulated']
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,20 @@ class PathRule:
 
 _RULES: Dict[str, PathRule] = {}
 _FORCED: Dict[str, str] = {}
+_SIMULATED: Dict[str, torch.device] = {}
+
+
+class _OnDevice:
+    """``x`` as a rule sees it inside :func:`simulated`: every attribute is ``x``'s but the
+    device."""
+    __slots__ = ('_x', 'device')
+
+    def __init__(self, x, device: torch.device):
+        object.__setattr__(self, '_x', x)
+        object.__setattr__(self, 'device', device)
+
+    def __getattr__(self, name):
+        return getattr(self._x, name)
 
 
 def register_rule(name: str, choices: Tuple[str, ...], choose: Callable[..., str],
@@ -86,7 +105,8 @@ def select(name: str, x: torch.Tensor, **info) -> str:
             from None
     choice = _forced_choice(rule)
     if choice is None:
-        choice = rule.choose(x, **info)
+        device = _SIMULATED.get('device')
+        choice = rule.choose(x if device is None else _OnDevice(x, device), **info)
         if choice not in rule.choices:
             raise RuntimeError(f'path rule {name!r} chose {choice!r}, not one of '
                                f'{rule.choices}')
@@ -113,6 +133,21 @@ def forced(name: str, choice: str) -> Iterator[None]:
             _FORCED.pop(name, None)
         else:
             _FORCED[name] = before
+
+
+@contextlib.contextmanager
+def simulated(device) -> Iterator[None]:
+    """Inside the block every rule chooses as if its input were on ``device`` (e.g.
+    ``'cuda'``), whatever device the tensors are on; forcing still wins."""
+    before = _SIMULATED.get('device')
+    _SIMULATED['device'] = torch.device(device)
+    try:
+        yield
+    finally:
+        if before is None:
+            _SIMULATED.pop('device', None)
+        else:
+            _SIMULATED['device'] = before
 
 
 def _parse_env(value: str) -> Dict[str, str]:

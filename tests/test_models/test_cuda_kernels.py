@@ -1,0 +1,91 @@
+"""What every registered attention module launches in a training step on a CUDA GPU, checked
+on the CPU against its plain twin (``tools/benchmarks/kernel_trace.py``).
+
+The step runs on the meta device with every path rule answering as on CUDA
+(``dispatch.simulated('cuda')``). A module that launches the same kernels as plain PyTorch,
+on the same layouts, takes plain's time on the GPU up to noise (issue #13: "every module at most
+1.0x plain"); one that differs must do no more work by any count (kernels, bytes, FLOPs) and
+name the difference below, so that a fast path meant for the CPU cannot leak onto the GPU
+unnoticed. Generated from the registry: a new module is traced too, and one without a plain
+twin fails. Float16/bfloat16 autocast is not traced (the meta device has none).
+"""
+import pytest
+import torch
+
+from mmattn.models import attention_classes
+from mmattn.models.dispatch import forced, simulated
+from tests.helpers import load_tool
+
+kernel_trace = load_tool('benchmarks', 'kernel_trace.py')
+
+# modules that launch other kernels than their plain twin, doing no more work by any count
+DIFFERENT_BUT_NO_MORE = {
+    'CoordAttention': 'mean over one axis where plain runs adaptive pooling to (H, 1) and '
+                      '(1, W): the same values, 7% less traffic',
+    'NonLocal': "the authors' multiplication by (C/2)^-0.5 where mmcv divides by its root",
+    'SRM': 'one var_mean pass where plain reads the map twice (mean, then var)',
+    'TripletAttention': 'its rotations stay views where plain copies them (4 clones fewer)',
+}
+
+
+@pytest.fixture(scope='module')
+def traces():
+    return {}
+
+
+def _traced(traces, name):
+    if name not in traces:
+        traces[name] = kernel_trace.compare(kernel_trace.trace_module(name, 'mmattn'),
+                                            kernel_trace.trace_module(name, 'plain'))
+    return traces[name]
+
+
+@pytest.mark.parametrize('name', sorted(attention_classes()))
+def test_cuda_step_launches_plains_kernels(name, traces):
+    r = _traced(traces, name)
+    (ko, kp), (bo, bp), (fo, fp) = r['kernels'], r['bytes'], r['flops']
+    what = (f'{name} on CUDA: {ko} kernels, {bo / 1e6:.1f} MB, {fo / 1e9:.3f} GFLOP against '
+            f"plain's {kp}, {bp / 1e6:.1f} MB, {fp / 1e9:.3f} GFLOP; only in ours: "
+            f'{dict(r["only_ours"])}; only in plain: {dict(r["only_plain"])}')
+    if name in DIFFERENT_BUT_NO_MORE:
+        assert not r['same'], f'{name} now runs plain\'s kernels: drop it from the list'
+        assert ko <= kp and bo <= bp and fo <= fp * (1 + 1e-9), what
+    else:
+        assert r['same'], what
+
+
+def test_a_cpu_path_on_cuda_is_caught():
+    """Forcing SE's CPU-fused gate onto the simulated GPU shows in the trace: the check can
+    fail."""
+    plain = kernel_trace.trace_module('SE', 'plain')
+    with forced('channel_gate', 'fused'):
+        fused = kernel_trace.trace_module('SE', 'mmattn')
+    assert not kernel_trace.compare(fused, plain)['same']
+
+
+def test_rules_answer_for_the_simulated_device():
+    x = torch.empty(8, 256, 56, 56, device='meta')
+    from mmattn.models.dispatch import select
+    with simulated('cpu'):
+        assert select('channel_gate', x) == 'fused'
+    with simulated('cuda'):
+        assert select('channel_gate', x) == 'plain'
+        with forced('channel_gate', 'fused'):
+            assert select('channel_gate', x) == 'fused'
+
+
+def test_layouts_compare_by_work_not_by_shape():
+    """One contiguous buffer reads alike whatever its view; a transposed or broadcast operand
+    does not."""
+    a = torch.empty(8, 16, 1, 1, device='meta')
+    assert kernel_trace._layout(a) == kernel_trace._layout(a.view(8, 16)) == [(128, 1)]
+    t = torch.empty(8, 3136, 256, device='meta').transpose(1, 2)
+    assert kernel_trace._layout(t) == [(8, 802816), (256, 1), (3136, 256)]
+    g = torch.empty(8, 256, 1, 1, device='meta').expand(8, 256, 56, 56)
+    assert kernel_trace._layout(g) == [(2048, 1), (3136, 0)]
+
+
+def test_table(capsys):
+    kernel_trace.main(['--modules', 'SE', 'SRM'])
+    out = capsys.readouterr().out
+    assert '| SE | 15 / 15 |' in out and 'same kernels' in out

@@ -1,0 +1,253 @@
+"""What each attention module runs in a training step on a CUDA GPU, against its plain twin,
+traced on a machine without one.
+
+Every module runs forward + backward at the benchmark's shape on the **meta device** (shapes,
+strides and dtypes, no data) inside :func:`mmattn.models.dispatch.simulated` ``('cuda')``, so
+that every path rule answers as on a CUDA GPU (the code's own ``device.type == 'cpu'`` tests
+see ``'meta'`` and take their non-CPU branch too). A ``TorchDispatchMode`` records every ATen
+op that launches work, with its signature (op, and the shape, stride and dtype of each tensor
+argument), the bytes its tensors cover and its FLOPs (torch's ``flop_counter`` registry). The
+same is recorded for the module's twin in ``plain_modules.py`` with the same weights.
+
+Where the two records hold the same kernels (same signatures, counted as multisets: the
+backward's order may differ), the module launches on the GPU exactly the kernels plain PyTorch
+launches, with the same memory layouts, and so takes its time up to noise: the issue #13
+target "at most 1.0x plain" then holds by construction. Where they differ, the table names
+the kernels ours runs and plain does not (and the reverse); those modules' GPU times can only
+be read from a GPU (``module_speed.py --device cuda``).
+
+What this does not see: float16/bfloat16 autocast (the meta device has none, so the rules'
+half-precision choices, such as SDPA for Non-local, are not traced), kernel choice inside an op
+(cuDNN algorithms, TF32), and launch gaps between ops. Bytes count each tensor argument and
+result once per op (an expanded tensor by its distinct elements): a measure of traffic for
+comparing two records, not a prediction of time.
+
+    python tools/benchmarks/kernel_trace.py [--modules SE CBAM] [--shape 8 256 56 56]
+    python tools/benchmarks/kernel_trace.py --show RGA      # both kernel lists of one module
+"""
+import argparse
+import collections
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+SHAPE = (8, 256, 56, 56)
+# ops that launch nothing: allocations, and views that ATen does not mark as views
+_NO_KERNEL = {'empty', 'empty_like', 'empty_strided', 'new_empty', 'new_empty_strided',
+              '_unsafe_view', '_reshape_alias'}
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One ATen op that launches work: ``signature`` identifies it (op, and shape, stride and
+    dtype of each tensor argument, other arguments as written), ``bytes`` the distinct bytes
+    of its tensors, ``flops`` torch's count for matrix products and convolutions (else 0)."""
+    signature: str
+    bytes: int
+    flops: int
+
+    @property
+    def op(self) -> str:
+        return self.signature.split('(', 1)[0]
+
+
+def _distinct_bytes(t) -> int:
+    """Bytes of the distinct elements of ``t`` (a broadcast dimension, stride 0, counts once)."""
+    n = math.prod(s for s, st in zip(t.shape, t.stride()) if st != 0) if t.dim() else 1
+    return n * t.element_size()
+
+
+def _layout(t) -> list:
+    """``t``'s (size, stride) pairs with what does not change the work removed (see
+    :func:`_merged`)."""
+    return _merged(zip(t.shape, t.stride()))
+
+
+def _merged(pairs) -> list:
+    """(size, stride) pairs with size-1 dimensions dropped and neighbours that are contiguous
+    with each other merged, so that (8, 16, 1, 1), (8, 16) and (128,) of one contiguous buffer
+    read alike, while a transposed or broadcast operand keeps its strides."""
+    dims = [(s, st) for s, st in pairs if s != 1]
+    merged = []
+    for size, stride in reversed(dims):
+        if merged and stride == merged[-1][0] * merged[-1][1]:
+            inner = merged.pop()
+            merged.append((size * inner[0], inner[1]))
+        else:
+            merged.append((size, stride))
+    return merged[::-1]
+
+
+def _describe(a) -> str:
+    import torch
+    if isinstance(a, torch.Tensor):
+        dtype = str(a.dtype).replace('torch.', '')
+        return dtype + ''.join(f'[{s}/{st}]' for s, st in _layout(a))
+    if isinstance(a, (list, tuple)):
+        return '[' + ', '.join(_describe(x) for x in a) + ']'
+    return repr(a)
+
+
+def _signature(func, args, kwargs) -> str:
+    """``op(arguments)``, with what does not change the work written one way: an in-place op
+    as its out-of-place form (the same kernel, writing into its input); tensors by
+    :func:`_layout`; a ``dim`` argument by the sizes and strides it spans, and no
+    ``keepdim`` (``mean(x, (2, 3), keepdim=True)`` on (8, 256, 56, 56) is ``mean(x, -1)`` on
+    (8, 256, 3136))."""
+    import torch
+    op = func.name().replace('aten::', '')
+    base, dot, overload = op.partition('.')
+    if base.endswith('_') and not base.startswith('__'):
+        op = base[:-1] + dot + overload
+    values = dict(zip((a.name for a in func._schema.arguments), args))
+    values.update(kwargs)
+    values.pop('keepdim', None)
+    tensor = next((v for v in values.values() if isinstance(v, torch.Tensor)), None)
+    dim = values.get('dim')
+    if tensor is not None and tensor.dim() and isinstance(dim, (int, list, tuple)):
+        dims = [dim] if isinstance(dim, int) else list(dim)
+        span = _merged((tensor.shape[d], tensor.stride(d))
+                       for d in sorted(d % tensor.dim() for d in dims))
+        values['dim'] = ''.join(f'[{s}/{st}]' for s, st in span)
+    return f'{op}(' + ', '.join(f'{k}={_describe(v)}' for k, v in values.items()) + ')'
+
+
+def _recorder():
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.flop_counter import flop_registry
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.kernels: List[Kernel] = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            name = func.overloadpacket.__name__
+            outs = [a for a in tree_flatten(out)[0] if isinstance(a, torch.Tensor)]
+            if func.is_view or name in _NO_KERNEL or not outs:  # not outs: promote_types
+                return out
+            ins = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+            flops = 0
+            if func.overloadpacket in flop_registry:
+                flops = int(flop_registry[func.overloadpacket](*args, **kwargs, out_val=out))
+            self.kernels.append(Kernel(_signature(func, args, kwargs),
+                                       sum(_distinct_bytes(t) for t in ins + outs), flops))
+            return out
+
+    return Recorder()
+
+
+def trace_step(model, inputs: Sequence, grad_output) -> List[Kernel]:
+    """The kernels of ``model(*inputs).backward(grad_output)``."""
+    recorder = _recorder()
+    with recorder:
+        model(*inputs).backward(grad_output)
+    return recorder.kernels
+
+
+def trace_module(name: str, impl: str = 'mmattn', shape: Tuple[int, ...] = SHAPE,
+                 device: str = 'cuda') -> List[Kernel]:
+    """The kernels of one training step of attention module ``name`` (``impl``: ``'mmattn'``
+    or ``'plain'``, its twin) at ``shape``, as it runs on ``device``."""
+    import torch
+    from module_speed import build_impl, build_ours, example_inputs
+
+    from mmattn.models.dispatch import simulated
+    ours = build_ours(name, shape[1])
+    model = build_impl(impl, name, ours).to('meta').train()
+    inputs = [t.to('meta').requires_grad_() for t in example_inputs(name, shape)]
+    with simulated(device):
+        with torch.no_grad():
+            out_shape = model(*inputs).shape
+        return trace_step(model, inputs, torch.empty(out_shape, device='meta'))
+
+
+def compare(ours: List[Kernel], plain: List[Kernel]) -> Dict[str, object]:
+    """Counts, traffic and FLOPs of both records, and the kernels only one of them runs."""
+    a = collections.Counter(k.signature for k in ours)
+    b = collections.Counter(k.signature for k in plain)
+    return dict(kernels=(len(ours), len(plain)),
+                bytes=(sum(k.bytes for k in ours), sum(k.bytes for k in plain)),
+                flops=(sum(k.flops for k in ours), sum(k.flops for k in plain)),
+                same=a == b, only_ours=a - b, only_plain=b - a)
+
+
+def _ops(counter) -> str:
+    ops = collections.Counter()
+    for signature, n in counter.items():
+        ops[signature.split('(', 1)[0]] += n
+    return ', '.join(f'{op} x{n}' if n > 1 else op for op, n in sorted(ops.items())) or '-'
+
+
+def format_table(rows: Dict[str, Dict[str, object]], shape) -> str:
+    lines = [
+        f'Training step (forward + backward) at {tuple(shape)}, float32, as run on a CUDA GPU '
+        '(traced on the meta device with dispatch.simulated("cuda")); ours against '
+        'plain_modules.py.',
+        '',
+        '| module | kernels ours / plain | MB ours / plain | GFLOP ours / plain | same kernels '
+        '| only in ours | only in plain |',
+        '|---|---|---|---|---|---|---|',
+    ]
+    for name, r in rows.items():
+        if 'error' in r:
+            lines.append(f'| {name} | {r["error"]} | | | | | |')
+            continue
+        (ko, kp), (bo, bp), (fo, fp) = r['kernels'], r['bytes'], r['flops']
+        lines.append(f'| {name} | {ko} / {kp} | {bo / 1e6:.0f} / {bp / 1e6:.0f} | '
+                     f'{fo / 1e9:.2f} / {fp / 1e9:.2f} | {"yes" if r["same"] else "no"} | '
+                     f'{_ops(r["only_ours"])} | {_ops(r["only_plain"])} |')
+    same = sum(1 for r in rows.values() if r.get('same'))
+    lines += ['', f'{same} of {len(rows)} modules run the same kernels as plain.']
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--modules', nargs='+', help='registry names (default: all)')
+    parser.add_argument('--shape', nargs=4, type=int, default=list(SHAPE), metavar='N')
+    parser.add_argument('--show', metavar='MODULE',
+                        help="print one module's two kernel lists in order and stop")
+    args = parser.parse_args(argv)
+
+    import mmattn.models  # noqa: F401  (registers every module and rule)
+    from mmattn.models.factory import attention_classes
+    if args.show:
+        records = {impl: trace_module(args.show, impl, tuple(args.shape))
+                   for impl in ('mmattn', 'plain')}
+        for impl, kernels in records.items():
+            print(f'{args.show} ({impl}): {len(kernels)} kernels')
+            for k in kernels:
+                print(f'  {k.bytes / 1e6:9.1f} MB  {k.flops / 1e9:7.2f} GF  {k.signature}')
+        diff = compare(records['mmattn'], records['plain'])
+        for key, label in (('only_ours', 'only in ours'), ('only_plain', 'only in plain')):
+            print(f'{label}:')
+            for signature, n in sorted(diff[key].items()):
+                print(f'  {n} x {signature}')
+        return
+    names = args.modules or sorted(attention_classes())
+    unknown = sorted(set(names) - set(attention_classes()))
+    if unknown:
+        parser.error(f'unknown module(s) {unknown}; registered: {sorted(attention_classes())}')
+    rows = {}
+    for name in names:
+        try:
+            rows[name] = compare(trace_module(name, 'mmattn', tuple(args.shape)),
+                                 trace_module(name, 'plain', tuple(args.shape)))
+        except (KeyError, NotImplementedError, RuntimeError) as e:
+            rows[name] = dict(error=f'{type(e).__name__}: {str(e).splitlines()[0][:80]}')
+    print(format_table(rows, args.shape))
+
+
+if __name__ == '__main__':
+    main()
