@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..dispatch import register_rule, select
+from ..ops import autocast_enabled, autocast_off, cpu_only
 
 __all__ = [
     'softmax_attention', 'concat_attention', 'anchor_attention', 'explicit_softmax_attention',
@@ -65,18 +66,25 @@ MIN_ROWS = 512
 
 # On a GPU the attention matrices the lean paths hold stay under 1/10 of what the explicit
 # formula holds at 1x512x128x256 (16.5 GB on an H200, issue #13), whatever the size:
-# - the explicit formula itself while the matrix has at most CUDA_EXPLICIT_ELEMENTS (512 MiB in
-#   float32, three at its backward's peak: 1.5 GiB). That covers 2x512x64x128, one of the
-#   sizes where the lean paths must be no slower than explicit (in half precision the fused
-#   kernels run there instead: explicit bfloat16 took 5.4 ms, the CPU's blocks 16.3 ms);
-# - else blocks of CUDA_BLOCK_ELEMENTS (128 MiB in float32, three in the backward). The CPU's
-#   32 MiB blocks (512 queries at 128 x 256) made a GPU step many small products and about ten
-#   kernel launches per block: PAM at 1x512x128x256 took 106 ms against the explicit 87 ms.
-#   Blocks of 1024 queries there make each product 17 GFLOP; the step's peak, 616 MiB with the
-#   small blocks, grows by about 300 MiB, leaving room for a head's own activations under the
-#   1.65 GB bound. Block and bound are estimates from those figures, not yet measured on a GPU.
-CUDA_EXPLICIT_ELEMENTS = 1 << 27
-CUDA_BLOCK_ELEMENTS = 1 << 25
+# - the explicit formula itself while its matrices, three float32 ones at its backward's peak,
+#   fit CUDA_EXPLICIT_BYTES (1 GiB): CUDA_EXPLICIT_ELEMENTS elements each. That holds Non-local
+#   at (8, 256, 56, 56) (78.7M elements, 0.94 GB), where the module must cost what plain
+#   costs, and not PAM in DANet's training crop, 2x512x64x128 (134M elements, 1.6 GB): there
+#   mmseg's DAHead step took 6347 MiB and ours by blocks 4957 MiB (78%) in 73.8 ms against
+#   72.5 ms (H200, float32, issue #13); the explicit matrices are that difference, and the
+#   step must stay under 80% of mmseg's memory. (In half precision the fused kernels run
+#   instead, at every size.)
+# - else blocks of CUDA_BLOCK_ELEMENTS (32 MiB in float32, three in the backward) with at
+#   least CUDA_MIN_ROWS queries: 1024 queries per block at 64 x 128, the blocking of the
+#   DANet step above; 1024 queries (128 MiB) at 128 x 256, where the CPU's 512-query blocks
+#   made a GPU step many small products and about ten kernel launches per block (PAM at
+#   1x512x128x256: 106 ms against the explicit 87 ms) and 1024-query ones make each product
+#   17 GFLOP, the step's peak growing by about 300 MiB from 616 MiB. The 128 x 256 figures are
+#   estimates from those measurements, not yet measured on a GPU.
+CUDA_EXPLICIT_BYTES = 1 << 30
+CUDA_EXPLICIT_ELEMENTS = CUDA_EXPLICIT_BYTES // (3 * 4)
+CUDA_BLOCK_ELEMENTS = 1 << 23
+CUDA_MIN_ROWS = 1024
 
 # Fused kernels the SDPA paths may take on a GPU, fastest first: all three hold O(HW) memory;
 # the math kernel, which builds the full matrix, is left out, so that a shape no fused kernel
@@ -124,7 +132,7 @@ def flushed_softmax(energy: torch.Tensor, dim: int = -1) -> torch.Tensor:
     and the fused Gram product was 1.17x slower than plain, issue #13).
     """
     if (_plain_graph() or torch.compiler.is_compiling()
-            or _select('flushed_softmax', energy) == 'plain'):
+            or select('flushed_softmax', energy) == 'plain'):
         return energy.softmax(dim)
     if energy.requires_grad:
         energy.register_hook(_flush_grad)
@@ -144,7 +152,7 @@ def _common_dtype(*tensors: torch.Tensor) -> torch.dtype:
     for t in tensors[1:]:
         dtype = torch.promote_types(dtype, t.dtype)
     device = tensors[0].device.type
-    if torch.is_autocast_enabled(device) and dtype != torch.float64:
+    if autocast_enabled(device) and dtype != torch.float64:
         return torch.get_autocast_dtype(device)
     return dtype
 
@@ -155,11 +163,13 @@ def _block_elements(device_type: str) -> int:
 
 
 def _blocking(batch: int, n_q: int, n_k: int, device_type: str = 'cpu'):
-    """(samples, queries) per block: at least MIN_ROWS queries of one sample, more queries and
-    then more samples while the block has at most the device's block elements."""
+    """(samples, queries) per block: at least the device's minimum of queries of one sample
+    (MIN_ROWS, CUDA_MIN_ROWS), more queries and then more samples while the block has at most
+    the device's block elements."""
     elements = _block_elements(device_type)
+    min_rows = MIN_ROWS if device_type == 'cpu' else CUDA_MIN_ROWS
     # at least one row: a map without queries has no blocks, not a zero step
-    rows = max(1, min(n_q, max(MIN_ROWS, elements // max(1, n_k))))
+    rows = max(1, min(n_q, max(min_rows, elements // max(1, n_k))))
     samples = min(batch, max(1, elements // max(1, rows * n_k)))
     return samples, rows
 
@@ -173,9 +183,15 @@ def _blocks(batch: int, n_q: int, blocking):
             yield slice(b, b + nb), slice(s, s + rows), nb, min(rows, n_q - s)
 
 
-def _explicit_or_blocked(elements: int) -> str:
-    """Away from the CPU: the explicit formula while its matrix fits CUDA_EXPLICIT_ELEMENTS."""
-    return 'explicit' if elements <= CUDA_EXPLICIT_ELEMENTS else 'blocked'
+def _explicit_or_blocked(elements: int, dtype: torch.dtype = torch.float32) -> str:
+    """Away from the CPU: the explicit formula while its three matrices of ``dtype`` fit
+    CUDA_EXPLICIT_BYTES."""
+    fits = 3 * elements * _itemsize(dtype) <= CUDA_EXPLICIT_BYTES
+    return 'explicit' if fits else 'blocked'
+
+
+def _itemsize(dtype: torch.dtype) -> int:
+    return (torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits) // 8
 
 
 def _head_width(d: int, e: int) -> int:
@@ -209,7 +225,7 @@ def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: i
     # head at 32768 queries 107 ms for the attention alone. The explicit formula and the blocks
     # are plain float32 products, as plain's. Explicit while its matrices fit the bound (no
     # recomputation), else blocks.
-    return _explicit_or_blocked(batch * n_q * n_k)
+    return _explicit_or_blocked(batch * n_q * n_k, dtype)
 
 
 register_rule(
@@ -221,25 +237,35 @@ register_rule(
     'blocked' by 32 MiB blocks (its backward is 2-5x slower than the blocks'). CUDA (H200,
     torch 2.11, issue #13), half precision: 'sdpa' for equal widths <= 256 (Non-local bf16
     11.5 ms against 28.3 ms explicit), 'sdpa_heads' for unequal ones (PAM: the one-head
-    memory-efficient kernel took 116 ms); float32 and other devices: 'explicit' when the
-    matrix has at most 2**27 elements (2x512x64x128), else 'blocked' by 128 MiB blocks (the
-    CPU's 32 MiB blocks took 106 ms against the explicit 87 ms at 1x512x128x256; Non-local
-    through the fused float32 kernel 108 ms against 82 ms).""",
+    memory-efficient kernel took 116 ms); float32 and other devices: 'explicit' while its three
+    matrices fit 1 GiB (Non-local at 8x256x56x56), else 'blocked' by blocks of at least 1024
+    queries (DANet's step at 2x512x64x128 by blocks: 78% of mmseg's memory, 73.8 ms against
+    72.5 ms; the CPU's 512-query blocks took 106 ms against the explicit 87 ms at
+    1x512x128x256; Non-local through the fused float32 kernel 108 ms against 82 ms).""",
     # PAM in DANet's head at 1x512x128x256, training
     example=dict(shape=(1, 128 * 256, 64), n_keys=128 * 256, value_width=512, needs_grad=True))
 
 
 def explicit_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                               scale: float) -> torch.Tensor:
-    """``softmax(q k^T * scale) v`` written out; holds the (L x M) matrix."""
+                               scale: float, values_first: bool = False) -> torch.Tensor:
+    """``softmax(q k^T * scale) v`` written out; holds the (L x M) matrix.
+
+    ``values_first`` forms the last product as ``(v^T p^T)^T``, as DANet's authors and mmseg
+    write PAM: the result then lies (B, e, L) in memory, so that a channels-first caller's
+    reshape is a view, while the softmax's backward reads a transposed gradient. Which order
+    is faster depends on the module around it; the default is Non-local's (mmcv's ``p v``).
+    """
     energy = torch.matmul(q, k.transpose(-2, -1))
     if scale != 1.0:
         energy = energy.mul_(scale)  # in place: the product's backward needs q and k only
-    return torch.matmul(energy.softmax(dim=-1), v)
+    p = energy.softmax(dim=-1)
+    if values_first:
+        return torch.matmul(v.transpose(-2, -1), p.transpose(-2, -1)).transpose(-2, -1)
+    return torch.matmul(p, v)
 
 
 def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                      lean: bool = True) -> torch.Tensor:
+                      lean: bool = True, values_first: bool = False) -> torch.Tensor:
     """``softmax(q k^T * scale) v`` over the keys, for q (B, L, d), k (B, M, d), v (B, M, e).
 
     The path (explicit, fused kernel, heads of it, or blocks) is the ``'softmax_attention'``
@@ -250,16 +276,18 @@ def softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: 
             Learnable factors (DANet's gamma) stay outside, in autograd's hands.
         lean: False gives the explicit formula (the reference the lean paths are tested
             against).
+        values_first: the order of the explicit formula's last product (see
+            :func:`explicit_softmax_attention`); the other paths do not hold the matrix.
     """
     if not lean or _plain_graph():
-        return explicit_softmax_attention(q, k, v, scale)
+        return explicit_softmax_attention(q, k, v, scale, values_first)
     dtype = _common_dtype(q, k, v)
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad
                                               or v.requires_grad)
     path = select('softmax_attention', q, n_keys=k.shape[1], value_width=v.shape[-1],
                   needs_grad=needs_grad, dtype=dtype)
     if path == 'explicit':
-        return explicit_softmax_attention(q, k, v, scale)
+        return explicit_softmax_attention(q, k, v, scale, values_first)
     q, k, v = (t.to(dtype).contiguous() for t in (q, k, v))
     if path in ('sdpa', 'sdpa_heads') and q.shape[1] > 0 and k.shape[1] > 0:
         out = _fused_attention(q, k, v, scale, heads=path == 'sdpa_heads')
@@ -345,7 +373,8 @@ register_rule(
     reason="""Attention of every pixel to a few keys (ANN's 110 pyramid anchors, OCR's object
     regions). CPU: 'sdpa', as measured in the module tables. Other devices: 'explicit' (plain's
     formula; AFNB and APNB with SDPA took 2.5x plain's step on an H200, cause not isolated,
-    explicit not yet measured there), 'sdpa' only past 2**27 matrix elements.""",
+    explicit not yet measured there), 'sdpa' only for matrices past the explicit formula's 1 GiB
+    bound.""",
     example=dict(shape=(8, 56 * 56, 128), n_keys=110))  # APNB at (8, 256, 56, 56)
 
 
@@ -404,7 +433,7 @@ class _ChunkedSoftmaxAttention(torch.autograd.Function):
         out = v.new_empty(batch, n_q, v.shape[-1])
         e_buf = _buffer(blocking, n_q, n_k, q, wide)
         p_buf = torch.empty_like(e_buf)
-        with torch.autocast(q.device.type, enabled=False):
+        with autocast_off(q.device.type):
             for sb, sq, nb, n in _blocks(batch, n_q, blocking):
                 e = _bmm_into(_block(e_buf, nb, n, n_k), qs[sb, sq], kt[sb])
                 p = torch.ops.aten._softmax.out(e, -1, False, out=_block(p_buf, nb, n, n_k))
@@ -461,7 +490,7 @@ register_rule(
     lambda x, n_keys: choose_concat_path(x.device.type, x.shape[0], x.shape[1], n_keys),
     reason="""CPU: 'blocked' by 32 MiB blocks (Non-local at 1x512x64x128, training step: 226
     MiB against 863 MiB explicit, the same time). Other devices (not measured): 'explicit'
-    while the matrix has at most 2**27 elements, else 'blocked' by 128 MiB blocks.""",
+    while its three matrices fit 1 GiB, else 'blocked' by blocks of at least 1024 queries.""",
     example=dict(shape=(1, 128 * 256, 1), n_keys=128 * 256))  # Non-local, 1x512x128x256
 
 
@@ -497,7 +526,7 @@ class _ChunkedConcatAttention(torch.autograd.Function):
         out = g.new_empty(batch, n_q, g.shape[-1])
         bt = b.transpose(1, 2)
         buf = _buffer(blocking, n_q, n_k, a)
-        with torch.autocast(a.device.type, enabled=False):
+        with autocast_off(a.device.type):
             for sb, sq, nb, n in _blocks(batch, n_q, blocking):
                 f = torch.add(a[sb, sq], bt[sb], out=_block(buf, nb, n, n_k)).relu_()
                 out[sb, sq] = torch.bmm(f, g[sb]).div_(n_k)
@@ -529,13 +558,8 @@ class _ChunkedConcatAttention(torch.autograd.Function):
 
 
 # -- where flushed_softmax flushes (python -m mmattn paths) ---------------------------------
-# imported here, beside the rule, so that this file's other edits stay apart from these lines
-from ..dispatch import register_rule as _register_rule  # noqa: E402
-from ..dispatch import select as _select  # noqa: E402
-from ..ops import cpu_only as _cpu_only  # noqa: E402
-
-_register_rule(
-    'flushed_softmax', ('plain', 'flushed'), _cpu_only('flushed'),
+register_rule(
+    'flushed_softmax', ('plain', 'flushed'), cpu_only('flushed'),
     reason='Subnormal probabilities set to 0 (forward and gradient). CPU (1 thread, float32, '
     "training step at (8, 256, 56, 56), README): DANet's CAM 3.33 s plain, 0.18 s with it and "
     'the fused Gram product (x86 multiplies subnormals 10-100x slower). GPUs handle '

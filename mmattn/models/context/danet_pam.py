@@ -71,7 +71,9 @@ class DANetPAM(BaseAttention):
         q = self.query_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C/8)
         k = self.key_conv(x).flatten(2).transpose(1, 2)
         v = self.value_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C)
-        out = softmax_attention(q, k, v, 1.0, lean=self.lean)
+        # values first, as the authors and mmseg: on an H200 (bf16, 2x512x64x128) mmseg's
+        # PAM took 5.1 ms against 5.4 ms for the explicit formula in the other order (#13)
+        out = softmax_attention(q, k, v, 1.0, lean=self.lean, values_first=True)
         return self.gamma * out.transpose(1, 2).reshape(n, c, h, w) + x
 
     def extra_repr(self):
