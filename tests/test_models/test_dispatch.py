@@ -36,6 +36,7 @@ EXPECTED = {
     'global_avg_pool': ('fused', 'fused', 'plain', 'plain'),
     'gram': ('fused', 'fused', 'plain', 'plain'),
     'pool_matrix': ('matrix', 'matrix', 'plain', 'plain'),
+    'rga_relations': ('regrouped', 'regrouped', 'plain', 'plain'),
     'siau_pool': ('product', 'product', 'plain', 'plain'),
     'simam': ('fused', 'fused', 'plain', 'plain'),
 }

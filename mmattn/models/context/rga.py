@@ -10,6 +10,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
+from ..dispatch import register_rule, select
+from ..ops import cpu_only
 from ..utils import norm_forward, reduced_channels
 from .apnb import adaptive_avg_pool2d
 
@@ -60,8 +62,7 @@ class RGA(BaseAttention):
     On an input of exactly ``spatial_size`` all pooling is the identity and the module computes
     the authors' formula, with the same parameters under the same names: the authors'
     checkpoints load. A smaller input is spread over the grid (adaptive pooling repeats its
-    values). The products with ``gg``'s weights are regrouped (the relation maps of size HW x HW
-    and C x C are never materialised), which changes the cost, not the function.
+    values).
 
     Args:
         in_channels: C.
@@ -77,10 +78,12 @@ class RGA(BaseAttention):
 
     Widths are the authors' ``//`` with a minimum of 1 (theirs reach 0 below C = 8).
 
-    On a GPU in float32 the output differs from the authors' formula by about 1e-3 (relative)
-    where cuDNN runs convolutions in TF32 (PyTorch's default, ``torch.backends.cudnn.allow_tf32``):
-    the regrouped relation products are float32 matrix products, the authors' relation conv is a
-    TF32 convolution. Ours is the closer to float64 (``tools/analysis/tf32_emulation.py``).
+    On the CPU the products with ``gg``'s weights are regrouped (rule ``'rga_relations'``);
+    elsewhere the relation vectors are formed and ``gg``'s conv runs on them, as in the
+    authors' code. Regrouped, a GPU's float32 output would differ from the authors' by about
+    1e-3 (relative) where cuDNN runs convolutions in TF32 (PyTorch's default): the regrouped
+    products are float32 matrix products, the authors' relation conv is a TF32 convolution
+    (``tools/analysis/tf32_emulation.py``).
     """
 
     _abbr_ = 'rga'
@@ -130,12 +133,23 @@ class RGA(BaseAttention):
 
     @staticmethod
     def _relations(gg, a, b, a_grid, b_grid):
-        """gg's conv applied to the relation vectors, without building them.
+        """gg's conv applied to the relation vectors. Returns (N, out, nodes).
 
         Node i (a column of ``a``, ``b``) has the relation vector [a_i . b_grid_k for all k,
-        a_grid_k . b_i for all k] (2P values); gg's weight W = [W_in, W_out] maps it to
-        W_in b_grid^T a_i + W_out a_grid^T b_i. Returns (N, out, nodes).
+        a_grid_k . b_i for all k] (2P values). Where the rule ``'rga_relations'`` says
+        ``'plain'``, the vectors are formed, (N, 2P, nodes), and gg's conv runs on them, as
+        in the authors' code; ``'regrouped'`` never forms them: gg's weight W = [W_in, W_out]
+        maps the vector to W_in b_grid^T a_i + W_out a_grid^T b_i.
         """
+        if select('rga_relations', a) == 'plain':
+            if a_grid is a and b_grid is b:  # the channel branch: one C x C product
+                rel_out = torch.bmm(a.transpose(1, 2), b)
+                rel_in = rel_out
+            else:
+                rel_in = torch.bmm(a.transpose(1, 2), b_grid)
+                rel_out = torch.bmm(a_grid.transpose(1, 2), b)
+            joint = torch.cat([rel_in.transpose(1, 2), rel_out], dim=1)
+            return gg[0](joint.unsqueeze(3)).squeeze(3)
         weight = gg[0].weight.flatten(1)
         p = a_grid.shape[2]
         w_in = weight[:, :p].to(a.dtype)
@@ -181,3 +195,13 @@ class RGA(BaseAttention):
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, spatial_size={self.spatial_size}, '
                 f'use_spatial={self.use_spatial}, use_channel={self.use_channel}')
+
+
+register_rule(
+    'rga_relations', ('plain', 'regrouped'), cpu_only('regrouped'),
+    reason='CPU (1 thread, float32, training step at (8, 256, 56, 56), 6 steps each on a 2-core '
+    'machine shared with other jobs): regrouped 154-279 ms, formed 247-355 ms. NVIDIA H200 (issue #13, project at 624c31f, training step at '
+    '(8, 256, 56, 56)): RGA 1.33x plain in float32 (1.36x bf16) with its products regrouped and '
+    'the fused gates of that commit; the regrouping alone was not measured there, so the '
+    'authors\' formed relations and gg conv run off the CPU (150 against 124 kernels per step, '
+    'tools/benchmarks/kernel_trace.py).')
