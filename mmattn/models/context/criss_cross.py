@@ -169,6 +169,7 @@ class CrissCross(BaseAttention):
         self.key_conv = nn.Conv2d(in_channels, self.key_channels, 1)
         self.value_conv = nn.Conv2d(in_channels, in_channels, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
+        self._self_masks = {}  # (H, device, dtype) -> the (H, H) self mask; not state
         self.reset_authors_init()
 
     def reset_authors_init(self):
@@ -192,6 +193,25 @@ class CrissCross(BaseAttention):
             return _CrissCrossFunction.apply(x, weight, bias, self.gamma, self.key_channels)
         return self.plain_criss_cross(x)
 
+    def _self_mask(self, h: int, like: Tensor) -> Tensor:
+        """(H, H): -inf on the diagonal, 0 elsewhere, added to the column energies so that a
+        pixel's energy to itself counts once (in the row). Plain subtracts an inf diagonal
+        (``diag_embed``), which does not export to ONNX, nor does a boolean eye run in
+        onnxruntime; a mask built from ``arange`` does both. It is built once per size,
+        device and dtype (added, it has no backward: the masked_fill it replaced cost a
+        full-size pass forward and one backward, two more kernels a step than plain), and
+        anew while a graph is captured, so that the graph holds its ops."""
+        key = (h, like.device, like.dtype)
+        capture = graph_capture()
+        mask = None if capture else self._self_masks.get(key)
+        if mask is None:
+            idx = torch.arange(h, device=like.device)
+            mask = torch.zeros(h, h, device=like.device, dtype=like.dtype).masked_fill_(
+                idx[:, None] == idx[None, :], float('-inf'))
+            if not capture:
+                self._self_masks[key] = mask
+        return mask
+
     def plain_criss_cross(self, x):
         """One pass in autograd's ops: per column an (H x H) and per row a (W x W) batched
         energy product, the column's own pixel at -inf, one softmax over the H + W energies,
@@ -204,11 +224,7 @@ class CrissCross(BaseAttention):
         q_h = q.permute(0, 3, 2, 1).reshape(n * w, h, ck)
         k_h = k.permute(0, 3, 1, 2).reshape(n * w, ck, h)
         energy_h = torch.bmm(q_h, k_h)  # (N*W, H, H'): pixel (h, w) to (h', w)
-        # the pixel itself at -inf, once (plain subtracts an inf diagonal: the same values,
-        # but aten::diag does not export to ONNX, nor a boolean eye run in onnxruntime)
-        idx = torch.arange(h, device=x.device)
-        self_mask = idx[:, None] == idx[None, :]
-        energy_h = energy_h.masked_fill(self_mask, float('-inf'))
+        energy_h = energy_h + self._self_mask(h, energy_h)  # the pixel itself at -inf, once
         energy_h = energy_h.view(n, w, h, h).permute(0, 2, 1, 3)  # (N, H, W, H')
         q_w = q.permute(0, 2, 3, 1).reshape(n * h, w, ck)
         k_w = k.permute(0, 2, 1, 3).reshape(n * h, ck, w)
