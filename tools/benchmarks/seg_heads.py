@@ -41,8 +41,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from bench_utils import (add_device_args, autocast, check_device, env_line,  # noqa: E402
-                         timed)
+from bench_utils import (add_worker_args, autocast, check_device, env_line,  # noqa: E402
+                         parse_worker_args, timed)
 
 # relative difference from mmseg's logits above which a row fails: float32 rounding, or that
 # of the autocast dtype
@@ -151,20 +151,11 @@ def parse_args(argv=None):
                         help='H W the logits are resized to (default: 8 x the feature size)')
     parser.add_argument('--repeat', type=int, default=2, help='timed calls after the warm-up')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
-    parser.add_argument('--max-quadratic-gib', type=float, default=12.0,
-                        help='skip implementations whose HW x HW matrices would exceed this')
-    parser.add_argument('--timeout', type=int, default=3600)
-    parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed full-size calls first (default: 0 on the CPU, 2 on CUDA)')
-    add_device_args(parser)
-    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
-    parser.add_argument('--impl', help=argparse.SUPPRESS)
+    add_worker_args(parser, max_quadratic_gib=12.0, step='call')
     parser.add_argument('--out', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parse_worker_args(parser, argv)
     if args.image_size is None:
         args.image_size = [8 * s for s in args.feat_size]
-    if args.warmup is None:
-        args.warmup = 2 if args.device == 'cuda' else 0
     return args
 
 
