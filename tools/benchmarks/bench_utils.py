@@ -2,7 +2,7 @@
 
 - ``--device {cpu,cuda}`` and ``--amp {fp16,bf16}`` (:func:`add_device_args`; with the
   options of a benchmark that runs each implementation in a worker process,
-  :func:`add_worker_args`), the autocast
+  :func:`add_worker_args`, and the worker's command line, :func:`run_worker`), the autocast
   context they select and the line every table starts with (:func:`env_line`: device, torch,
   CUDA, precision, threads);
 - timing that waits for the device (:func:`timed`: CUDA kernels run asynchronously, so a wall
@@ -67,6 +67,24 @@ def parse_worker_args(parser, argv=None):
     if args.warmup is None:
         args.warmup = 2 if args.device == 'cuda' else 0
     return args
+
+
+def run_worker(script: str, impl: str, args, extra: List[str], timeout: float):
+    """Run ``script --worker --impl IMPL`` with ``extra`` and the driver's ``--device``,
+    ``--warmup`` and ``--amp`` (:func:`add_worker_args`) in a fresh Python, the repository
+    on its ``PYTHONPATH``: one implementation's allocations do not raise the peak memory read
+    for the next. Returns the ``subprocess.CompletedProcess`` (output captured as text);
+    raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(HERE))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
+    cmd = [sys.executable, os.path.abspath(script), '--worker', '--impl', impl, *extra,
+           '--device', args.device, '--warmup', str(args.warmup)]
+    if args.amp:
+        cmd += ['--amp', args.amp]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def amp_dtype(amp: Optional[str]):

@@ -41,12 +41,12 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from bench_utils import (Interrupted, add_worker_args, autocast,  # noqa: E402
-                         check_device, env_line, parse_worker_args, stop_on_sigterm, timed)
+                         check_device, env_line, parse_worker_args, run_worker,
+                         stop_on_sigterm, timed)
 
 # relative difference from the lean path above which an output is reported: float32 rounding,
 # or that of the autocast dtype
@@ -184,16 +184,10 @@ def worker(args):
 def run_cases(impl, cases, args):
     """Run ``cases`` ([mode, shape, out_path], ...) of one implementation in a fresh process;
     one result per case (an error or a missing module is given to every case)."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl,
-           '--cases', json.dumps(cases), '--repeat', str(args.repeat), '--channels',
-           str(args.channels), '--device', args.device, '--warmup', str(args.warmup)]
-    if args.amp:
-        cmd += ['--amp', args.amp]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=args.timeout * len(cases))
+        proc = run_worker(__file__, impl, args,
+                          ['--cases', json.dumps(cases), '--repeat', str(args.repeat),
+                           '--channels', str(args.channels)], args.timeout * len(cases))
     except subprocess.TimeoutExpired:
         return [dict(error=f'timed out after {args.timeout * len(cases)} s')] * len(cases)
     if proc.returncode != 0:

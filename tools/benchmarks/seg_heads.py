@@ -37,12 +37,11 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from bench_utils import (add_worker_args, autocast, check_device, env_line,  # noqa: E402
-                         parse_worker_args, timed)
+                         parse_worker_args, run_worker, timed)
 
 # relative difference from mmseg's logits above which a row fails: float32 rounding, or that
 # of the autocast dtype
@@ -117,19 +116,13 @@ def worker(args):
 
 # -- driver ------------------------------------------------------------------------------------
 def run_impl(impl, args, out_path):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl, '--out',
-           out_path, '--in-channels', str(args.in_channels), '--channels', str(args.channels),
-           '--pam-channels', str(args.pam_channels), '--num-classes', str(args.num_classes),
-           '--repeat', str(args.repeat), '--threads', str(args.threads), '--feat-size',
-           *map(str, args.feat_size), '--image-size', *map(str, args.image_size),
-           '--device', args.device, '--warmup', str(args.warmup)]
-    if args.amp:
-        cmd += ['--amp', args.amp]
+    extra = ['--out', out_path, '--in-channels', str(args.in_channels), '--channels',
+             str(args.channels), '--pam-channels', str(args.pam_channels), '--num-classes',
+             str(args.num_classes), '--repeat', str(args.repeat), '--threads',
+             str(args.threads), '--feat-size', *map(str, args.feat_size), '--image-size',
+             *map(str, args.image_size)]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=args.timeout)
+        proc = run_worker(__file__, impl, args, extra, args.timeout)
     except subprocess.TimeoutExpired:
         return dict(error=f'timed out after {args.timeout} s')
     if proc.returncode != 0:
