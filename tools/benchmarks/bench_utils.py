@@ -1,6 +1,8 @@
 """What the benchmarks in ``tools/benchmarks`` share.
 
-- ``--device {cpu,cuda}`` and ``--amp {fp16,bf16}`` (:func:`add_device_args`), the autocast
+- ``--device {cpu,cuda}`` and ``--amp {fp16,bf16}`` (:func:`add_device_args`; with the
+  options of a benchmark that runs each implementation in a worker process,
+  :func:`add_worker_args`, and the worker's command line, :func:`run_worker`), the autocast
   context they select and the line every table starts with (:func:`env_line`: device, torch,
   CUDA, precision, threads);
 - timing that waits for the device (:func:`timed`: CUDA kernels run asynchronously, so a wall
@@ -13,6 +15,7 @@
 
 Peak memory, on either device, is read by :mod:`mmattn.utils.memory`.
 """
+import argparse
 import contextlib
 import os
 import platform
@@ -36,6 +39,52 @@ def add_device_args(parser):
                         help='run the forward under torch.autocast of this dtype '
                         '(default: none, float32)')
     return parser
+
+
+def add_worker_args(parser, max_quadratic_gib: float, step: str):
+    """The options of a benchmark whose driver runs each implementation in a worker process of
+    its own (``context_memory.py``, ``seg_heads.py``): the limit on HW x HW matrices, the
+    worker's time limit, the warm-up (``step``: what one warm-up runs, e.g. ``'step'``),
+    ``--device``/``--amp``, and the hidden ``--worker``/``--impl`` the driver passes its
+    workers. Parse with :func:`parse_worker_args`."""
+    parser.add_argument('--max-quadratic-gib', type=float, default=max_quadratic_gib,
+                        help='skip implementations whose HW x HW matrices would exceed this')
+    parser.add_argument('--timeout', type=int, default=3600)
+    parser.add_argument('--warmup', type=int, default=None,
+                        help=f'untimed full-size {step}s first (default: 0 on the CPU, 2 on '
+                        f'CUDA)')
+    add_device_args(parser)
+    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
+    parser.add_argument('--impl', help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_worker_args(parser, argv=None):
+    """Parse the options of :func:`add_worker_args`'s benchmarks, with the warm-up's default
+    for the device: on CUDA the first full-size run pays for the allocator's growth and the
+    libraries' workspaces, which a timed run should not; the CPU has neither."""
+    args = parser.parse_args(argv)
+    if args.warmup is None:
+        args.warmup = 2 if args.device == 'cuda' else 0
+    return args
+
+
+def run_worker(script: str, impl: str, args, extra: List[str], timeout: float):
+    """Run ``script --worker --impl IMPL`` with ``extra`` and the driver's ``--device``,
+    ``--warmup`` and ``--amp`` (:func:`add_worker_args`) in a fresh Python, the repository
+    on its ``PYTHONPATH``: one implementation's allocations do not raise the peak memory read
+    for the next. Returns the ``subprocess.CompletedProcess`` (output captured as text);
+    raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(HERE))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
+    cmd = [sys.executable, os.path.abspath(script), '--worker', '--impl', impl, *extra,
+           '--device', args.device, '--warmup', str(args.warmup)]
+    if args.amp:
+        cmd += ['--amp', args.amp]
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def amp_dtype(amp: Optional[str]):

@@ -41,12 +41,12 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from bench_utils import (Interrupted, add_device_args, autocast,  # noqa: E402
-                         check_device, env_line, stop_on_sigterm, timed)
+from bench_utils import (Interrupted, add_worker_args, autocast,  # noqa: E402
+                         check_device, env_line, parse_worker_args, run_worker,
+                         stop_on_sigterm, timed)
 
 # relative difference from the lean path above which an output is reported: float32 rounding,
 # or that of the autocast dtype
@@ -184,16 +184,10 @@ def worker(args):
 def run_cases(impl, cases, args):
     """Run ``cases`` ([mode, shape, out_path], ...) of one implementation in a fresh process;
     one result per case (an error or a missing module is given to every case)."""
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl,
-           '--cases', json.dumps(cases), '--repeat', str(args.repeat), '--channels',
-           str(args.channels), '--device', args.device, '--warmup', str(args.warmup)]
-    if args.amp:
-        cmd += ['--amp', args.amp]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=args.timeout * len(cases))
+        proc = run_worker(__file__, impl, args,
+                          ['--cases', json.dumps(cases), '--repeat', str(args.repeat),
+                           '--channels', str(args.channels)], args.timeout * len(cases))
     except subprocess.TimeoutExpired:
         return [dict(error=f'timed out after {args.timeout * len(cases)} s')] * len(cases)
     if proc.returncode != 0:
@@ -218,25 +212,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--scale', type=float, default=1.0, help='multiplies H and W')
     parser.add_argument('--channels', type=int, default=512)
-    parser.add_argument('--max-quadratic-gib', type=float, default=6.0,
-                        help='skip implementations whose HW x HW matrices would exceed this')
     parser.add_argument('--families', nargs='+', default=['NonLocal', 'PAM', 'CrissCross'])
     parser.add_argument('--train-shapes', type=parse_shape, nargs='*', default=None,
                         help='training-step cases NxCxHxW (default: 1x512x64x128, scaled)')
     parser.add_argument('--eval-shapes', type=parse_shape, nargs='*', default=None,
                         help='inference cases NxCxHxW (default: 1x512x128x256, scaled)')
-    parser.add_argument('--timeout', type=int, default=3600)
     parser.add_argument('--repeat', type=int, default=3, help='timed steps per implementation')
-    parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed full-size steps first (default: 0 on the CPU, 2 on CUDA)')
-    add_device_args(parser)
-    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
-    parser.add_argument('--impl', help=argparse.SUPPRESS)
+    add_worker_args(parser, max_quadratic_gib=6.0, step='step')
     parser.add_argument('--cases', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.warmup is None:
-        args.warmup = 2 if args.device == 'cuda' else 0
-    return args
+    return parse_worker_args(parser, argv)
 
 
 def main(argv=None):

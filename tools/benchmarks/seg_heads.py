@@ -37,12 +37,11 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
-from bench_utils import (add_device_args, autocast, check_device, env_line,  # noqa: E402
-                         timed)
+from bench_utils import (add_worker_args, autocast, check_device, env_line,  # noqa: E402
+                         parse_worker_args, run_worker, timed)
 
 # relative difference from mmseg's logits above which a row fails: float32 rounding, or that
 # of the autocast dtype
@@ -117,19 +116,13 @@ def worker(args):
 
 # -- driver ------------------------------------------------------------------------------------
 def run_impl(impl, args, out_path):
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (ROOT, env.get('PYTHONPATH')) if p)
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--impl', impl, '--out',
-           out_path, '--in-channels', str(args.in_channels), '--channels', str(args.channels),
-           '--pam-channels', str(args.pam_channels), '--num-classes', str(args.num_classes),
-           '--repeat', str(args.repeat), '--threads', str(args.threads), '--feat-size',
-           *map(str, args.feat_size), '--image-size', *map(str, args.image_size),
-           '--device', args.device, '--warmup', str(args.warmup)]
-    if args.amp:
-        cmd += ['--amp', args.amp]
+    extra = ['--out', out_path, '--in-channels', str(args.in_channels), '--channels',
+             str(args.channels), '--pam-channels', str(args.pam_channels), '--num-classes',
+             str(args.num_classes), '--repeat', str(args.repeat), '--threads',
+             str(args.threads), '--feat-size', *map(str, args.feat_size), '--image-size',
+             *map(str, args.image_size)]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=args.timeout)
+        proc = run_worker(__file__, impl, args, extra, args.timeout)
     except subprocess.TimeoutExpired:
         return dict(error=f'timed out after {args.timeout} s')
     if proc.returncode != 0:
@@ -151,20 +144,11 @@ def parse_args(argv=None):
                         help='H W the logits are resized to (default: 8 x the feature size)')
     parser.add_argument('--repeat', type=int, default=2, help='timed calls after the warm-up')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
-    parser.add_argument('--max-quadratic-gib', type=float, default=12.0,
-                        help='skip implementations whose HW x HW matrices would exceed this')
-    parser.add_argument('--timeout', type=int, default=3600)
-    parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed full-size calls first (default: 0 on the CPU, 2 on CUDA)')
-    add_device_args(parser)
-    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
-    parser.add_argument('--impl', help=argparse.SUPPRESS)
+    add_worker_args(parser, max_quadratic_gib=12.0, step='call')
     parser.add_argument('--out', help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = parse_worker_args(parser, argv)
     if args.image_size is None:
         args.image_size = [8 * s for s in args.feat_size]
-    if args.warmup is None:
-        args.warmup = 2 if args.device == 'cuda' else 0
     return args
 
 

@@ -164,6 +164,17 @@ class KeyMapper:
     def has(self, src_key: str) -> bool:
         return src_key in self.src
 
+    def check_shape(self, src_key: str, expected: Sequence[Optional[int]],
+                    why: str) -> Optional[torch.Tensor]:
+        """Refuse a source tensor whose shape is not ``expected`` (``None``: any size there),
+        with ``why`` (what the format's config has). A tensor that is absent passes: the
+        mapper names every missing one together in :meth:`finish`. Returns the tensor."""
+        t = self.src.get(src_key)
+        if t is not None and (t.dim() != len(expected) or any(
+                e is not None and n != e for n, e in zip(t.shape, expected))):
+            raise ConversionError(f'{self.fmt}: {src_key!r} has shape {tuple(t.shape)}; {why}')
+        return t
+
     def take(self, src_key: str, dst_key: str, kind: str,
              transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> None:
         """Map one tensor; ``kind`` groups it in the report (``'stem'``, ``'se'``, ...)."""
@@ -400,3 +411,28 @@ def map_resnet(mapper: KeyMapper, depth: int, *, src_stem: str = '', deep_stem: 
                 mapper.bn(src + src_downsample[1], dst + dst_down[1], 'downsample')
             if block_hook is not None:
                 block_hook(mapper, src, dst, i, j)
+
+
+# ---------------------------------------------------------------------------------------------
+# SE-ResNets and SE-ResNeXts (timm's and Cadene's)
+
+SE_PLUGIN = dict(cfg=dict(type='mmattn.SE', reduction=16), position='after_conv3')
+
+
+def convert_se_resnet(fmt: str, src_state: Mapping[str, torch.Tensor], depth: int,
+                      se_name: str, head: str,
+                      **layout) -> Tuple[Dict[str, torch.Tensor], Report]:
+    """A ResNet body (``layout``: :func:`map_resnet`'s keyword arguments) whose blocks end
+    with an SE module named ``se_name`` holding 1x1 convs ``fc1``, ``fc2`` with biases, which
+    are ``mmattn.SE``'s (named ``se``); the classifier ``head`` (``.weight``, ``.bias``) is
+    dropped."""
+    mapper = KeyMapper(src_state, fmt)
+
+    def se(m: KeyMapper, src: str, dst: str, stage: int, block: int) -> None:
+        for fc in ('fc1', 'fc2'):
+            m.conv(f'{src}{se_name}.{fc}', f'{dst}se.{fc}', 'se', bias=True)
+
+    map_resnet(mapper, depth, block_hook=se, **layout)
+    for name in ('weight', 'bias'):
+        mapper.drop(f'{head}.{name}', 'ImageNet classifier head')
+    return mapper.finish()

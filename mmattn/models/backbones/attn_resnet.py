@@ -4,8 +4,6 @@ stages.
 For detection configs: ``backbone=dict(type='mmattn.AttnResNet', depth=50, plugins=[...])``, or
 ``dict(type='mmattn.AttnResNeXt', depth=101, groups=32, base_width=4, plugins=[...])``.
 """
-from typing import Optional
-
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmdet.models.backbones.resnext import Bottleneck as XBottleneck
 from mmdet.models.backbones.resnext import ResNeXt
@@ -40,25 +38,31 @@ class AttnXBottleneck(BottleneckPluginMixin, XBottleneck):
         return self.planes * self.expansion
 
 
-def _set_maxpool(backbone, maxpool_cfg: Optional[dict]) -> None:
-    """Replace the stem's max-pool (it has no parameters, so the state dict is unchanged)."""
-    if maxpool_cfg is None:
-        return
-    name = type(backbone).__name__
-    if not isinstance(maxpool_cfg, dict):
-        raise TypeError(f'{name}: maxpool_cfg must be a dict of nn.MaxPool2d arguments, got '
-                        f'{maxpool_cfg!r}')
-    unknown = sorted(set(maxpool_cfg) - set(_MAXPOOL_KEYS))
-    if unknown:
-        raise ValueError(f'{name}: maxpool_cfg takes {_MAXPOOL_KEYS}, got unknown keys '
-                         f'{unknown}')
-    cfg = dict(kernel_size=3, stride=2, padding=1)
-    cfg.update(maxpool_cfg)
-    backbone.maxpool = nn.MaxPool2d(**cfg)
+class MaxPoolCfgMixin(AttnResNetMixin):
+    """:class:`AttnResNetMixin` with the keyword-only ``maxpool_cfg`` of :class:`AttnResNet`
+    and :class:`AttnResNeXt` (mmdet's ResNet and ResNeXt build their stem's max-pool alike).
+    """
+
+    def __init__(self, *args, maxpool_cfg=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if maxpool_cfg is None:
+            return
+        # the max-pool has no parameters: replacing it leaves the state dict as it is
+        name = type(self).__name__
+        if not isinstance(maxpool_cfg, dict):
+            raise TypeError(f'{name}: maxpool_cfg must be a dict of nn.MaxPool2d arguments, '
+                            f'got {maxpool_cfg!r}')
+        unknown = sorted(set(maxpool_cfg) - set(_MAXPOOL_KEYS))
+        if unknown:
+            raise ValueError(f'{name}: maxpool_cfg takes {_MAXPOOL_KEYS}, got unknown keys '
+                             f'{unknown}')
+        cfg = dict(kernel_size=3, stride=2, padding=1)
+        cfg.update(maxpool_cfg)
+        self.maxpool = nn.MaxPool2d(**cfg)
 
 
 @MODELS.register_module()
-class AttnResNet(AttnResNetMixin, ResNet):
+class AttnResNet(MaxPoolCfgMixin, ResNet):
     """mmdet's ``ResNet`` with attention plugins anywhere.
 
     Takes every argument of ``mmdet.models.backbones.ResNet``, in its positional order
@@ -100,13 +104,9 @@ class AttnResNet(AttnResNetMixin, ResNet):
 
     attn_blocks = {BasicBlock: AttnBasicBlock, Bottleneck: AttnBottleneck}
 
-    def __init__(self, *args, maxpool_cfg=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        _set_maxpool(self, maxpool_cfg)
-
 
 @MODELS.register_module()
-class AttnResNeXt(AttnResNetMixin, ResNeXt):
+class AttnResNeXt(MaxPoolCfgMixin, ResNeXt):
     """mmdet's ``ResNeXt`` with attention plugins anywhere.
 
     Takes every argument of ``mmdet.models.backbones.ResNeXt`` (``depth`` 50/101/152,
@@ -124,7 +124,3 @@ class AttnResNeXt(AttnResNetMixin, ResNeXt):
     """
 
     attn_blocks = {XBottleneck: AttnXBottleneck}
-
-    def __init__(self, *args, maxpool_cfg=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        _set_maxpool(self, maxpool_cfg)

@@ -9,6 +9,7 @@ shortcut ``downsample.0`` (1x1 conv) and ``downsample.1`` (BN), and the attentio
 the last BN of the residual branch, before the sum (mmdet's ``position='after_conv3'``; on
 ResNet-18/34's BasicBlock our ``after_conv3`` is the same point, after ``bn2``).
 """
+import copy
 from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -32,6 +33,21 @@ def attn_resnet(depth: int, plugins: Optional[Sequence[dict]] = None,
     if stage_plugins:
         cfg['stage_plugins'] = list(stage_plugins)
     return cfg
+
+
+def every_block(cfg: dict,
+                stages: Optional[Sequence[bool]] = None) -> Callable[[int], dict]:
+    """A format's ``backbone``: ``cfg`` after the last BN of every block (of the stages in
+    ``stages``, all by default), where the module's arguments are the same in every stage."""
+    plugin = dict(cfg=cfg, position='after_conv3')
+    if stages is not None:
+        plugin['stages'] = stages
+
+    def build(depth: int) -> dict:
+        # a fresh copy each time: a caller may edit the config it is given
+        return attn_resnet(depth, plugins=[copy.deepcopy(plugin)])
+
+    return build
 
 
 def per_stage(cfg_of_stage: Callable[[int], dict], position: str = 'after_conv3',

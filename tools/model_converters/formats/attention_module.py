@@ -27,18 +27,13 @@ implus/PytorchInsight's ``resnet_cbam.py`` and ``resnet_bam.py`` are copies of t
 BAM-ResNet-50/101 weights released there as well.
 """
 from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
+from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/Jongchan/attention-module'
 _DEPTHS = depths_of(18, 34, 50, 101)
 
 
 # ------------------------------------------------------------------------------------- CBAM
-def cbam_backbone(depth: int) -> dict:
-    return attn_resnet(depth, plugins=[dict(
-        cfg=dict(type='mmattn.CBAM', reduction=16, kernel_size=7), position='after_conv3')])
-
-
 def _cbam_block(m, src, dst, stage, block):
     s, d = f'{src}cbam.', f'{dst}cbam.'
     m.conv(s + 'ChannelGate.mlp.1', d + 'fc1', 'cbam', bias=True)
@@ -88,7 +83,7 @@ FORMATS = [
         description='CBAM-ResNet (authors\' ResidualNet, CBAM after bn3 in every block)',
         published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+CBAM, Google Drive); '
                   'also implus/PytorchInsight\'s CBAM-ResNet50/101 (README, same layout)',
-        backbone=cbam_backbone,
+        backbone=every_block(dict(type='mmattn.CBAM', reduction=16, kernel_size=7)),
         convert=cbam_convert,
         depths=_DEPTHS,
         figures=('ImageNet top-1 77.622 (ResNet50+CBAM, 100 epochs; authors\' README)',

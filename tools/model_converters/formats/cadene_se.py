@@ -18,9 +18,8 @@ Layout (read in Cadene/pretrained-models.pytorch ``pretrainedmodels/models/senet
 The files were saved before PyTorch 0.4.1 and hold no BN ``num_batches_tracked``: those are
 written as 0.
 """
-from ..common import ConverterFormat, KeyMapper, map_resnet
+from ..common import SE_PLUGIN, ConverterFormat, convert_se_resnet
 
-SE_PLUGIN = dict(cfg=dict(type='mmattn.SE', reduction=16), position='after_conv3')
 CAFFE_MAXPOOL = dict(padding=0, ceil_mode=True)
 CADENE = 'https://github.com/Cadene/pretrained-models.pytorch'
 CADENE_URL = 'http://data.lip6.fr/cadene/pretrainedmodels/'
@@ -45,16 +44,8 @@ def _backbone(resnext: bool):
 
 def _convert(name: str):
     def convert(src_state, depth):
-        mapper = KeyMapper(src_state, name)
-
-        def se(m: KeyMapper, src: str, dst: str, stage: int, block: int) -> None:
-            m.conv(src + 'se_module.fc1', dst + 'se.fc1', 'se', bias=True)
-            m.conv(src + 'se_module.fc2', dst + 'se.fc2', 'se', bias=True)
-
-        map_resnet(mapper, depth, src_stem='layer0.', block_hook=se)
-        mapper.drop('last_linear.weight', 'ImageNet classifier head')
-        mapper.drop('last_linear.bias', 'ImageNet classifier head')
-        return mapper.finish()
+        return convert_se_resnet(name, src_state, depth, 'se_module', 'last_linear',
+                                 src_stem='layer0.')
 
     return convert
 

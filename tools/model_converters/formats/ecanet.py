@@ -11,7 +11,6 @@ per stage (``k_size`` list), not the paper's adaptive rule: the released files a
 ``eca_resnet101_k3357``, ``eca_resnet152_k3357``. Ours: ``mmattn.ECA`` at ``after_conv3`` with
 the stage's ``kernel_size`` (one plugin entry per stage), same tensor.
 """
-from ..common import ConversionError
 from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, per_stage
 
 _REPO = 'https://github.com/BangguWu/ECANet'
@@ -31,15 +30,12 @@ def eca_convert(src_state, depth):
 
     def block(m, src, dst, stage, j):
         key = f'{src}eca.conv.weight'
-        t = src_state.get(key)
-        if t is not None and (t.dim() != 3 or t.shape[:2] != (1, 1)
-                              or t.shape[2] != ks[stage - 1]):
-            raise ConversionError(
-                f'eca: {key!r} has shape {tuple(t.shape)}; the released ECA-ResNet-{depth} '
-                f'(k_size {"".join(map(str, ks))}) and this format\'s config have a '
-                f'(1, 1, {ks[stage - 1]}) kernel in stage {stage}. A checkpoint trained with '
-                f'other kernel sizes needs a config with those (mmattn.ECA kernel_size per '
-                f'stage)')
+        m.check_shape(
+            key, (1, 1, ks[stage - 1]),
+            f'the released ECA-ResNet-{depth} (k_size {"".join(map(str, ks))}) and this '
+            f'format\'s config have a (1, 1, {ks[stage - 1]}) kernel in stage {stage}. A '
+            f'checkpoint trained with other kernel sizes needs a config with those (mmattn.ECA '
+            f'kernel_size per stage)')
         m.take(key, f'{dst}eca.conv.weight', 'eca')
 
     return convert_blocks('eca', src_state, depth, block)

@@ -17,7 +17,6 @@ one plugin entry per stage; the basis buffer ``fca.dct_basis`` is taken from the
 (the conversion reports how far it is from the 'top16' DCT basis; the authors' "learnable
 tensor" variants store a trained tensor under the same name, which is then kept as trained).
 """
-from ..common import ConversionError
 from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, per_stage
 
 _REPO = 'https://github.com/cfzd/FcaNet'
@@ -36,13 +35,10 @@ def fcanet_convert(src_state, depth):
     def block(m, src, dst, stage, j):
         s, d = f'{src}att.', f'{dst}fca.'
         key = s + 'dct_layer.weight'
-        t = src_state.get(key)
         size = DCT_SIZES[stage - 1]
+        t = m.check_shape(key, (None, size, size), f'stage {stage} of the authors\' FcaNet '
+                          f'(and this config) has a {size}x{size} basis')
         if t is not None:
-            if t.dim() != 3 or tuple(t.shape[1:]) != (size, size):
-                raise ConversionError(f'fcanet: {key!r} has shape {tuple(t.shape)}; stage '
-                                      f'{stage} of the authors\' FcaNet (and this config) has '
-                                      f'a {size}x{size} basis')
             ref = multi_spectral_basis(t.shape[0], (size, size), frequency_indices('top16'))
             worst[0] = max(worst[0], (t.double() - ref.double()).abs().max().item())
         m.take(key, d + 'dct_basis', 'fcanet (DCT basis buffer)')

@@ -16,19 +16,10 @@ of stages 2-4 (c3-c5), after ``bn3``, before the sum: ``conv_mask`` (C->1, bias)
 ``bbox_head.*``, ``mask_head.*``...) are dropped.
 """
 from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
+from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/xvjiarui/GCNet'
 _STAGES = (False, True, True, True)
-
-
-def _backbone(ratio):
-    def build(depth: int) -> dict:
-        return attn_resnet(depth, plugins=[dict(
-            cfg=dict(type='mmattn.GlobalContext', ratio=ratio, pooling_type='att',
-                     fusion_types=('channel_add', )),
-            position='after_conv3', stages=_STAGES)])
-    return build
 
 
 def _convert(name, ratio):
@@ -69,7 +60,8 @@ def _format(name, r, figures):
                     f'bn3 in stages 2-4)',
         published=f'{_REPO} (README, "Main Results": mask_rcnn_r{r}_gcb_c3-c5_r50_fpn models, '
                   'open-mmlab S3 / OneDrive); detector checkpoints, not ImageNet ones',
-        backbone=_backbone(1. / r),
+        backbone=every_block(dict(type='mmattn.GlobalContext', ratio=1. / r, pooling_type='att',
+                                  fusion_types=('channel_add', )), stages=_STAGES),
         convert=_convert(name, 1. / r),
         depths=depths_of(50, 101),
         figures=figures,

@@ -13,16 +13,10 @@ The same repository also released CBAM- and BAM-ResNet weights: its ``resnet_cba
 ``cbam`` and ``bam`` formats (``attention_module.py``). Its SK-ResNet* (``resnet_sk.py``)
 replaces the 3x3 conv and is not expressible (``refused.py``).
 """
-from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
+from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/implus/PytorchInsight'
 GROUPS = 64
-
-
-def sge_backbone(depth: int) -> dict:
-    return attn_resnet(depth, plugins=[dict(cfg=dict(type='mmattn.SGE', groups=GROUPS),
-                                            position='after_conv3')])
 
 
 def sge_convert(src_state, depth):
@@ -30,11 +24,8 @@ def sge_convert(src_state, depth):
     def block(m, src, dst, stage, j):
         for name in ('weight', 'bias'):
             key = f'{src}sge.{name}'
-            t = src_state.get(key)
-            if t is not None and tuple(t.shape) != (1, GROUPS, 1, 1):
-                raise ConversionError(f'sge: {key!r} has shape {tuple(t.shape)}; the '
-                                      f'authors\' SGE (and this config) has {GROUPS} groups: '
-                                      f'(1, {GROUPS}, 1, 1)')
+            m.check_shape(key, (1, GROUPS, 1, 1), f'the authors\' SGE (and this config) has '
+                          f'{GROUPS} groups: (1, {GROUPS}, 1, 1)')
             m.take(key, f'{dst}sge.{name}', 'sge')
 
     return convert_blocks('sge', src_state, depth, block)
@@ -47,7 +38,7 @@ FORMATS = [
                     'block)',
         published=f'{_REPO} (README, "Results of SGENet": SGE-ResNet50/101, Google Drive / '
                   'BaiduDrive)',
-        backbone=sge_backbone,
+        backbone=every_block(dict(type='mmattn.SGE', groups=GROUPS)),
         convert=sge_convert,
         depths=depths_of(18, 34, 50, 101, 152),
         figures=('ImageNet top-1 77.584 (SGE-ResNet50), 78.798 (SGE-ResNet101); authors\' '

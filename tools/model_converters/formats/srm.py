@@ -15,14 +15,9 @@ figures only); this format is for checkpoints trained with that code. ``rclb`` i
 name of the same code's SE and GE layers: a checkpoint of those is refused, naming the tensors
 (SE: ``rclb.fc.*``; GE: ``rclb.conv.*``).
 """
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
+from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/hyunjaelee410/style-based-recalibration-module'
-
-
-def srm_backbone(depth: int) -> dict:
-    return attn_resnet(depth, plugins=[dict(cfg=dict(type='mmattn.SRM'),
-                                            position='after_conv3')])
 
 
 def srm_convert(src_state, depth):
@@ -39,7 +34,7 @@ FORMATS = [
         name='srm',
         description='SRM-ResNet (authors\' models/resnet.py, SRM after bn3 in every block)',
         published=f'{_REPO}: no released weights (training code only)',
-        backbone=srm_backbone,
+        backbone=every_block(dict(type='mmattn.SRM')),
         convert=srm_convert,
         # the authors' BasicBlock rejects the layer_idx its ResNet passes (and reads an
         # undefined is_ge): their code builds only the bottleneck depths

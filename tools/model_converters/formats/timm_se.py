@@ -17,9 +17,7 @@ The ``d`` variants (``seresnet152d``, ``seresnext101d_32x8d``) have the deep ste
 downsampling conv (``downsample.1/2``): mmdet's ``deep_stem=True, avg_down=True`` with 64 stem
 channels.
 """
-from ..common import ConverterFormat, KeyMapper, map_resnet
-
-SE_PLUGIN = dict(cfg=dict(type='mmattn.SE', reduction=16), position='after_conv3')
+from ..common import SE_PLUGIN, ConverterFormat, convert_se_resnet
 
 UNSUPPORTED = (
     'seresnext26d_32x4d / seresnext26t_32x4d: 2 blocks per stage (ResNet-26), a depth '
@@ -56,18 +54,10 @@ def _backbone(groups: int, base_width: int, deep: bool):
 
 def _convert(name: str, deep: bool):
     def convert(src_state, depth):
-        mapper = KeyMapper(src_state, name)
-
-        def se(m: KeyMapper, src: str, dst: str, stage: int, block: int) -> None:
-            m.conv(src + 'se.fc1', dst + 'se.fc1', 'se', bias=True)
-            m.conv(src + 'se.fc2', dst + 'se.fc2', 'se', bias=True)
-
-        map_resnet(mapper, depth, deep_stem=deep, avg_down=deep,
-                   src_downsample=('downsample.1', 'downsample.2') if deep else
-                   ('downsample.0', 'downsample.1'), block_hook=se)
-        mapper.drop('fc.weight', 'ImageNet classifier head')
-        mapper.drop('fc.bias', 'ImageNet classifier head')
-        return mapper.finish()
+        return convert_se_resnet(name, src_state, depth, 'se', 'fc', deep_stem=deep,
+                                 avg_down=deep,
+                                 src_downsample=('downsample.1', 'downsample.2') if deep else
+                                 ('downsample.0', 'downsample.1'))
 
     return convert
 

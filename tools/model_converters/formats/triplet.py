@@ -20,18 +20,10 @@ Ours: ``mmattn.TripletAttention(kernel_size=k)`` at ``after_conv3``. The authors
 ResNet-50 weights with k = 7 (format ``triplet``) and k = 3 (``triplet-k3``).
 """
 from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of
+from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/landskape-ai/triplet-attention'
 _BRANCHES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', 'hw'))
-
-
-def _backbone(kernel_size):
-    def build(depth: int) -> dict:
-        return attn_resnet(depth, plugins=[dict(
-            cfg=dict(type='mmattn.TripletAttention', kernel_size=kernel_size),
-            position='after_conv3')])
-    return build
 
 
 def _convert(name, kernel_size):
@@ -67,7 +59,7 @@ def _format(name, k, top1):
                     f'bn3 in every block)',
         published=f'{_REPO} (README, ImageNet table: ResNet-50 + Triplet Attention (k = {k}), '
                   'Google Drive)',
-        backbone=_backbone(k),
+        backbone=every_block(dict(type='mmattn.TripletAttention', kernel_size=k)),
         convert=_convert(name, k),
         depths=depths_of(18, 34, 50, 101),
         figures=(f'ImageNet top-1 {top1} (ResNet-50 + triplet attention, k = {k}: top-1 error '
