@@ -56,6 +56,25 @@ def test_cuda_step_launches_plains_kernels(name, traces):
         assert r['same'], what
 
 
+@pytest.mark.parametrize('head', sorted(kernel_trace.HEADS))
+def test_cuda_head_steps_against_mmseg(head):
+    """mmseg's Cityscapes heads at DANet's training crop: ours do no more work than mmseg's,
+    except DANet's in float32, which runs PAM by blocks there so as not to hold its 8192 x 8192
+    matrices (at most 80% of mmseg's step memory, issue #13): its largest tensor is the
+    backbone's feature map, not an attention matrix."""
+    r = kernel_trace.compare(kernel_trace.trace_head(head, 'mmattn'),
+                             kernel_trace.trace_head(head, 'mmseg'))
+    (ko, km), (bo, bm), (fo, fm), (lo, lm) = (r['kernels'], r['bytes'], r['flops'],
+                                              r['largest'])
+    if head == 'DAHead':
+        matrices = 2 * 8192 * 8192 * 4
+        features = 2 * 2048 * 64 * 128 * 4
+        assert lm >= matrices and lo <= features, (lo, lm)
+    else:
+        assert ko <= km and bo <= bm and fo <= fm * (1 + 1e-9), (r['kernels'], r['bytes'],
+                                                                 r['flops'])
+
+
 def test_a_cpu_path_on_cuda_is_caught():
     """Forcing SE's CPU-fused gate onto the simulated GPU shows in the trace: the check can
     fail."""

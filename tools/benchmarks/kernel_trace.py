@@ -47,10 +47,12 @@ _NO_KERNEL = {'empty', 'empty_like', 'empty_strided', 'new_empty', 'new_empty_st
 class Kernel:
     """One ATen op that launches work: ``signature`` identifies it (op, and shape, stride and
     dtype of each tensor argument, other arguments as written), ``bytes`` the distinct bytes
-    of its tensors, ``flops`` torch's count for matrix products and convolutions (else 0)."""
+    of its tensors, ``largest`` those of its largest tensor, ``flops`` torch's count for
+    matrix products and convolutions (else 0)."""
     signature: str
     bytes: int
     flops: int
+    largest: int = 0
 
     @property
     def op(self) -> str:
@@ -140,8 +142,9 @@ def _recorder():
             flops = 0
             if func.overloadpacket in flop_registry:
                 flops = int(flop_registry[func.overloadpacket](*args, **kwargs, out_val=out))
-            self.kernels.append(Kernel(_signature(func, args, kwargs),
-                                       sum(_distinct_bytes(t) for t in ins + outs), flops))
+            sizes = [_distinct_bytes(t) for t in ins + outs]
+            self.kernels.append(Kernel(_signature(func, args, kwargs), sum(sizes), flops,
+                                       max(sizes, default=0)))
             return out
 
     return Recorder()
@@ -172,6 +175,52 @@ def trace_module(name: str, impl: str = 'mmattn', shape: Tuple[int, ...] = SHAPE
         return trace_step(model, inputs, torch.empty(out_shape, device='meta'))
 
 
+# mmseg's decode heads in its Cityscapes R50-D8 configs (BN for SyncBN: one process), at
+# DANet's training crop, 2 x 512 x 1024 -> 2 x 64 x 128 features of each ResNet stage
+HEADS = {
+    'DAHead': dict(in_channels=2048, in_index=3, channels=512, pam_channels=64),
+    'CCHead': dict(in_channels=2048, in_index=3, channels=512, recurrence=2),
+    'ANNHead': dict(in_channels=[1024, 2048], in_index=[2, 3], channels=512,
+                    project_channels=256, query_scales=(1, ), key_pool_scales=(1, 3, 6, 8)),
+    'OCRHead': dict(in_channels=2048, in_index=3, channels=512, ocr_channels=256),
+}
+HEAD_FEATURES = (2, 64, 128)  # batch, H, W
+STAGE_CHANNELS = (256, 512, 1024, 2048)
+
+
+def trace_head(name: str, impl: str = 'mmattn', features=HEAD_FEATURES,
+               device: str = 'cuda') -> List[Kernel]:
+    """The kernels of a training forward + backward of mmseg's decode head ``name``
+    (``impl='mmseg'``) or its mmattn twin ``Attn<name>`` (``'mmattn'``), as on ``device``."""
+    import torch
+    from mmseg.registry import MODELS as MMSEG_MODELS
+
+    import mmattn  # noqa: F401  (the mmattn scope)
+    from mmattn.models.dispatch import simulated
+    from mmattn.registry import MODELS
+    cfg = dict(HEADS[name], num_classes=19, dropout_ratio=0.1, norm_cfg=dict(type='BN'),
+               align_corners=False)
+    registry, type_ = (MMSEG_MODELS, name) if impl == 'mmseg' else (MODELS, f'mmattn.Attn{name}')
+    head = registry.build(dict(type=type_, **cfg)).to('meta').train()
+    batch, h, w = features
+    inputs = [torch.empty(batch, c, h, w, device='meta', requires_grad=True)
+              for c in STAGE_CHANNELS]
+    extra = (torch.empty(batch, 19, h, w, device='meta', requires_grad=True), ) \
+        if name == 'OCRHead' else ()
+
+    class Step(torch.nn.Module):
+        def forward(self, *args):
+            out = head(list(inputs), *extra)
+            outs = out if isinstance(out, (tuple, list)) else (out, )
+            return torch.cat([o.flatten() for o in outs])
+
+    step = Step()
+    with simulated(device):
+        with torch.no_grad():
+            out_shape = step().shape
+        return trace_step(step, (), torch.empty(out_shape, device='meta'))
+
+
 def compare(ours: List[Kernel], plain: List[Kernel]) -> Dict[str, object]:
     """Counts, traffic and FLOPs of both records, and the kernels only one of them runs."""
     a = collections.Counter(k.signature for k in ours)
@@ -179,6 +228,8 @@ def compare(ours: List[Kernel], plain: List[Kernel]) -> Dict[str, object]:
     return dict(kernels=(len(ours), len(plain)),
                 bytes=(sum(k.bytes for k in ours), sum(k.bytes for k in plain)),
                 flops=(sum(k.flops for k in ours), sum(k.flops for k in plain)),
+                largest=(max((k.largest for k in ours), default=0),
+                         max((k.largest for k in plain), default=0)),
                 same=a == b, only_ours=a - b, only_plain=b - a)
 
 
@@ -189,14 +240,15 @@ def _ops(counter) -> str:
     return ', '.join(f'{op} x{n}' if n > 1 else op for op, n in sorted(ops.items())) or '-'
 
 
-def format_table(rows: Dict[str, Dict[str, object]], shape) -> str:
+def format_table(rows: Dict[str, Dict[str, object]], shape, against='plain_modules.py',
+                 what='module', other='plain') -> str:
     lines = [
         f'Training step (forward + backward) at {tuple(shape)}, float32, as run on a CUDA GPU '
-        '(traced on the meta device with dispatch.simulated("cuda")); ours against '
-        'plain_modules.py.',
+        f'(traced on the meta device with dispatch.simulated("cuda")); ours against '
+        f'{against}.',
         '',
-        '| module | kernels ours / plain | MB ours / plain | GFLOP ours / plain | same kernels '
-        '| only in ours | only in plain |',
+        f'| {what} | kernels ours / {other} | MB ours / {other} | GFLOP ours / {other} | same '
+        f'kernels | only in ours | only in {other} |',
         '|---|---|---|---|---|---|---|',
     ]
     for name, r in rows.items():
@@ -208,7 +260,7 @@ def format_table(rows: Dict[str, Dict[str, object]], shape) -> str:
                      f'{fo / 1e9:.2f} / {fp / 1e9:.2f} | {"yes" if r["same"] else "no"} | '
                      f'{_ops(r["only_ours"])} | {_ops(r["only_plain"])} |')
     same = sum(1 for r in rows.values() if r.get('same'))
-    lines += ['', f'{same} of {len(rows)} modules run the same kernels as plain.']
+    lines += ['', f'{same} of {len(rows)} {what}s run the same kernels as {other}.']
     return '\n'.join(lines)
 
 
@@ -218,7 +270,16 @@ def main(argv=None):
     parser.add_argument('--shape', nargs=4, type=int, default=list(SHAPE), metavar='N')
     parser.add_argument('--show', metavar='MODULE',
                         help="print one module's two kernel lists in order and stop")
+    parser.add_argument('--heads', action='store_true',
+                        help="mmseg's DA/CC/ANN/OCR decode heads against ours at DANet's "
+                        'training crop (2 x 2048 x 64 x 128 features) instead of the modules')
     args = parser.parse_args(argv)
+    if args.heads:
+        rows = {name: compare(trace_head(name, 'mmattn'), trace_head(name, 'mmseg'))
+                for name in HEADS}
+        print(format_table(rows, (HEAD_FEATURES[0], 2048) + HEAD_FEATURES[1:],
+                           "mmseg's heads", 'head', 'mmseg'))
+        return
 
     import mmattn.models  # noqa: F401  (registers every module and rule)
     from mmattn.models.factory import attention_classes
