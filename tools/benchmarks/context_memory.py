@@ -296,6 +296,7 @@ def main(argv=None):
             results.setdefault((ci, impl), (dict(error='not run: interrupted (SIGTERM)'), path))
 
         failures = []
+        compared = unmeasured = 0
         for ci, (label, mode, shape) in enumerate(cases):
             case = f'{label} {tuple(shape)}'
             for family in args.families:
@@ -311,11 +312,13 @@ def main(argv=None):
                     if 'missing' in res or 'error' in res:
                         msg = res.get('missing') or res['error']
                         print(f'{case:<26} {impl:<28} {"n/a: " + msg[:80]}')
+                        unmeasured += 1
                         continue
                     out = torch.load(out_path)
                     if lean_out is None:
                         lean_out, diff = out, '(reference)'
                     else:
+                        compared += 1
                         rel = ((out - lean_out).abs().max() / lean_out.abs().max()).item()
                         diff = f'{rel:.1e}'
                         if rel > tolerance:
@@ -332,7 +335,14 @@ def main(argv=None):
         for f in failures:
             print('  ' + f)
         return 1
-    print(f'\nall outputs agree with the lean path (relative {tolerance:g})')
+    if unmeasured:
+        print(f'\n{unmeasured} row(s) not measured (n/a above)')
+    if compared:
+        print(f'\nall {compared} compared outputs agree with the lean path '
+              f'(relative {tolerance:g})')
+    else:
+        print('\nno outputs compared: no case has a second implementation measured beside '
+              'the first')
     return 1 if interrupted else 0
 
 
