@@ -420,15 +420,20 @@ class AttnResNetMixin:
 
     def init_weights(self):
         first = not getattr(self, '_is_init', False)  # mmengine inits a module once
-        super().init_weights()
-        if first:
-            # A plain ResNet checkpoint (torchvision's, open-mmlab's) loads without error and
-            # leaves every attention module at its random initialisation; mmengine lists the
-            # missing keys one by one among all others. Say it per module type, with the
-            # converter that writes a checkpoint holding them.
-            from mmattn.utils.pretrained import report_attention_missing
-            report_attention_missing(self)
-            self._attention_init_reported = True
+        if not first:
+            super().init_weights()
+            return
+        from mmattn.utils.pretrained import AttentionLoadRecorder, report_attention_missing
+
+        # A plain ResNet checkpoint (torchvision's, open-mmlab's) loads without error and
+        # leaves every attention module at its random initialisation; mmengine lists the
+        # missing keys one by one among all others. Say it per module type, with the
+        # converter that writes a checkpoint holding them; the recorder sees which modules
+        # mmengine's load filled, so the checkpoint is read once.
+        with AttentionLoadRecorder(self) as recorder:
+            super().init_weights()
+        report_attention_missing(self, loads=recorder.loads)
+        self._attention_init_reported = True
 
     def _freeze_stages(self):
         frozen = self.frozen_stages
