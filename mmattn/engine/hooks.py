@@ -5,8 +5,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmattn.registry import HOOKS
-from mmattn.utils.pretrained import frozen_attention, pretrained_inits, \
-    report_attention_missing
+from mmattn.utils.pretrained import AttentionLoadRecorder, frozen_attention, \
+    pretrained_inits, report_attention_missing
 
 _ADVICE = (
     "mmdet's and mmseg's ResNet freeze the stages up to frozen_stages whole, the attention "
@@ -40,15 +40,42 @@ class AttentionCheckHook(Hook):
 
     ``tools/train.py`` adds it to every run; with mmdet's or mmseg's own ``train.py`` add
     ``custom_hooks = [dict(type='mmattn.AttentionCheckHook')]`` to the config.
+
+    The runner initialises the model between ``before_run`` and ``before_train``: recorders
+    opened in ``before_run`` see which attention modules mmengine's loads fill, so the
+    checkpoint is not read again. A module initialised before the run started has its
+    checkpoint's keys read again instead.
     """
 
     priority = 'VERY_LOW'
+
+    def before_run(self, runner) -> None:
+        self._close_recorders()
+        if not is_main_process():
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        # a module mmengine already initialised loads nothing more in this run
+        self._recorders = {name: AttentionLoadRecorder(m).open()
+                           for name, m in model.named_modules()
+                           if pretrained_inits(getattr(m, 'init_cfg', None))
+                           and not getattr(m, '_is_init', False)}
+
+    def after_run(self, runner) -> None:
+        self._close_recorders()  # a run that never trained (val, test)
+
+    def _close_recorders(self):
+        recorders = getattr(self, '_recorders', None) or {}
+        for recorder in recorders.values():
+            recorder.close()
+        self._recorders = {}
+        return recorders
 
     def before_train(self, runner) -> None:
         if not is_main_process():
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         self.messages = []
+        recorders = self._close_recorders()
         frozen = frozen_attention(model)
         if frozen:
             count = sum(len(v) for v in frozen.values())
@@ -73,4 +100,7 @@ class AttentionCheckHook(Hook):
             if getattr(m, '_attention_init_reported', False) \
                     or not pretrained_inits(getattr(m, 'init_cfg', None)):
                 continue
-            self.messages += report_attention_missing(m, owner=name, logger=runner.logger)
+            recorder = recorders.get(name)
+            self.messages += report_attention_missing(
+                m, owner=name, logger=runner.logger,
+                loads=recorder.loads if recorder is not None else None)

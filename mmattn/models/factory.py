@@ -3,6 +3,7 @@ from typing import Dict, List, Optional, Type
 
 from mmattn.registry import MODELS
 from .base import BaseAttention
+from .utils import MissingKeyError
 
 
 def attention_classes() -> Dict[str, Type[BaseAttention]]:
@@ -36,8 +37,10 @@ def build_attention(cfg, in_channels: Optional[int] = None, **kwargs) -> BaseAtt
         name, args = cfg, {}
     elif isinstance(cfg, dict):
         if 'type' not in cfg:
-            raise KeyError(f'build_attention: the config needs a "type" (a module name, e.g. '
-                           f"dict(type='SE')), got {dict(cfg)!r}")
+            # a KeyError as mmcv's build_plugin_layer raises here, whose str() is not quoted
+            raise MissingKeyError(f'build_attention: the config needs a "type" (a module '
+                                  f"name, e.g. dict(type='SE')), got keys {sorted(cfg)}: "
+                                  f'{dict(cfg)!r}')
         args = dict(cfg)
         name = args.pop('type')
         if not isinstance(name, str):

@@ -1,5 +1,5 @@
 """Helpers shared by the modules: reduced widths, norms that survive a batch of one, and the
-error a drop-in raises where the original asserts."""
+errors a drop-in raises where the original asserts or raises ``KeyError``."""
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,6 +17,23 @@ class DropInError(ValueError, AssertionError):
     against the original (``pytest.raises(AssertionError)``, ``except AssertionError``) keep
     working when our class is swapped in.
     """
+
+
+class MissingKeyError(DropInError, KeyError):
+    """A config without a key its builder needs: ``type``, or a plugin spec's ``cfg``.
+
+    mmcv's ``build_plugin_layer`` raises ``KeyError('the cfg dict must contain the key
+    "type"')`` for a config without ``type``, and mmdet's and mmseg's ResNets read a plugin
+    spec's ``cfg`` with ``spec['cfg']`` and pass it to that builder, so code written against
+    them catches ``KeyError``. Ours checks the config before building, to name the builder and
+    the keys it got, and raises this: a ``KeyError`` as the originals', and a
+    :class:`DropInError` as our other refusals of a bad argument.
+    """
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument (it expects a missing key, not a
+        # sentence): a message would print in quotes, with its own quotes escaped
+        return BaseException.__str__(self)
 
 
 def reduced_channels(channels: int, reduction: float = 16, min_channels: int = 1,

@@ -23,7 +23,9 @@ Checks around it, and around the other checkpoints a config starts from:
   under ``configs/pretrained/`` name their checkpoint ``checkpoints/<format>_r<depth>.pth``).
 - :func:`attention_missing_from` / :func:`report_attention_missing`: after a backbone loaded a
   pretrained checkpoint, one log line per module type whose modules the checkpoint held no
-  weight of (they stay at their random initialisation), naming the converter formats.
+  weight of (they stay at their random initialisation), naming the converter formats; an
+  :class:`AttentionLoadRecorder` open while mmengine loads it says which, without reading
+  the checkpoint again.
 - :func:`frozen_attention`: attention modules that cannot train (``requires_grad=False``).
 """
 import json
@@ -274,6 +276,17 @@ def attention_missing_from(module: torch.nn.Module,
     return missing
 
 
+def _attention_not_filled(module: torch.nn.Module,
+                          filled: Iterable[str]) -> 'OrderedDict[str, List[str]]':
+    """As :func:`attention_missing_from`, from the names of the modules a load filled."""
+    filled = set(filled)
+    missing: 'OrderedDict[str, List[str]]' = OrderedDict()
+    for name, m in _attention_modules(module):
+        if name not in filled:
+            missing.setdefault(type(m).__name__, []).append(name)
+    return missing
+
+
 def _short_list(names: List[str], limit: int = 6) -> str:
     if len(names) <= limit:
         return ', '.join(names)
@@ -300,6 +313,61 @@ def describe_attention_missing(missing: Dict[str, List[str]], checkpoint: str,
     return lines
 
 
+class AttentionLoadRecorder:
+    """While open (a context manager, or :meth:`open`/:meth:`close`), record which attention
+    modules of ``module`` each state-dict load into ``module`` fills.
+
+    mmengine's ``PretrainedInit`` loads through its ``load_state_dict``, which calls every
+    submodule's ``_load_from_state_dict`` with the keys meant for it, after mmengine's own key
+    handling (``state_dict`` unpacked, ``module.`` or ``prefix`` stripped), so the pre-hooks
+    here see exactly what mmengine loaded, without a second read of the checkpoint. A module
+    counts as filled when the load holds any of its tensors, whatever their values (a gate
+    the checkpoint holds at zero is filled, as its zero-initialised copy is not).
+
+    ``loads`` is one set of module names (relative to ``module``) per load into ``module``
+    itself, in order: loads into a submodule alone (its own ``init_cfg``) are not counted.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        self.module = module
+        self.loads: List[set] = []
+        self._current: Optional[set] = None
+        self._handles = []
+
+    def open(self) -> 'AttentionLoadRecorder':
+        if not self._handles:
+            self._handles.append(self.module.register_load_state_dict_pre_hook(self._start))
+            self._handles.append(self.module.register_load_state_dict_post_hook(self._end))
+            for name, m in _attention_modules(self.module):
+                self._handles.append(m.register_load_state_dict_pre_hook(
+                    self._seen_hook(name, tuple(m.state_dict()))))
+        return self
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._current = None
+
+    __enter__ = open
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _start(self, module, state_dict, prefix, *args) -> None:
+        self._current = set()
+        self.loads.append(self._current)
+
+    def _end(self, module, incompatible_keys) -> None:
+        self._current = None
+
+    def _seen_hook(self, name: str, keys: Tuple[str, ...]):
+        def seen(module, state_dict, prefix, *args) -> None:
+            if self._current is not None and any(prefix + k in state_dict for k in keys):
+                self._current.add(name)
+        return seen
+
+
 def checkpoint_keys(init: dict) -> List[str]:
     """The state-dict keys the ``Pretrained`` init ``init`` loads, as mmengine's
     ``PretrainedInit`` names them (``prefix`` stripped; ``module.`` stripped)."""
@@ -320,26 +388,35 @@ def checkpoint_keys(init: dict) -> List[str]:
     return keys
 
 
-def report_attention_missing(module: torch.nn.Module, owner: str = '',
-                             logger=None) -> List[str]:
+def report_attention_missing(module: torch.nn.Module, owner: str = '', logger=None,
+                             loads: Optional[List[set]] = None) -> List[str]:
     """Log (warning) the attention modules of ``module`` its ``Pretrained`` init_cfg left at
     their random initialisation, one line per module type; return the lines.
 
-    Reads the checkpoint's keys once more (mmengine's init does not say what it loaded).
+    ``loads``: what an :class:`AttentionLoadRecorder` saw while ``module`` was initialised,
+    one load per ``Pretrained`` entry of its ``init_cfg``, in order (mmengine runs them in
+    that order). Without it, or when the counts differ (the init ran outside the recorder),
+    each checkpoint's keys are read once more (mmengine's init does not say what it loaded).
     """
     from mmengine.logging import MMLogger, print_log
     lines = []
-    for init in pretrained_inits(getattr(module, 'init_cfg', None)):
+    inits = pretrained_inits(getattr(module, 'init_cfg', None))
+    if loads is not None and len(loads) != len(inits):
+        loads = None
+    for i, init in enumerate(inits):
         if not any(True for _ in _attention_modules(module)):
             break
-        try:
-            keys = checkpoint_keys(init)
-        except Exception as err:  # noqa: B902  (mmengine already reported or raised)
-            print_log(f'mmattn: could not read {init["checkpoint"]!r} to check its attention '
-                      f'weights: {err}', logger=logger or 'current', level=30)
-            continue
-        lines += describe_attention_missing(attention_missing_from(module, keys),
-                                            init['checkpoint'], owner)
+        if loads is not None:
+            missing = _attention_not_filled(module, loads[i])
+        else:
+            try:
+                keys = checkpoint_keys(init)
+            except Exception as err:  # noqa: B902  (mmengine already reported or raised)
+                print_log(f'mmattn: could not read {init["checkpoint"]!r} to check its '
+                          f'attention weights: {err}', logger=logger or 'current', level=30)
+                continue
+            missing = attention_missing_from(module, keys)
+        lines += describe_attention_missing(missing, init['checkpoint'], owner)
     logger = logger or MMLogger.get_current_instance()
     for line in lines:
         print_log(line, logger=logger, level=30)

@@ -131,6 +131,10 @@ def test_backbone_refuses_what_the_original_refuses(name, which):
             dict(cfg=gc, stages=(False, True, True), position='after_conv3')])),
         # positions: after_conv1/2/3 (ours: also after_block)
         (AssertionError, dict(depth=50, plugins=[dict(cfg=gc, position='after_conv4')])),
+        # a plugin's cfg needs a "type" (mmcv's build_plugin_layer), a spec needs a "cfg"
+        (KeyError, dict(depth=50, plugins=[dict(cfg=dict(ratio=1. / 16),
+                                                position='after_conv3')])),
+        (KeyError, dict(depth=50, plugins=[dict(position='after_conv3')])),
         (AssertionError, dict(depth=50, strides=(1, ), dilations=(1, 1), num_stages=3)),
         (TypeError, dict(depth=50, pretrained=0)),
         (AssertionError, dict(depth=50, style='tensorflow')),
@@ -466,6 +470,40 @@ def test_drop_in_error_is_both():
     with pytest.raises(ValueError, match=r"GlobalContext: fusion_types must be a list or "
                        r"tuple.*got str 'channel_add'"):
         GlobalContext(16, fusion_types='channel_add')
+
+
+def test_a_config_without_type_is_a_key_error_as_in_mmcv():
+    """mmcv's build_plugin_layer raises KeyError for a cfg without "type"; ours too, also a
+    DropInError, with a message that names the builder and the keys it got, unquoted."""
+    from mmcv.cnn import build_plugin_layer
+
+    from mmattn.models import build_attention
+    from mmattn.models.backbones import resolve_block_plugins, resolve_stage_plugins
+    with pytest.raises(KeyError):
+        build_plugin_layer(dict(reduction=16), in_channels=16)
+    calls = [
+        (lambda: build_attention(dict(reduction=16), 16),
+         'build_attention: the config needs a "type"', "['reduction']"),
+        (lambda: resolve_block_plugins(
+            [dict(cfg=dict(reduction=16), stages=(True, False), position='after_conv2')],
+            (2, 2), owner='AttnResNet'),
+         'AttnResNet: plugins[0]: "cfg" needs a "type"', "['reduction']"),
+        (lambda: resolve_stage_plugins([dict(cfg=dict(reduction=16, ratio=2))], 2),
+         'stage_plugins[0]: "cfg" needs a "type"', "['ratio', 'reduction']"),
+        (lambda: resolve_block_plugins([dict(position='after_conv2')], (2, 2)),
+         'plugins[0]: the plugin spec needs a "cfg"', "['position']"),
+    ]
+    for call, lead, keys in calls:
+        with pytest.raises(KeyError) as info:
+            call()
+        assert isinstance(info.value, DropInError)
+        # str() is the message itself: KeyError's own str() would quote it
+        message = str(info.value)
+        assert message.startswith(lead) and f'got keys {keys}' in message, message
+    # a cfg that is not a dict at all is no missing key: a DropInError (ValueError) only
+    with pytest.raises(DropInError) as info:
+        resolve_block_plugins([dict(cfg='SE', position='after_conv2')], (2, 2))
+    assert not isinstance(info.value, KeyError)
 
 
 def non_local(which):

@@ -1,7 +1,8 @@
 """Warnings and errors around pretrained checkpoints and frozen attention modules.
 
 - a backbone whose pretrained checkpoint holds none of its attention weights says so, one line
-  per module type, with the converter that would fill them (issue 14, item 4);
+  per module type, with the converter that would fill them (issue 14, item 4), from what
+  mmengine's load filled, without reading the checkpoint a second time;
 - a training run with attention modules that cannot train warns once, naming them and
   mmattn.AttnResNet (issue 15, first hour, item 4), unless the config asked for it;
 - a config starting from a missing converted checkpoint fails with the converter command;
@@ -121,6 +122,100 @@ def test_no_second_report_for_an_initialised_backbone(tmp_path, warnings_logged)
     assert len(_mmattn_lines(warnings_logged)) == 1
 
 
+@pytest.fixture
+def checkpoint_reads(monkeypatch):
+    """The checkpoints read through mmengine's CheckpointLoader, in order."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    reads = []
+    load = CheckpointLoader.load_checkpoint.__func__
+
+    def counting(cls, filename, *args, **kwargs):
+        reads.append(filename)
+        return load(cls, filename, *args, **kwargs)
+
+    monkeypatch.setattr(CheckpointLoader, 'load_checkpoint', classmethod(counting))
+    return reads
+
+
+@requires_mmdet
+@pytest.mark.parametrize('prefix', [None, 'backbone.'])
+def test_the_report_reads_no_checkpoint_twice(tmp_path, warnings_logged, checkpoint_reads,
+                                              prefix):
+    """The backbone's report comes from what mmengine's load filled, not a second read."""
+    state = _plain_resnet().state_dict()
+    if prefix:
+        state = {prefix + k: v for k, v in state.items()}
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=state), ckpt)
+    net = _attn_resnet(plugins=[SE], init_cfg=dict(type='Pretrained', checkpoint=ckpt,
+                                                   prefix=prefix))
+    net.init_weights()
+    assert checkpoint_reads == [ckpt]
+    (line, ) = _mmattn_lines(warnings_logged)
+    assert ' 16 SE module(s)' in line and 'layer1.0.se, layer1.1.se' in line and ckpt in line
+
+
+BAM = dict(cfg=dict(type='mmattn.BAM', reduction=4), stages=(False, True, False, False))
+
+
+@requires_mmdet
+def test_each_checkpoint_named_for_what_it_left_out(tmp_path, warnings_logged,
+                                                    checkpoint_reads):
+    """Two Pretrained entries: each line names the checkpoint that held none of those
+    modules (mmengine loads them in the init_cfg's order)."""
+    own = _attn_resnet(plugins=[SE], stage_plugins=[BAM]).state_dict()
+    plain_bam = str(tmp_path / 'plain_bam.pth')
+    torch.save({k: v for k, v in own.items() if '.se.' not in k}, plain_bam)
+    se_only = str(tmp_path / 'se_only.pth')
+    torch.save({k: v for k, v in own.items() if '.se.' in k}, se_only)
+    net = _attn_resnet(plugins=[SE], stage_plugins=[BAM], init_cfg=[
+        dict(type='Kaiming', layer='Conv2d'), dict(type='Pretrained', checkpoint=plain_bam),
+        dict(type='Pretrained', checkpoint=se_only)])
+    net.init_weights()
+    assert checkpoint_reads == [plain_bam, se_only]
+    se_line, bam_line = _mmattn_lines(warnings_logged)
+    assert repr(plain_bam) in se_line and ' 16 SE module(s)' in se_line
+    assert repr(se_only) in bam_line and ' 1 BAM module(s)' in bam_line
+    assert bam_line.endswith('layer2_attn.bam; a checkpoint holding them comes from `python '
+                             'tools/model_converters/convert.py FORMAT SRC DST` with FORMAT '
+                             'bam (`--list` says which backbone each fills).')
+    torch.testing.assert_close(net.layer2[0].se.fc1.weight, own['layer2.0.se.fc1.weight'])
+    torch.testing.assert_close(net.layer2_attn.bam.spatial_out.weight,
+                               own['layer2_attn.bam.spatial_out.weight'])
+
+
+@requires_mmdet
+def test_a_checkpoint_equal_to_the_initial_values_counts_as_held(tmp_path, warnings_logged,
+                                                                 monkeypatch):
+    """Every tensor of the checkpoint equals the value it replaces (the same seed, the same
+    Kaiming init before the load): the modules are held all the same, so no line."""
+    from mmengine.model.weight_init import PretrainedInit
+    before_load = {}
+    load = PretrainedInit.__call__
+
+    def snapshot(self, module):
+        before_load.update({k: v.clone() for k, v in module.state_dict().items()})
+        return load(self, module)
+
+    monkeypatch.setattr(PretrainedInit, '__call__', snapshot)
+    kaiming = dict(type='Kaiming', layer='Conv2d')
+    torch.manual_seed(0)
+    net = _attn_resnet(plugins=[SE, CBAM], stage_plugins=[BAM], init_cfg=[kaiming])
+    net.init_weights()
+    ckpt = str(tmp_path / 'same.pth')
+    torch.save(net.state_dict(), ckpt)
+    torch.manual_seed(0)
+    net2 = _attn_resnet(plugins=[SE, CBAM], stage_plugins=[BAM], init_cfg=[
+        kaiming, dict(type='Pretrained', checkpoint=ckpt)])
+    warnings_logged.clear()
+    net2.init_weights()
+    assert not _mmattn_lines(warnings_logged)
+    assert list(before_load) == list(net.state_dict())
+    for key, value in net.state_dict().items():
+        # the premise: the load changed no value
+        torch.testing.assert_close(before_load[key], value, rtol=0, atol=0, msg=key)
+
+
 # -- issue 15, item 4: attention modules that cannot train ----------------------------------
 
 def _runner(model, tmp_path=None):
@@ -193,6 +288,37 @@ def test_hook_reports_plain_checkpoint_in_mmdet_resnet(tmp_path, warnings_logged
     runner._load_from = ckpt
     AttentionCheckHook().before_train(runner)
     assert not _mmattn_lines(warnings_logged)
+
+
+@requires_mmdet
+def test_hook_reads_no_checkpoint_twice_when_the_run_initialises(tmp_path, warnings_logged,
+                                                                 checkpoint_reads):
+    """Within a run (before_run, the runner's init, before_train) the hook's line comes from
+    what mmengine's load filled; the same line as from a second read."""
+    from mmattn.engine import AttentionCheckHook
+    ckpt = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=_plain_resnet().state_dict()), ckpt)
+    lines = []
+    for in_run in (True, False, 'initialised before the run'):
+        detector = torch.nn.Module()
+        detector.backbone = _plain_resnet(
+            plugins=[dict(cfg=dict(type='mmattn.GlobalContext', ratio=1 / 4),
+                          stages=(False, True, True, True), position='after_conv3')],
+            init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+        hook, runner = AttentionCheckHook(), _runner(detector)
+        if in_run is not True:
+            detector.backbone.init_weights()
+        if in_run:
+            hook.before_run(runner)
+        detector.backbone.init_weights()  # a second call is skipped by mmengine
+        checkpoint_reads.clear()
+        hook.before_train(runner)
+        assert checkpoint_reads == ([] if in_run is True else [ckpt])
+        (line, ) = _mmattn_lines(warnings_logged)
+        warnings_logged.clear()
+        lines.append(line)
+        assert not detector.backbone._load_state_dict_pre_hooks  # the recorder is closed
+    assert lines[0] == lines[1] == lines[2] and ' 13 GlobalContext module(s)' in lines[0]
 
 
 def test_hook_registered_in_mmattn_scope():

@@ -44,7 +44,9 @@ the backbone's own norms do.
 
 A bad plugin spec raises :class:`~mmattn.models.utils.DropInError`: a ``ValueError`` that is
 also the ``AssertionError`` mmdet's and mmseg's ResNets raise for a ``stages`` of the wrong
-length or an unknown ``position``.
+length or an unknown ``position``. A spec without ``cfg``, or a ``cfg`` without ``type``, raises
+:class:`~mmattn.models.utils.MissingKeyError`, a ``DropInError`` that is also the ``KeyError``
+the originals raise there.
 
 Several plugins at one position run in the order of the ``plugins`` list. A block's plugins are
 built position by position (after_conv1's, then after_conv2's, then after_conv3's, as in mmdet,
@@ -61,7 +63,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_plugin_layer
 from mmengine.model import Sequential
 
-from ..utils import DropInError
+from ..utils import DropInError, MissingKeyError
 
 # the first three are mmdet's, in the residual branch; after_block follows the block's ReLU
 POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3', 'after_block')
@@ -71,9 +73,17 @@ _BLOCK_WORDS = ('all', 'last', 'first')
 
 
 def _check_cfg(spec: dict, where: str) -> None:
-    cfg = spec.get('cfg')
-    if not isinstance(cfg, dict) or 'type' not in cfg:
+    # a missing key is a KeyError, as in mmdet's and mmseg's ResNets (spec['cfg'], then mmcv's
+    # build_plugin_layer for the "type")
+    if 'cfg' not in spec:
+        raise MissingKeyError(f'{where}: the plugin spec needs a "cfg" (the module\'s config, '
+                              f"e.g. cfg=dict(type='mmattn.SE')), got keys {sorted(spec)}")
+    cfg = spec['cfg']
+    if not isinstance(cfg, dict):
         raise DropInError(f'{where}: "cfg" must be a dict with a "type", got {cfg!r}')
+    if 'type' not in cfg:
+        raise MissingKeyError(f'{where}: "cfg" needs a "type" (a module name, e.g. '
+                              f"dict(type='mmattn.SE')), got keys {sorted(cfg)}: {cfg!r}")
 
 
 def _check_stages(stages, num_stages: int, where: str) -> List[bool]:
@@ -410,15 +420,20 @@ class AttnResNetMixin:
 
     def init_weights(self):
         first = not getattr(self, '_is_init', False)  # mmengine inits a module once
-        super().init_weights()
-        if first:
-            # A plain ResNet checkpoint (torchvision's, open-mmlab's) loads without error and
-            # leaves every attention module at its random initialisation; mmengine lists the
-            # missing keys one by one among all others. Say it per module type, with the
-            # converter that writes a checkpoint holding them.
-            from mmattn.utils.pretrained import report_attention_missing
-            report_attention_missing(self)
-            self._attention_init_reported = True
+        if not first:
+            super().init_weights()
+            return
+        from mmattn.utils.pretrained import AttentionLoadRecorder, report_attention_missing
+
+        # A plain ResNet checkpoint (torchvision's, open-mmlab's) loads without error and
+        # leaves every attention module at its random initialisation; mmengine lists the
+        # missing keys one by one among all others. Say it per module type, with the
+        # converter that writes a checkpoint holding them; the recorder sees which modules
+        # mmengine's load filled, so the checkpoint is read once.
+        with AttentionLoadRecorder(self) as recorder:
+            super().init_weights()
+        report_attention_missing(self, loads=recorder.loads)
+        self._attention_init_reported = True
 
     def _freeze_stages(self):
         frozen = self.frozen_stages
