@@ -30,6 +30,22 @@ DIFFERENT_BUT_NO_MORE = {
 }
 
 
+# under bfloat16 autocast (traced on the CPU, whose autocast policy stands in for CUDA's),
+# modules whose step differs from plain's on purpose, doing more of some count
+AMP_BY_DESIGN = {
+    'NonLocal': 'fused attention (SDPA) where plain writes the formula out',
+    'DANetPAM': 'fused attention (SDPA, heads of 128 sharing q and k) where plain writes it out',
+    'GSoP': 'its covariance in float32 (sums over every position), where plain casts the map '
+            'to bfloat16 for the product',
+    'ChannelIAU': 'its energies X X^T in float32 (sums over every position: float16 overflows)',
+    'DANetCAM': 'its energies X X^T in float32 (sums over every position: float16 overflows)',
+}
+# and those that differ there only, doing no more work by any count
+AMP_NO_MORE = {
+    'SpatialIAU': 'its part pooling and relation convs in float32, with fewer casts than plain',
+}
+
+
 @pytest.fixture(scope='module')
 def traces():
     return {}
@@ -73,6 +89,23 @@ def test_cuda_head_steps_against_mmseg(head):
     else:
         assert ko <= km and bo <= bm and fo <= fm * (1 + 1e-9), (r['kernels'], r['bytes'],
                                                                  r['flops'])
+
+
+@pytest.mark.parametrize('name', sorted(attention_classes()))
+def test_cuda_step_under_autocast(name):
+    amp = dict(shape=kernel_trace.AMP_SHAPE, amp=torch.bfloat16)
+    r = kernel_trace.compare(kernel_trace.trace_module(name, 'mmattn', **amp),
+                             kernel_trace.trace_module(name, 'plain', **amp))
+    (ko, kp), (bo, bp), (fo, fp) = r['kernels'], r['bytes'], r['flops']
+    what = (f'{name} under bf16 autocast: {ko} kernels, {bo} bytes against plain\'s {kp}, '
+            f'{bp}; only in ours: {dict(r["only_ours"])}; only in plain: '
+            f'{dict(r["only_plain"])}')
+    if name in AMP_BY_DESIGN:
+        assert not r['same'], what
+    elif name in DIFFERENT_BUT_NO_MORE or name in AMP_NO_MORE:
+        assert not r['same'] and ko <= kp and bo <= bp and fo <= fp * (1 + 1e-9), what
+    else:
+        assert r['same'], what
 
 
 def test_a_cpu_path_on_cuda_is_caught():

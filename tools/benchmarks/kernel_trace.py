@@ -16,17 +16,22 @@ target "at most 1.0x plain" then holds by construction. Where they differ, the t
 the kernels ours runs and plain does not (and the reverse); those modules' GPU times can only
 be read from a GPU (``module_speed.py --device cuda``).
 
-What this does not see: float16/bfloat16 autocast (the meta device has none, so the rules'
-half-precision choices, such as SDPA for Non-local, are not traced), kernel choice inside an op
-(cuDNN algorithms, TF32), and launch gaps between ops. Bytes count each tensor argument and
-result once per op (an expanded tensor by its distinct elements): a measure of traffic for
-comparing two records, not a prediction of time.
+What this does not see: kernel choice inside an op (cuDNN algorithms, TF32), launch gaps
+between ops and the host's overhead. Float16/bfloat16 autocast cannot run on the meta device:
+``--amp bf16`` traces on CPU tensors (at a smaller default shape) under the CPU's autocast,
+whose policy differs from CUDA's in detail, so that only the difference between ours and plain
+means much there. Bytes count each tensor argument and result once per op (an expanded tensor
+by its distinct elements): a measure of traffic for comparing two records, not a prediction of
+time.
 
     python tools/benchmarks/kernel_trace.py [--modules SE CBAM] [--shape 8 256 56 56]
     python tools/benchmarks/kernel_trace.py --show RGA      # both kernel lists of one module
+    python tools/benchmarks/kernel_trace.py --heads         # mmseg's decode heads against ours
+    python tools/benchmarks/kernel_trace.py --amp bf16      # under autocast, on the CPU
 """
 import argparse
 import collections
+import contextlib
 import math
 import os
 import sys
@@ -38,6 +43,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 SHAPE = (8, 256, 56, 56)
+AMP_SHAPE = (2, 64, 28, 28)  # --amp runs on the CPU, with data
+AMP = {'bf16': 'bfloat16', 'fp16': 'float16'}
 # ops that launch nothing: allocations, and views that ATen does not mark as views
 _NO_KERNEL = {'empty', 'empty_like', 'empty_strided', 'new_empty', 'new_empty_strided',
               '_unsafe_view', '_reshape_alias'}
@@ -159,20 +166,34 @@ def trace_step(model, inputs: Sequence, grad_output) -> List[Kernel]:
 
 
 def trace_module(name: str, impl: str = 'mmattn', shape: Tuple[int, ...] = SHAPE,
-                 device: str = 'cuda') -> List[Kernel]:
+                 device: str = 'cuda', amp=None) -> List[Kernel]:
     """The kernels of one training step of attention module ``name`` (``impl``: ``'mmattn'``
-    or ``'plain'``, its twin) at ``shape``, as it runs on ``device``."""
+    or ``'plain'``, its twin) at ``shape``, as it runs on ``device``.
+
+    ``amp`` (a half dtype) traces the step under autocast instead: on CPU tensors under the
+    CPU's autocast (the meta device has none), whose policy (which ops run in half precision)
+    differs from CUDA's in detail, so only the difference between ours and plain means much.
+    """
     import torch
     from module_speed import build_impl, build_ours, example_inputs
 
     from mmattn.models.dispatch import simulated
     ours = build_ours(name, shape[1])
-    model = build_impl(impl, name, ours).to('meta').train()
-    inputs = [t.to('meta').requires_grad_() for t in example_inputs(name, shape)]
+    where = 'meta' if amp is None else 'cpu'
+    model = build_impl(impl, name, ours).to(where).train()
+    inputs = [t.to(where).requires_grad_() for t in example_inputs(name, shape)]
+    cast = (torch.autocast('cpu', dtype=amp) if amp is not None else
+            contextlib.nullcontext())
+
+    class Step(torch.nn.Module):
+        def forward(self, *args):
+            with cast:
+                return model(*args)
+
     with simulated(device):
         with torch.no_grad():
-            out_shape = model(*inputs).shape
-        return trace_step(model, inputs, torch.empty(out_shape, device='meta'))
+            out = Step()(*inputs)
+        return trace_step(Step(), inputs, torch.zeros(out.shape, dtype=out.dtype, device=where))
 
 
 # mmseg's decode heads in its Cityscapes R50-D8 configs (BN for SyncBN: one process), at
@@ -241,10 +262,13 @@ def _ops(counter) -> str:
 
 
 def format_table(rows: Dict[str, Dict[str, object]], shape, against='plain_modules.py',
-                 what='module', other='plain') -> str:
+                 what='module', other='plain', amp=None) -> str:
+    where = ('float32, as run on a CUDA GPU (traced on the meta device with '
+             'dispatch.simulated("cuda"))' if amp is None else
+             f'{amp} autocast, as run on a CUDA GPU with the CPU\'s autocast policy (traced on '
+             'CPU tensors with dispatch.simulated("cuda"))')
     lines = [
-        f'Training step (forward + backward) at {tuple(shape)}, float32, as run on a CUDA GPU '
-        f'(traced on the meta device with dispatch.simulated("cuda")); ours against '
+        f'Training step (forward + backward) at {tuple(shape)}, {where}; ours against '
         f'{against}.',
         '',
         f'| {what} | kernels ours / {other} | MB ours / {other} | GFLOP ours / {other} | same '
@@ -267,13 +291,20 @@ def format_table(rows: Dict[str, Dict[str, object]], shape, against='plain_modul
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--modules', nargs='+', help='registry names (default: all)')
-    parser.add_argument('--shape', nargs=4, type=int, default=list(SHAPE), metavar='N')
+    parser.add_argument('--shape', nargs=4, type=int, metavar='N',
+                        help=f'input shape (default {SHAPE}; with --amp {AMP_SHAPE})')
+    parser.add_argument('--amp', choices=sorted(AMP),
+                        help='trace under autocast of this dtype, on CPU tensors with the CPU\'s '
+                        'autocast policy (the meta device has no autocast)')
     parser.add_argument('--show', metavar='MODULE',
                         help="print one module's two kernel lists in order and stop")
     parser.add_argument('--heads', action='store_true',
                         help="mmseg's DA/CC/ANN/OCR decode heads against ours at DANet's "
                         'training crop (2 x 2048 x 64 x 128 features) instead of the modules')
     args = parser.parse_args(argv)
+    import torch
+    amp = getattr(torch, AMP[args.amp]) if args.amp else None
+    args.shape = tuple(args.shape or (AMP_SHAPE if amp is not None else SHAPE))
     if args.heads:
         rows = {name: compare(trace_head(name, 'mmattn'), trace_head(name, 'mmseg'))
                 for name in HEADS}
@@ -284,7 +315,7 @@ def main(argv=None):
     import mmattn.models  # noqa: F401  (registers every module and rule)
     from mmattn.models.factory import attention_classes
     if args.show:
-        records = {impl: trace_module(args.show, impl, tuple(args.shape))
+        records = {impl: trace_module(args.show, impl, args.shape, amp=amp)
                    for impl in ('mmattn', 'plain')}
         for impl, kernels in records.items():
             print(f'{args.show} ({impl}): {len(kernels)} kernels')
@@ -303,11 +334,11 @@ def main(argv=None):
     rows = {}
     for name in names:
         try:
-            rows[name] = compare(trace_module(name, 'mmattn', tuple(args.shape)),
-                                 trace_module(name, 'plain', tuple(args.shape)))
+            rows[name] = compare(trace_module(name, 'mmattn', args.shape, amp=amp),
+                                 trace_module(name, 'plain', args.shape, amp=amp))
         except (KeyError, NotImplementedError, RuntimeError) as e:
             rows[name] = dict(error=f'{type(e).__name__}: {str(e).splitlines()[0][:80]}')
-    print(format_table(rows, args.shape))
+    print(format_table(rows, args.shape, amp=args.amp))
 
 
 if __name__ == '__main__':
