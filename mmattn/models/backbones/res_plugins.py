@@ -435,6 +435,12 @@ class AttnResNetMixin:
         report_attention_missing(self, loads=recorder.loads)
         self._attention_init_reported = True
 
+    def train(self, mode: bool = True):
+        # mmdet's and mmseg's ResNet.train return None; nn.Module's contract (and chains such
+        # as ``backbone.to(device).train()``) want the module
+        super().train(mode)
+        return self
+
     def _freeze_stages(self):
         frozen = self.frozen_stages
         if self.freeze_plugins:

@@ -303,3 +303,13 @@ def test_registered_modules_in_chosen_blocks_and_between_stages(name):
         if isinstance(m, cls):
             assert all(p.grad is not None and torch.isfinite(p.grad).all()
                        for p in m.parameters())
+
+
+def test_train_returns_the_module_as_nn_module_does():
+    """mmdet's ResNet.train returns None; ours returns the backbone, so chains such as
+    ``backbone.to(device).train()`` work, and the mode still reaches the frozen stages."""
+    assert ResNet(depth=18).train() is None  # the original, unchanged
+    model = AttnResNet(depth=18, frozen_stages=1)
+    assert model.train() is model and model.training
+    assert model.train(False) is model and not model.training
+    assert not model.train().layer1.training  # frozen: eval whatever the mode
