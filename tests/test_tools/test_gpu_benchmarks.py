@@ -302,7 +302,7 @@ def test_gpu_suite_lists_every_table():
     steps = {line[1:line.index(',')]: line for line in proc.stdout.splitlines()}
     for prec in ('fp32', 'amp'):
         for name in ('module_speed', 'context_memory', 'seg_heads', 'model_step_danet_ours',
-                     'model_step_danet_mmseg'):
+                     'model_step_danet_mmseg', 'attention_paths'):
             assert f'{name}_{prec}' in steps, sorted(steps)
         for variant in ('r50', 'se', 'cbam', 'nonlocal', 'gc', 'simam'):
             line = steps[f'model_step_faster_rcnn_{variant}_{prec}']
@@ -314,6 +314,8 @@ def test_gpu_suite_lists_every_table():
     assert '--train-shapes 2x512x64x128 1x512x128x256' in steps['context_memory_amp']
     assert '--shape 512 1024' in steps['model_step_danet_ours_fp32']
     assert 'model.decode_head.type=DAHead' in steps['model_step_danet_mmseg_amp']
+    assert '--amp bf16' in steps['attention_paths_amp']
+    assert 'test_cuda.py' in steps['cuda_tests'] and '-k cuda' in steps['cuda_tests']
     for line in proc.stdout.splitlines():  # every config named exists
         for word in line.split():
             if word.startswith('configs/'):

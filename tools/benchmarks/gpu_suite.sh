@@ -9,7 +9,9 @@
 # (ours, explicit, mmseg) in float32 and bf16, Faster R-CNN R50-FPN training steps at
 # 800x1344, batch 2 (the plain ResNet; SE, CBAM, Non-local, GC, SimAM, each with --plain) in
 # float32 and AMP fp16, and DANet R50-D8 training steps at 512x1024, batch 2 (ours, ours with
-# --plain, mmseg's DAHead) in float32 and AMP bf16.
+# --plain, mmseg's DAHead) in float32 and AMP bf16; every lean-attention path at the issue's
+# sizes (attention_paths.py); then the CUDA tests (tests/test_models/test_cuda.py and the CUDA
+# cases of test_attention_paths.py).
 #   --cpu   the same commands on the CPU with tiny shapes and the toy configs (a smoke test;
 #           no detector under autocast there: mmcv's CPU NMS takes float32 only)
 #   --dry   print the commands, run nothing
@@ -146,7 +148,8 @@ if [ "$MODE" = cuda ]; then
   DANET=configs/danet_r50-d8_cityscapes-512x1024_40k.py
   # all stages training (mmdet's config freezes the stem and layer1)
   DET_OPTS=(--cfg-options model.backbone.frozen_stages=-1)
-  L_MS=200; L_MS_AMP=120; L_CM=100; L_SH=60; L_MODEL=60
+  AP_ARGS=()  # the sizes: PAM and Non-local at 2x512x64x128 and 1x512x128x256
+  L_MS=200; L_MS_AMP=120; L_CM=100; L_SH=60; L_MODEL=60; L_AP=90; L_TESTS=240
 else
   DEV=(--device cpu)
   MS_ARGS=(--modules SE NonLocal --impls mmattn plain --shape 2 16 8 8 --repeat 3 --budget 0.2
@@ -162,7 +165,8 @@ else
             cbam-nonlocal:configs/toy/faster_rcnn_cbam-nonlocal_r50_toy-coco.py)
   DANET=configs/toy/danet_r18-d8_toy-cityscapes.py
   DET_OPTS=()
-  L_MS=200; L_MS_AMP=200; L_CM=200; L_SH=200; L_MODEL=200
+  AP_ARGS=(--cases pam:1x16x8x8 nonlocal:1x16x8x8 --repeat 1 --warmup 0)
+  L_MS=200; L_MS_AMP=200; L_CM=200; L_SH=200; L_MODEL=200; L_AP=200; L_TESTS=600
   export OMP_NUM_THREADS=1
 fi
 
@@ -199,7 +203,16 @@ for prec in fp32 amp; do
     "$PY" $BENCH/context_memory.py "${DEV[@]}" "${AMP[@]}" "${CM_ARGS[@]}"
   step "seg_heads_$sfx" $L_SH \
     "$PY" $BENCH/seg_heads.py "${DEV[@]}" "${AMP[@]}" "${SH_ARGS[@]}"
+  # every lean-attention path forced, and the rule's choice: the bounds to tune
+  step "attention_paths_$sfx" $L_AP \
+    "$PY" $BENCH/attention_paths.py "${DEV[@]}" "${AMP[@]}" "${AP_ARGS[@]}"
 done
+
+# the CUDA tests (each module and attention path against a float64 CPU reference; they skip
+# without a GPU), last: their result, not their time, is what the suite reports
+step cuda_tests $L_TESTS \
+  "$PY" -m pytest -q -p no:cacheprovider tests/test_models/test_cuda.py \
+  tests/test_models/test_context/test_attention_paths.py -k cuda
 
 if [ "$DRY" = 0 ]; then
   echo >> "$SUMMARY"
