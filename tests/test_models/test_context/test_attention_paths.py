@@ -62,42 +62,35 @@ def _assert_close(got, expected, rtol, what, floor=0.0):
 SHAPES = [(2, 13, 11, 5, 300), (3, 7, 10, 6, 6), (1, 9, 8, 20, 3), (2, 5, 12, 3, 17)]
 
 
+@pytest.mark.parametrize('values_first', [False, True], ids=['pv', 'values-first'])
 @pytest.mark.parametrize('scale', [1.0, 0.37])
 @pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 @pytest.mark.parametrize('path', SOFTMAX_PATHS)
-def test_every_softmax_path_equals_explicit(path, shape, scale, small_blocks):
+def test_every_softmax_path_equals_explicit(path, shape, scale, values_first, small_blocks):
+    """Every path, and PAM's order of the explicit product ((v^T p^T)^T, ``values_first``),
+    against ``softmax(q k^T * scale) v`` written out."""
     tensors = _inputs(*shape)
     weight = torch.randn(shape[0], shape[1], shape[4], dtype=f64)
     ref, ref_grads = _value_and_grads(
         lambda q, k, v: ops.explicit_softmax_attention(q, k, v, scale), tensors, weight)
     with forced('softmax_attention', path):
-        out, grads = _value_and_grads(lambda q, k, v: ops.softmax_attention(q, k, v, scale),
-                                      tensors, weight)
+        out, grads = _value_and_grads(
+            lambda q, k, v: ops.softmax_attention(q, k, v, scale, values_first=values_first),
+            tensors, weight)
         # inference (no autograd) takes each path's forward-only branch
         with torch.no_grad():
-            out_ng = ops.softmax_attention(*tensors, scale)
+            out_ng = ops.softmax_attention(*tensors, scale, values_first=values_first)
     for what, got, expected in [('output', out, ref), ('no-grad output', out_ng, ref)] + [
             (f'gradient of {n}', g, r) for n, g, r in zip('qkv', grads, ref_grads)]:
         _assert_close(got, expected, 1e-12, f'{path} {what}')
 
 
-def test_values_first_is_the_same_formula_laid_out_channels_first():
-    """PAM's order, (v^T p^T)^T: the same values and gradients as p v, and a result lying
-    (B, e, L) in memory, so that the channels-first reshape after it is a view."""
+def test_values_first_lays_the_result_out_channels_first():
+    """PAM's order leaves the result (B, e, L) in memory, so that the channels-first reshape
+    after it is a view; the default order leaves it (B, L, e)."""
     tensors = _inputs(2, 13, 11, 5, 7)
-    weight = torch.randn(2, 13, 7, dtype=f64)
-    ref, ref_grads = _value_and_grads(
-        lambda q, k, v: ops.explicit_softmax_attention(q, k, v, 0.5), tensors, weight)
-    for path in ('explicit', 'blocked'):
-        with forced('softmax_attention', path):
-            out, grads = _value_and_grads(
-                lambda q, k, v: ops.softmax_attention(q, k, v, 0.5, values_first=True),
-                tensors, weight)
-        for what, got, expected in [('output', out, ref)] + [
-                (f'gradient of {n}', g, r) for n, g, r in zip('qkv', grads, ref_grads)]:
-            _assert_close(got, expected, 1e-12, f'{path} {what}')
-    out = ops.explicit_softmax_attention(*tensors, 0.5, values_first=True)
-    assert out.transpose(1, 2).is_contiguous()
+    assert ops.explicit_softmax_attention(*tensors, 0.5, values_first=True).transpose(
+        1, 2).is_contiguous()
     assert ops.explicit_softmax_attention(*tensors, 0.5).is_contiguous()
 
 
