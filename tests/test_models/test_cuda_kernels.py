@@ -143,3 +143,19 @@ def test_table(capsys):
     kernel_trace.main(['--modules', 'SE', 'SRM'])
     out = capsys.readouterr().out
     assert '| SE | 15 / 15 |' in out and 'same kernels' in out
+
+
+def test_products_of_other_shapes_are_other_kernels():
+    """Merged layouts read two contiguous operands by their sizes alone: (8, 64, 128) @
+    (8, 128, 64) and (8, 128, 64) @ (8, 64, 128) have the same operand layouts, but twice the
+    FLOPs and another result; the trace must not call them the same kernel."""
+    def trace(a, b):
+        recorder = kernel_trace._recorder()
+        with recorder:
+            torch.bmm(torch.empty(*a, device='meta'), torch.empty(*b, device='meta'))
+        return recorder.kernels
+
+    small = trace((8, 64, 128), (8, 128, 64))
+    large = trace((8, 128, 64), (8, 64, 128))
+    assert not kernel_trace.compare(small, large)['same']
+    assert kernel_trace.compare(small, trace((8, 64, 128), (8, 128, 64)))['same']
