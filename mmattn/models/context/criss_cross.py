@@ -206,14 +206,19 @@ class CrissCross(BaseAttention):
         full-size pass forward and one backward, two more kernels a step than plain), and
         anew while a graph is captured, so that the graph holds its ops."""
         key = (h, like.device, like.dtype)
-        capture = graph_capture()
-        mask = None if capture else self._self_masks.get(key)
+        # cached for plain tensors only: a fake tensor's mask (make_fx, FakeTensorMode) holds
+        # no data, and a cached real one cannot be added to fake energies
+        cached = not graph_capture() and type(like) is Tensor
+        masks = self.__dict__.get('_self_masks')
+        if masks is None:  # a module pickled before the cache existed
+            masks = self._self_masks = {}
+        mask = masks.get(key) if cached else None
         if mask is None:
             idx = torch.arange(h, device=like.device)
             mask = torch.zeros(h, h, device=like.device, dtype=like.dtype).masked_fill_(
                 idx[:, None] == idx[None, :], float('-inf'))
-            if not capture:
-                self._self_masks[key] = mask
+            if cached:
+                masks[key] = mask
         return mask
 
     def plain_criss_cross(self, x):

@@ -202,3 +202,28 @@ def test_criss_cross_config_placement():
     (m, ) = found[(3, 2)]
     assert (m.in_channels, m.key_channels, m.recurrence) == (2048, 256, 2)
     check_backbone_runs(net)
+
+
+def test_self_mask_cache_and_fake_tensors():
+    """The cached self mask is a real tensor's: tracing with fake tensors (make_fx) neither
+    reads it (a real mask cannot be added to fake energies) nor leaves a fake one for the
+    eager passes after it; a module pickled before the cache existed runs."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    torch.manual_seed(0)
+    m = CrissCross(16, fused=False).eval()
+    with torch.no_grad():
+        m.gamma.fill_(0.5)
+    x = torch.randn(2, 16, 9, 7)
+    expected = m(x)  # caches the (9, 9) mask
+    params = {**dict(m.named_parameters()), **dict(m.named_buffers())}
+    graph = make_fx(lambda p, t: torch.func.functional_call(m, p, (t, )),
+                    tracing_mode='fake')(params, x)
+    assert all(type(mask) is torch.Tensor for mask in m._self_masks.values())
+    m._self_masks.clear()
+    make_fx(lambda p, t: torch.func.functional_call(m, p, (t, )), tracing_mode='fake')(params, x)
+    out = m(x)
+    assert type(out) is torch.Tensor
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(graph(params, x), expected)
+    del m.__dict__['_self_masks']  # as unpickled from before the cache
+    torch.testing.assert_close(m(x), expected)
