@@ -170,7 +170,8 @@ def _blocking(batch: int, n_q: int, n_k: int, device_type: str = 'cpu'):
     min_rows = MIN_ROWS if device_type == 'cpu' else CUDA_MIN_ROWS
     # at least one row: a map without queries has no blocks, not a zero step
     rows = max(1, min(n_q, max(min_rows, elements // max(1, n_k))))
-    samples = min(batch, max(1, elements // max(1, rows * n_k)))
+    # at least one sample too: an empty batch has no blocks, not a zero step
+    samples = max(1, min(batch, elements // max(1, rows * n_k)))
     return samples, rows
 
 

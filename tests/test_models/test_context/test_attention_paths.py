@@ -138,6 +138,20 @@ def test_empty_maps_take_no_fused_kernel():
             assert torch.equal(out, ref)  # no keys: sums over nothing, zeros
 
 
+@pytest.mark.parametrize('grad', [True, False])
+def test_empty_batch_on_every_path(grad):
+    """No samples: every path returns an empty result (the blocks of an empty batch were
+    range(0, 0, 0), a ValueError: DANet's PAM and Non-local on the CPU)."""
+    q, k, v = (t.detach().requires_grad_(grad) for t in _inputs(0, 5, 7, 4, 6))
+    a, b = torch.randn(0, 5, 1, dtype=f64), torch.randn(0, 7, 1, dtype=f64)
+    for path in SOFTMAX_PATHS:
+        with forced('softmax_attention', path):
+            assert ops.softmax_attention(q, k, v, 1.0).shape == (0, 5, 6)
+    for path in ('explicit', 'blocked'):
+        with forced('concat_attention', path):
+            assert ops.concat_attention(a, b, v).shape == (0, 5, 6)
+
+
 @pytest.mark.parametrize('module', ['pam', 'nonlocal'])
 @pytest.mark.parametrize('path', SOFTMAX_PATHS)
 def test_modules_through_every_path(module, path, small_blocks):
