@@ -167,7 +167,7 @@ class RGA(BaseAttention):
         phi_grid = adaptive_avg_pool2d(phi, self.spatial_size).flatten(2)
         rel = self._relations(self.gg_spatial, theta.flatten(2), phi.flatten(2),
                               theta_grid, phi_grid)
-        rel = _run(self.gg_spatial[1:], rel.reshape(n, -1, h, w))
+        rel = _run(self.gg_spatial[1:], rel.reshape(n, rel.shape[1], h, w))
         unary = _run(self.gx_spatial, x).mean(dim=1, keepdim=True)
         return _run(self.W_spatial, torch.cat([unary, rel], dim=1))
 

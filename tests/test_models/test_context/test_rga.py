@@ -152,3 +152,15 @@ def test_rga_spatial_gate_is_per_pixel_at_any_size():
 @pytest.mark.parametrize('kwargs', CASES, ids=['sc', 's', 'c'])
 def test_rga_channels_last_and_onnx(kwargs):
     check_layout_and_onnx(RGA, spatial_size=(6, 4), **kwargs)   # 12x10 input: pooled grid
+
+
+@pytest.mark.parametrize('path', ['plain', 'regrouped'])
+def test_rga_empty_batch(path):
+    """No samples: an empty result (the spatial relations' reshape(n, -1, h, w) could not
+    infer its -1 from 0 elements)."""
+    from mmattn.models.dispatch import forced
+    x = torch.randn(0, 16, 4, 3, requires_grad=True)
+    with forced('rga_relations', path):
+        y = RGA(16, spatial_size=(4, 3))(x)
+    y.sum().backward()
+    assert y.shape == x.shape and x.grad.shape == x.shape
