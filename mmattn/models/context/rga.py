@@ -11,7 +11,7 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..dispatch import register_rule, select
-from ..ops import cpu_only
+from ..ops import cpu_only, observed
 from ..utils import norm_forward, reduced_channels
 from .apnb import adaptive_avg_pool2d
 
@@ -141,7 +141,9 @@ class RGA(BaseAttention):
         in the authors' code; ``'regrouped'`` never forms them: gg's weight W = [W_in, W_out]
         maps the vector to W_in b_grid^T a_i + W_out a_grid^T b_i.
         """
-        if select('rga_relations', a) == 'plain':
+        # hooks on gg's conv (attention maps, pruning's and weight norm's pre-hooks that
+        # recompute its weight) need the conv called: the relations formed
+        if observed(gg[0]) or select('rga_relations', a) == 'plain':
             if a_grid is a and b_grid is b:  # the channel branch: one C x C product
                 rel_out = torch.bmm(a.transpose(1, 2), b)
                 rel_in = rel_out

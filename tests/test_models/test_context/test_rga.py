@@ -164,3 +164,29 @@ def test_rga_empty_batch(path):
         y = RGA(16, spatial_size=(4, 3))(x)
     y.sum().backward()
     assert y.shape == x.shape and x.grad.shape == x.shape
+
+
+def test_rga_hooks_on_the_relation_convs_run():
+    """A hook on gg's conv sees every pass on every path: pruning's pre-hook recomputes the
+    weight from weight_orig (the regrouped products read a stale weight, and a second training
+    step raised), and a forward hook sees the relations."""
+    import torch.nn.utils.prune as prune
+    from mmattn.models.dispatch import forced
+    x = torch.randn(2, 16, 4, 3, dtype=torch.float64)
+    results = {}
+    for path in ('plain', 'regrouped'):
+        torch.manual_seed(0)
+        m = RGA(16, spatial_size=(4, 3)).double()
+        prune.l1_unstructured(m.gg_spatial[0], 'weight', amount=0.5)
+        seen = []
+        m.gg_channel[0].register_forward_hook(lambda mod, i, o: seen.append(o.shape))
+        opt = torch.optim.SGD(m.parameters(), lr=0.1)
+        with forced('rga_relations', path):
+            for _ in range(2):
+                opt.zero_grad()
+                y = m(x)
+                (y * y).sum().backward()
+                opt.step()
+        assert len(seen) == 2, path
+        results[path] = y.detach()
+    assert_close(results['regrouped'], results['plain'])
