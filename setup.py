@@ -23,7 +23,9 @@ setup(
     python_requires='>=3.8',
     # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2.0.
     install_requires=[
-        'torch>=1.13',
+        # torch.nn.attention.sdpa_kernel with priorities and cuDNN attention (the lean
+        # attention's CUDA paths), autocast queried by device type
+        'torch>=2.5',
         'numpy>=1.22',
         'mmengine>=0.10.0,<1.0.0',
         'mmcv>=2.0.0,<2.2.0',

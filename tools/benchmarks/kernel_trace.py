@@ -10,9 +10,10 @@ argument), the bytes its tensors cover and its FLOPs (torch's ``flop_counter`` r
 same is recorded for the module's twin in ``plain_modules.py`` with the same weights.
 
 Where the two records hold the same kernels (same signatures, counted as multisets: the
-backward's order may differ), the module launches on the GPU exactly the kernels plain PyTorch
-launches, with the same memory layouts, and so takes its time up to noise: the issue #13
-target "at most 1.0x plain" then holds by construction. Where they differ, the table names
+backward's order may differ), the module launches on the GPU the kernels plain PyTorch
+launches, with the same memory layouts, bytes and FLOPs: its time can then differ from plain's
+(issue #13: "at most 1.0x plain") only by what this does not see, below, and by noise. Where
+they differ, the table names
 the kernels ours runs and plain does not (and the reverse); those modules' GPU times can only
 be read from a GPU (``module_speed.py --device cuda``).
 

@@ -65,7 +65,8 @@ BLOCK_ELEMENTS = 1 << 23
 MIN_ROWS = 512
 
 # On a GPU the attention matrices the lean paths hold stay under 1/10 of what the explicit
-# formula holds at 1x512x128x256 (16.5 GB on an H200, issue #13), whatever the size:
+# formula holds wherever it is not run (16.5 GB at 1x512x128x256 on an H200, issue #13; a
+# block of 1024 queries holds 1024 / queries of it):
 # - the explicit formula itself while its matrices, three float32 ones at its backward's peak,
 #   fit CUDA_EXPLICIT_BYTES (1 GiB): CUDA_EXPLICIT_ELEMENTS elements each. That holds Non-local
 #   at (8, 256, 56, 56) (78.7M elements, 0.94 GB), where the module must cost what plain
@@ -73,7 +74,7 @@ MIN_ROWS = 512
 #   mmseg's DAHead step took 6347 MiB and ours by blocks 4957 MiB (78%) in 73.8 ms against
 #   72.5 ms (H200, float32, issue #13); the explicit matrices are that difference, and the
 #   step must stay under 80% of mmseg's memory. (In half precision the fused kernels run
-#   instead, at every size.)
+#   instead, for query widths up to 256.)
 # - else blocks of CUDA_BLOCK_ELEMENTS (32 MiB in float32, three in the backward) with at
 #   least CUDA_MIN_ROWS queries: 1024 queries per block at 64 x 128, the blocking of the
 #   DANet step above; 1024 queries (128 MiB) at 128 x 256, where the CPU's 512-query blocks
@@ -187,12 +188,8 @@ def _blocks(batch: int, n_q: int, blocking):
 def _explicit_or_blocked(elements: int, dtype: torch.dtype = torch.float32) -> str:
     """Away from the CPU: the explicit formula while its three matrices of ``dtype`` fit
     CUDA_EXPLICIT_BYTES."""
-    fits = 3 * elements * _itemsize(dtype) <= CUDA_EXPLICIT_BYTES
+    fits = 3 * elements * dtype.itemsize <= CUDA_EXPLICIT_BYTES
     return 'explicit' if fits else 'blocked'
-
-
-def _itemsize(dtype: torch.dtype) -> int:
-    return (torch.finfo(dtype).bits if dtype.is_floating_point else torch.iinfo(dtype).bits) // 8
 
 
 def _head_width(d: int, e: int) -> int:
