@@ -202,8 +202,9 @@ class RGA(BaseAttention):
 register_rule(
     'rga_relations', ('plain', 'regrouped'), cpu_only('regrouped'),
     reason='CPU (1 thread, float32, training step at (8, 256, 56, 56), fastest of 8 steps, two '
-    'alternated rounds, idle machine): regrouped 133-134 ms, formed relations 205-214 ms. NVIDIA H200 (issue #13, project at 624c31f, training step at '
-    '(8, 256, 56, 56)): RGA 1.33x plain in float32 (1.36x bf16) with its products regrouped and '
-    'the fused gates of that commit; the regrouping alone was not measured there, so the '
+    'alternated rounds, idle machine): regrouped 133-134 ms, formed relations 205-214 ms. '
+    'NVIDIA H200 (issue #13, project at 624c31f, training step at (8, 256, 56, 56)): RGA '
+    '1.33x plain in float32 (1.36x bf16) with its products regrouped and the fused gates of '
+    'that commit; the regrouping alone was not measured there, so the '
     'authors\' formed relations and gg conv run off the CPU (150 against 124 kernels per step, '
     'tools/benchmarks/kernel_trace.py).')
