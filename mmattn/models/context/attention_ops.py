@@ -473,19 +473,22 @@ def explicit_concat_attention(a: torch.Tensor, b: torch.Tensor,
     return torch.matmul(torch.relu(a + b.transpose(1, 2)), g) / b.shape[1]
 
 
-def choose_concat_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
-    """The path :func:`concat_attention` runs for a (batch, n_q, 1), b (batch, n_k, 1) on
-    ``device_type`` (a plain function, testable without the device)."""
+def choose_concat_path(device_type: str, batch: int, n_q: int, n_k: int,
+                       dtype: torch.dtype = torch.float32) -> str:
+    """The path :func:`concat_attention` runs for a (batch, n_q, 1), b (batch, n_k, 1) of
+    ``dtype`` (autocast's, if on) on ``device_type`` (a plain function, testable without the
+    device)."""
     if device_type == 'cpu':
         return 'blocked'  # README: 226 MiB against 863 MiB explicit, the same time
     # a GPU: the explicit formula (plain autograd ops, the default where nothing was measured
     # faster) while its matrices fit the bound, else blocks
-    return _explicit_or_blocked(batch * n_q * n_k)
+    return _explicit_or_blocked(batch * n_q * n_k, dtype)
 
 
 register_rule(
     'concat_attention', ('explicit', 'blocked'),
-    lambda x, n_keys: choose_concat_path(x.device.type, x.shape[0], x.shape[1], n_keys),
+    lambda x, n_keys, dtype=None: choose_concat_path(x.device.type, x.shape[0], x.shape[1],
+                                                     n_keys, dtype or x.dtype),
     reason="""CPU: 'blocked' by 32 MiB blocks (Non-local at 1x512x64x128, training step: 226
     MiB against 863 MiB explicit, the same time). Other devices (not measured): 'explicit'
     while its three matrices fit 1 GiB, else 'blocked' by blocks of at least 1024 queries.""",
@@ -502,7 +505,8 @@ def concat_attention(a: torch.Tensor, b: torch.Tensor, g: torch.Tensor,
     """
     if not lean or _plain_graph():
         return explicit_concat_attention(a, b, g)
-    if select('concat_attention', a, n_keys=b.shape[1]) == 'explicit':
+    if select('concat_attention', a, n_keys=b.shape[1],
+              dtype=_common_dtype(a, b, g)) == 'explicit':
         return explicit_concat_attention(a, b, g)
     dtype = _common_dtype(a, b, g)
     a, b, g = (t.to(dtype).contiguous() for t in (a, b, g))

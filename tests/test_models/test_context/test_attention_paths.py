@@ -274,6 +274,10 @@ def test_cuda_rule(grad):
     assert choose('mps', f16, *_sizes(TARGET_SMALL), 64, 512, grad) == 'explicit'
     assert choose('xpu', bf16, *_sizes(TARGET_LARGE), 256, 256, grad) == 'blocked'
     assert ops.choose_concat_path('cuda', *_sizes(SMALL)) == 'explicit'
+    # the bound is in bytes: float64 matrices past it at a size where float32 ones fit
+    n = int((ops.CUDA_EXPLICIT_ELEMENTS * 3 // 4) ** 0.5)
+    assert ops.choose_concat_path('cuda', 1, n, n, f32) == 'explicit'
+    assert ops.choose_concat_path('cuda', 1, n, n, f64) == 'blocked'
     assert ops.choose_concat_path('cuda', *_sizes(TARGET_SMALL)) == 'blocked'
     assert ops.choose_concat_path('cuda', *_sizes(TARGET_LARGE)) == 'blocked'
 
