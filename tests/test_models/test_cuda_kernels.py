@@ -48,21 +48,10 @@ AMP_NO_MORE = {
 }
 
 
-@pytest.fixture(scope='module')
-def traces():
-    return {}
-
-
-def _traced(traces, name):
-    if name not in traces:
-        traces[name] = kernel_trace.compare(kernel_trace.trace_module(name, 'mmattn'),
-                                            kernel_trace.trace_module(name, 'plain'))
-    return traces[name]
-
-
 @pytest.mark.parametrize('name', sorted(attention_classes()))
-def test_cuda_step_launches_plains_kernels(name, traces):
-    r = _traced(traces, name)
+def test_cuda_step_launches_plains_kernels(name):
+    r = kernel_trace.compare(kernel_trace.trace_module(name, 'mmattn'),
+                             kernel_trace.trace_module(name, 'plain'))
     (ko, kp), (bo, bp), (fo, fp) = r['kernels'], r['bytes'], r['flops']
     what = (f'{name} on CUDA: {ko} kernels, {bo / 1e6:.1f} MB, {fo / 1e9:.3f} GFLOP against '
             f"plain's {kp}, {bp / 1e6:.1f} MB, {fp / 1e9:.3f} GFLOP; only in ours: "
@@ -95,7 +84,7 @@ def test_cuda_head_steps_against_mmseg(head):
 
 @pytest.mark.parametrize('name', sorted(attention_classes()))
 def test_cuda_step_under_autocast(name):
-    amp = dict(shape=kernel_trace.AMP_SHAPE, amp=torch.bfloat16)
+    amp = dict(shape=kernel_trace.AMP_SHAPE, amp='bf16')
     r = kernel_trace.compare(kernel_trace.trace_module(name, 'mmattn', **amp),
                              kernel_trace.trace_module(name, 'plain', **amp))
     (ko, kp), (bo, bp), (fo, fp) = r['kernels'], r['bytes'], r['flops']

@@ -32,20 +32,19 @@ time.
 """
 import argparse
 import collections
-import contextlib
 import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
+from bench_utils import AMP  # noqa: E402
 
 SHAPE = (8, 256, 56, 56)
 AMP_SHAPE = (2, 64, 28, 28)  # --amp runs on the CPU, with data
-AMP = {'bf16': 'bfloat16', 'fp16': 'float16'}
 # ops that launch nothing: allocations, and views that ATen does not mark as views
 _NO_KERNEL = {'empty', 'empty_like', 'empty_strided', 'new_empty', 'new_empty_strided',
               '_unsafe_view', '_reshape_alias'}
@@ -160,24 +159,31 @@ def _recorder():
     return Recorder()
 
 
-def trace_step(model, inputs: Sequence, grad_output) -> List[Kernel]:
-    """The kernels of ``model(*inputs).backward(grad_output)``."""
+def trace_step(step, inputs: Sequence = ()) -> List[Kernel]:
+    """The kernels of a training step, ``step(*inputs)`` and its backward, in steady state: a
+    first call without autograd builds what a module caches (CrissCross's self mask) and gives
+    the output's shape for the gradient."""
+    import torch
+    with torch.no_grad():
+        out = step(*inputs)
+    grad_output = torch.zeros(out.shape, dtype=out.dtype, device=out.device)
     recorder = _recorder()
     with recorder:
-        model(*inputs).backward(grad_output)
+        step(*inputs).backward(grad_output)
     return recorder.kernels
 
 
 def trace_module(name: str, impl: str = 'mmattn', shape: Tuple[int, ...] = SHAPE,
-                 device: str = 'cuda', amp=None) -> List[Kernel]:
+                 device: str = 'cuda', amp: Optional[str] = None) -> List[Kernel]:
     """The kernels of one training step of attention module ``name`` (``impl``: ``'mmattn'``
     or ``'plain'``, its twin) at ``shape``, as it runs on ``device``.
 
-    ``amp`` (a half dtype) traces the step under autocast instead: on CPU tensors under the
-    CPU's autocast (the meta device has none), whose policy (which ops run in half precision)
-    differs from CUDA's in detail, so only the difference between ours and plain means much.
+    ``amp`` (``'bf16'``, ``'fp16'``) traces the step under autocast instead: on CPU tensors
+    under the CPU's autocast (the meta device has none), whose policy (which ops run in half
+    precision) differs from CUDA's in detail, so only the difference between ours and plain
+    means much.
     """
-    import torch
+    from bench_utils import autocast
     from module_speed import build_impl, build_ours, example_inputs
 
     from mmattn.models.dispatch import simulated
@@ -185,18 +191,13 @@ def trace_module(name: str, impl: str = 'mmattn', shape: Tuple[int, ...] = SHAPE
     where = 'meta' if amp is None else 'cpu'
     model = build_impl(impl, name, ours).to(where).train()
     inputs = [t.to(where).requires_grad_() for t in example_inputs(name, shape)]
-    cast = (torch.autocast('cpu', dtype=amp) if amp is not None else
-            contextlib.nullcontext())
 
-    class Step(torch.nn.Module):
-        def forward(self, *args):
-            with cast:
-                return model(*args)
+    def step(*args):
+        with autocast('cpu', amp):
+            return model(*args)
 
     with simulated(device):
-        with torch.no_grad():
-            out = Step()(*inputs)
-        return trace_step(Step(), inputs, torch.zeros(out.shape, dtype=out.dtype, device=where))
+        return trace_step(step, inputs)
 
 
 # mmseg's decode heads in its Cityscapes R50-D8 configs (BN for SyncBN: one process), at
@@ -232,17 +233,13 @@ def trace_head(name: str, impl: str = 'mmattn', features=HEAD_FEATURES,
     extra = (torch.empty(batch, 19, h, w, device='meta', requires_grad=True), ) \
         if name == 'OCRHead' else ()
 
-    class Step(torch.nn.Module):
-        def forward(self, *args):
-            out = head(list(inputs), *extra)
-            outs = out if isinstance(out, (tuple, list)) else (out, )
-            return torch.cat([o.flatten() for o in outs])
+    def step():
+        out = head(list(inputs), *extra)
+        outs = out if isinstance(out, (tuple, list)) else (out, )
+        return torch.cat([o.flatten() for o in outs])
 
-    step = Step()
     with simulated(device):
-        with torch.no_grad():
-            out_shape = step().shape
-        return trace_step(step, (), torch.empty(out_shape, device='meta'))
+        return trace_step(step)
 
 
 def compare(ours: List[Kernel], plain: List[Kernel]) -> Dict[str, object]:
@@ -298,7 +295,7 @@ def main(argv=None):
     parser.add_argument('--modules', nargs='+', help='registry names (default: all)')
     parser.add_argument('--shape', nargs=4, type=int, metavar='N',
                         help=f'input shape (default {SHAPE}; with --amp {AMP_SHAPE})')
-    parser.add_argument('--amp', choices=sorted(AMP),
+    parser.add_argument('--amp', choices=AMP,
                         help='trace under autocast of this dtype, on CPU tensors with the CPU\'s '
                         'autocast policy (the meta device has no autocast)')
     parser.add_argument('--show', metavar='MODULE',
@@ -307,9 +304,7 @@ def main(argv=None):
                         help="mmseg's DA/CC/ANN/OCR decode heads against ours at DANet's "
                         'training crop (2 x 2048 x 64 x 128 features) instead of the modules')
     args = parser.parse_args(argv)
-    import torch
-    amp = getattr(torch, AMP[args.amp]) if args.amp else None
-    args.shape = tuple(args.shape or (AMP_SHAPE if amp is not None else SHAPE))
+    args.shape = tuple(args.shape or (AMP_SHAPE if args.amp else SHAPE))
     if args.heads:
         rows = {name: compare(trace_head(name, 'mmattn'), trace_head(name, 'mmseg'))
                 for name in HEADS}
@@ -320,7 +315,7 @@ def main(argv=None):
     import mmattn.models  # noqa: F401  (registers every module and rule)
     from mmattn.models.factory import attention_classes
     if args.show:
-        records = {impl: trace_module(args.show, impl, args.shape, amp=amp)
+        records = {impl: trace_module(args.show, impl, args.shape, amp=args.amp)
                    for impl in ('mmattn', 'plain')}
         for impl, kernels in records.items():
             print(f'{args.show} ({impl}): {len(kernels)} kernels')
@@ -339,8 +334,8 @@ def main(argv=None):
     rows = {}
     for name in names:
         try:
-            rows[name] = compare(trace_module(name, 'mmattn', args.shape, amp=amp),
-                                 trace_module(name, 'plain', args.shape, amp=amp))
+            rows[name] = compare(trace_module(name, 'mmattn', args.shape, amp=args.amp),
+                                 trace_module(name, 'plain', args.shape, amp=args.amp))
         except (KeyError, NotImplementedError, RuntimeError) as e:
             rows[name] = dict(error=f'{type(e).__name__}: {str(e).splitlines()[0][:80]}')
     print(format_table(rows, args.shape, amp=args.amp))
