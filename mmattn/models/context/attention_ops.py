@@ -185,11 +185,10 @@ def _blocks(batch: int, n_q: int, blocking):
             yield slice(b, b + nb), slice(s, s + rows), nb, min(rows, n_q - s)
 
 
-def _explicit_or_blocked(elements: int, dtype: torch.dtype = torch.float32) -> str:
-    """Away from the CPU: the explicit formula while its three matrices of ``dtype`` fit
-    CUDA_EXPLICIT_BYTES."""
-    fits = 3 * elements * dtype.itemsize <= CUDA_EXPLICIT_BYTES
-    return 'explicit' if fits else 'blocked'
+def _explicit_fits(elements: int, dtype: torch.dtype = torch.float32) -> bool:
+    """Away from the CPU: whether the explicit formula's three matrices of ``elements``
+    elements of ``dtype`` fit CUDA_EXPLICIT_BYTES."""
+    return 3 * elements * dtype.itemsize <= CUDA_EXPLICIT_BYTES
 
 
 def _head_width(d: int, e: int) -> int:
@@ -223,7 +222,7 @@ def choose_softmax_path(device_type: str, dtype: torch.dtype, batch: int, n_q: i
     # head at 32768 queries 107 ms for the attention alone. The explicit formula and the blocks
     # are plain float32 products, as plain's. Explicit while its matrices fit the bound (no
     # recomputation), else blocks.
-    return _explicit_or_blocked(batch * n_q * n_k, dtype)
+    return 'explicit' if _explicit_fits(batch * n_q * n_k, dtype) else 'blocked'
 
 
 register_rule(
@@ -362,7 +361,7 @@ def choose_anchor_path(device_type: str, batch: int, n_q: int, n_k: int) -> str:
     # cause not isolated; plain writes the formula out, and where nothing was measured faster
     # plain's ops are the default. The matrix (queries x a few keys) is smaller than the
     # values; only an unusually large one goes to the fused kernel for its memory.
-    return 'explicit' if batch * n_q * n_k <= CUDA_EXPLICIT_ELEMENTS else 'sdpa'
+    return 'explicit' if _explicit_fits(batch * n_q * n_k) else 'sdpa'
 
 
 register_rule(
@@ -482,7 +481,7 @@ def choose_concat_path(device_type: str, batch: int, n_q: int, n_k: int,
         return 'blocked'  # README: 226 MiB against 863 MiB explicit, the same time
     # a GPU: the explicit formula (plain autograd ops, the default where nothing was measured
     # faster) while its matrices fit the bound, else blocks
-    return _explicit_or_blocked(batch * n_q * n_k, dtype)
+    return 'explicit' if _explicit_fits(batch * n_q * n_k, dtype) else 'blocked'
 
 
 register_rule(
