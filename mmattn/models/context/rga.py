@@ -201,8 +201,9 @@ class RGA(BaseAttention):
 
 register_rule(
     'rga_relations', ('plain', 'regrouped'), cpu_only('regrouped'),
-    reason='CPU (1 thread, float32, training step at (8, 256, 56, 56), fastest of 8 steps, two '
-    'alternated rounds, idle machine): regrouped 133-134 ms, formed relations 205-214 ms. '
+    reason='CPU (1 thread, float32, training step at (8, 256, 56, 56), min / median, '
+    'MMATTN_PATHS=rga_relations=<choice> tools/benchmarks/module_speed.py --modules RGA --impls '
+    'mmattn --threads 1 --skip-memory): regrouped 123 / 130 ms, formed relations 192 / 226 ms. '
     'NVIDIA H200 (issue #13, project at 624c31f, training step at (8, 256, 56, 56)): RGA '
     '1.33x plain in float32 (1.36x bf16) with its products regrouped and the fused gates of '
     'that commit; the regrouping alone was not measured there, so the '
