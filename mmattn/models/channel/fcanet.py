@@ -11,7 +11,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..layers import adaptive_avg_pool2d, cpu_kernels, use_fast_path
+from ..layers import adaptive_avg_pool2d
 from ..utils import reduced_channels
 
 # The authors' frequency rankings, as (u, v) indices on a 7x7 DCT grid (u along H, v along W):
@@ -125,8 +125,6 @@ class FcaNet(BaseAttention):
     def dct_pool(self, x):
         """(N, C, H, W) -> (N, C): each channel's DCT coefficient of ``x`` adaptively
         average-pooled to the basis size (the authors' pooling, then their weighted sum)."""
-        if use_fast_path(x):
-            return cpu_kernels.folded_dct_pool(x, self.dct_basis)
         return (adaptive_avg_pool2d(x, self.dct_size) * self.dct_basis).sum((2, 3))
 
     def forward(self, x):

@@ -46,10 +46,11 @@ PATHS = ('explicit', 'blocked', 'sdpa', 'sdpa_heads')
 BLOCK_ELEMENTS = 1 << 23
 MIN_ROWS = 512
 
-# GPU: the explicit formula while its three matrices at the backward's peak fit
-# CUDA_EXPLICIT_BYTES, else blocks of at most CUDA_BLOCK_ELEMENTS elements and at least
-# CUDA_MIN_ROWS queries (larger than the CPU's: a kernel launch per small product costs more).
-CUDA_EXPLICIT_BYTES = 1 << 30
+# The explicit formula's three matrices at the backward's peak must fit EXPLICIT_BYTES where it
+# is chosen for their size: on a GPU, and for a few keys on every device.
+EXPLICIT_BYTES = 1 << 30
+# GPU blocks: at most CUDA_BLOCK_ELEMENTS elements and at least CUDA_MIN_ROWS queries (larger
+# than the CPU's: a kernel launch per small product costs more than on a CPU)
 CUDA_BLOCK_ELEMENTS = 1 << 23
 CUDA_MIN_ROWS = 1024
 
@@ -78,17 +79,19 @@ def attention_path(device_type: str, dtype: torch.dtype, batch: int, n_q: int, n
     softmax), which has the explicit and the blocked path only.
 
     - A matrix no larger than the values (``n_k <= v_width``: ANN's 110 anchors, OCR's
-      regions) is computed explicitly on every device: there is nothing to save.
+      regions) is computed explicitly on every device, there being nothing to save, unless
+      its three matrices are past ``EXPLICIT_BYTES``.
     - CPU: ``'sdpa'`` for equal widths without autograd (its backward is several times slower
       than the blocks'), else ``'blocked'``.
     - CUDA in half precision, queries at most ``MAX_HEAD_WIDTH`` wide: ``'sdpa'`` for equal
       widths that are multiples of 8, else ``'sdpa_heads'``.
     - Otherwise (float32 and wider on a GPU, other devices): ``'explicit'`` while its three
-      matrices fit ``CUDA_EXPLICIT_BYTES``, else ``'blocked'``.
+      matrices fit ``EXPLICIT_BYTES``, else ``'blocked'``.
     """
     if form not in ('softmax', 'concat'):
         raise ValueError(f"attention_path: form must be 'softmax' or 'concat', got {form!r}")
-    if n_k <= v_width:
+    explicit_fits = 3 * batch * n_q * n_k * dtype.itemsize <= EXPLICIT_BYTES
+    if n_k <= v_width and explicit_fits:
         return 'explicit'
     softmax = form == 'softmax'
     if device_type == 'cpu':
@@ -98,9 +101,7 @@ def attention_path(device_type: str, dtype: torch.dtype, batch: int, n_q: int, n
     if (softmax and device_type == 'cuda' and dtype in _HALF and n_q > 0
             and qk_width <= MAX_HEAD_WIDTH):
         return 'sdpa' if qk_width == v_width and qk_width % 8 == 0 else 'sdpa_heads'
-    if 3 * batch * n_q * n_k * dtype.itemsize <= CUDA_EXPLICIT_BYTES:
-        return 'explicit'
-    return 'blocked'
+    return 'explicit' if explicit_fits else 'blocked'
 
 
 def explicit_softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

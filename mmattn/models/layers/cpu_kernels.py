@@ -21,7 +21,6 @@ used elsewhere, is in ``docs/en/advanced_guides/fast_paths.md``.
 - :func:`part_pool`: the spatial IAU's part sums and global average as one product.
 - :func:`regrouped_relations`: RGA's relation conv applied to the embeddings, never to the
   relation vectors.
-- :func:`folded_dct_pool`: FcaNet's adaptive pooling folded into its DCT basis.
 """
 import warnings
 
@@ -29,12 +28,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .pooling import pool_matrix
-from ..utils import autocast_off
 
 __all__ = [
     'CompiledKernel', 'SIMAM_MIN_ELEMENTS', 'simam', 'criss_cross', 'gram', 'flushed_softmax',
-    'part_pool', 'regrouped_relations', 'folded_dct_pool'
+    'part_pool', 'regrouped_relations'
 ]
 
 
@@ -329,23 +326,3 @@ def regrouped_relations(weight: Tensor, a: Tensor, b: Tensor, a_grid: Tensor,
     m_out = torch.matmul(w_out, a_grid.transpose(1, 2))
     return torch.matmul(m_in, a) + torch.matmul(m_out, b)
 
-
-# -- FcaNet: adaptive pooling folded into the DCT basis ---------------------------------------
-def folded_dct_pool(x: Tensor, basis: Tensor) -> Tensor:
-    """(N, C): each channel of ``x`` average-pooled adaptively to the basis' size (h, w) and
-    weighted by its (h, w) basis plane, summed, as one product of x with the basis spread back
-    over the pooling bins (``P_h^T B P_w``, the pooling being linear): one read of x, where the
-    pooling, the product with the basis and their backward passes are three full-size passes
-    more. Computed in the promoted dtype of x and the basis, as the authors' ``x * basis``,
-    also under autocast."""
-    n, c, h, w = x.shape
-    dtype = torch.promote_types(x.dtype, basis.dtype)
-    with autocast_off(x.device.type):
-        basis = basis.to(dtype)
-        if (h, w) != tuple(basis.shape[1:]):
-            ph = pool_matrix(h, basis.shape[1], basis)
-            pw = pool_matrix(w, basis.shape[2], basis)
-            basis = torch.matmul(torch.matmul(ph.t(), basis), pw)
-        y = torch.bmm(x.to(dtype).reshape(n, c, h * w).transpose(0, 1),
-                      basis.reshape(c, h * w, 1))
-    return y.reshape(c, n).t()

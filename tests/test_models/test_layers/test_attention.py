@@ -277,7 +277,7 @@ def test_cuda_choices(grad):
     concat = dict(form='concat')
     assert choose('cuda', f32, *_sizes(SMALL), 1, 256, grad, **concat) == 'explicit'
     # the bound is in bytes: float64 matrices past it at a size where float32 ones fit
-    n = int((ops.CUDA_EXPLICIT_BYTES // 16) ** 0.5)
+    n = int((ops.EXPLICIT_BYTES // 16) ** 0.5)
     assert choose('cuda', f32, 1, n, n, 1, 256, grad, **concat) == 'explicit'
     assert choose('cuda', f64, 1, n, n, 1, 256, grad, **concat) == 'blocked'
     for half in (bf16, f16):  # no fused kernel for the concatenation form
@@ -291,10 +291,17 @@ def test_cuda_choices(grad):
 def test_few_keys_are_explicit_everywhere(device, dtype):
     """ANN's 110 pyramid anchors and OCR's 19 regions against 256-wide values: the matrix is
     no larger than the values, so it is written out on every device, in training and not,
-    whatever the batch and map size."""
+    unless its matrices are past the explicit bound (then the usual choice)."""
     for grad in (True, False):
-        for n_k, batch, n_q in [(110, 8, 56 * 56), (19, 2, 128 * 256), (110, 64, 512 * 1024)]:
+        for n_k, batch, n_q in [(110, 8, 56 * 56), (19, 2, 128 * 256), (110, 2, 128 * 256),
+                                (1, 1, 4096), (256, 1, 4096)]:
             assert attention_path(device, dtype, batch, n_q, n_k, 256, 256, grad) == 'explicit'
+        huge = (64, 512 * 1024, 110, 256, 256, grad)  # 3 x 14.8 GB of float32 matrices
+        usual = attention_path(device, dtype, 64, 512 * 1024, 1000, 256, 256, grad)
+        assert attention_path(device, dtype, *huge) == usual != 'explicit'
+        # more keys than value channels: the usual choice (on the CPU, a lean path)
+        assert attention_path('cpu', dtype, 8, 56 * 56, 110, 64, 64, grad) == (
+            'blocked' if grad else 'sdpa')
 
 
 def test_attention_path_refuses_an_unknown_form():
@@ -351,7 +358,7 @@ def test_gpu_memory_bound():
     samples, rows = ops._blocking(1, 128 * 256, 128 * 256, 'cuda')
     assert samples == 1 and rows >= 1024  # products large enough for a GPU
     assert 3 * samples * rows * 128 * 256 * 4 <= bound / 4
-    assert ops.CUDA_EXPLICIT_BYTES <= bound
+    assert ops.EXPLICIT_BYTES <= bound
     # DANet's training crop, 2x512x64x128: blocks of 1024 queries of one sample (32 MiB)
     assert ops._blocking(2, 64 * 128, 64 * 128, 'cuda') == (1, 1024)
     # the CPU's blocks

@@ -28,12 +28,9 @@ FAST_PATHS = {
     'RGA': ('RGA', {}, {'regrouped_relations'}),
     'RGA-spatial_only': ('RGA', dict(use_channel=False), {'regrouped_relations'}),
     'RGA-channel_only': ('RGA', dict(use_spatial=False), {'regrouped_relations'}),
-    'FcaNet': ('FcaNet', {}, {'folded_dct_pool'}),
-    'FcaNet-size14': ('FcaNet', dict(dct_size=14), {'folded_dct_pool'}),
-    'FcaNet-low16': ('FcaNet', dict(freq_sel_method='low16'), {'folded_dct_pool'}),
 }
 KERNELS = ('simam', 'criss_cross', 'gram', 'flushed_softmax', 'part_pool',
-           'regrouped_relations', 'folded_dct_pool')
+           'regrouped_relations')
 
 
 def test_kernels_listed():
@@ -188,13 +185,3 @@ def test_regrouped_relations_equal_the_conv_on_the_relation_vectors():
     expected = torch.einsum('op,npi->noi', weight, vectors)
     assert_close(cpu_kernels.regrouped_relations(weight, a, b, a_grid, b_grid), expected)
 
-
-# -- folded_dct_pool ---------------------------------------------------------------------------
-@pytest.mark.parametrize('hw', [(7, 7), (14, 21), (9, 5), (6, 8)])
-def test_folded_dct_pool_is_pooling_then_weighting(hw):
-    import torch.nn.functional as F
-    x = torch.randn(2, 3, *hw, dtype=torch.float64, requires_grad=True)
-    basis = torch.randn(3, 7, 7, dtype=torch.float64)
-    expected = (F.adaptive_avg_pool2d(x, (7, 7)) * basis).sum((2, 3))
-    assert_close(cpu_kernels.folded_dct_pool(x, basis), expected)
-    assert torch.autograd.gradcheck(lambda t: cpu_kernels.folded_dct_pool(t, basis), (x, ))
