@@ -1,5 +1,4 @@
-"""``python -m mmattn list``: every registered module with its family and paper; ``paths``:
-where each fast path runs (:mod:`mmattn.models.path_report`)."""
+"""``python -m mmattn list``: every registered module with its family and paper."""
 import argparse
 import sys
 import textwrap
@@ -38,13 +37,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest='command', required=True)
     ls = sub.add_parser('list', help='list the registered attention modules')
     ls.add_argument('--family', help='only this family (channel, spatial, context)')
-    sub.add_parser('paths', help='where each fast path runs: its rule, choices, picks on '
-                   'cpu/cuda for float32/bfloat16, and the measurements behind it')
     args = parser.parse_args(argv)
-    if args.command == 'paths':
-        from mmattn.models.path_report import render
-        print(render(width=100))
-        return 0
 
     import mmattn
     rows = mmattn.list_attention()

@@ -1,8 +1,14 @@
-"""Helpers shared by the modules: reduced widths, norms that survive a batch of one, and the
-errors a drop-in raises where the original asserts or raises ``KeyError``."""
+"""Helpers shared by the modules: reduced widths, norms that survive a batch of one, mmcv
+ConvModules, autocast regions, and the errors a drop-in raises where the original asserts or
+raises ``KeyError``."""
+import contextlib
+import warnings
+
 import torch
 import torch.nn.functional as F
+from mmcv.cnn import ConvModule
 from torch import nn
+from torch.nn.modules import module as _nn_module
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -69,3 +75,54 @@ def norm_forward(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias,
                             False, 0.0, norm.eps)
     return norm(x)
+
+
+def build_conv_module(in_channels, out_channels, kernel_size=1, bias='auto', **kwargs):
+    """An mmcv ``ConvModule``; a bias before a batch norm is accepted silently.
+
+    The ANN and HRNet-OCR authors give some convs a bias before their BN. It is redundant (the
+    norm removes any per-channel constant), but keeping it keeps their parameter lists, so it
+    is an option; mmcv would warn once per construction.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Unnecessary conv bias')
+        return ConvModule(in_channels, out_channels, kernel_size, bias=bias, **kwargs)
+
+
+def conv_module_forward(module: ConvModule, x: torch.Tensor) -> torch.Tensor:
+    """Run a conv-norm-act ``ConvModule``, its norm through :func:`norm_forward`.
+
+    The keys of a 1x1 map at batch size 1, or an object-region map of one class, give a batch
+    norm one value per channel; PyTorch raises in training, a run should not.
+    """
+    x = module.conv(x)
+    if module.with_norm:
+        x = norm_forward(module.norm, x)
+    if module.with_activation:
+        x = module.activate(x)
+    return x
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``; False on devices without autocast (the
+    meta device, where torch raises if asked)."""
+    return torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(
+        device_type)
+
+
+def autocast_off(device_type: str):
+    """A region where autocast is off on ``device_type``, for sums over every position that
+    must stay in float32; nothing to turn off on a device without autocast."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def has_forward_hooks(*modules: nn.Module) -> bool:
+    """Whether calling these modules runs more than their functional op: forward (pre-)hooks
+    on them (the attention-map tool's taps, pruning's and weight norm's weight updates) or
+    global ones. A fast path that reads a module's weights instead of calling it must not run
+    then."""
+    if _nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)

@@ -3,9 +3,11 @@
 For each module (generated from the registry): the output and the gradients (input and every
 parameter) on CUDA in float32 and under autocast (bfloat16, float16), against the same
 module with the same weights in float64 on the CPU. The error is taken relative to the
-reference's largest magnitude; it must stay within a tolerance per dtype, or within twice the
-error of the module's plain twin (``tools/benchmarks/plain_modules.py``) on the same device
-and dtype, whichever is larger: low precision costs what it costs plain PyTorch, no more.
+reference's largest magnitude; it must stay within a tolerance per dtype, or, for the modules
+with a lean attention, within twice the error of the same module with ``lean=False`` (the
+explicit formula) on the same device and dtype, whichever is larger: low precision costs the
+lean paths what it costs the formula written out, no more. The CPU fast paths never run on
+CUDA (checked below), so every other module runs its plain formula there.
 
 These run where CUDA exists and skip elsewhere (CI has no GPU). TF32 is switched off for the
 run: cuDNN convolutions use it by default on Ampere and later GPUs, which would measure
@@ -16,8 +18,9 @@ import copy
 import pytest
 import torch
 
-from mmattn.models import attention_classes, dispatch
-from tests.helpers import load_tool, randomize_
+from mmattn.models import attention_classes
+from mmattn.models.layers import cpu_kernels, use_fast_path
+from tests.helpers import randomize_
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason='needs a CUDA GPU (none here; CI has none)')
@@ -30,10 +33,6 @@ TOL = {
     torch.float16: (5e-3, 1e-2),
 }
 NAMES = sorted(attention_classes())
-
-
-def _plain_modules():
-    return load_tool('benchmarks', 'plain_modules.py')
 
 
 @pytest.fixture(autouse=True)
@@ -91,29 +90,30 @@ def test_cuda_matches_float64_cpu(name, amp):
     errs = _errors(_run(cuda_module, inputs, 'cuda', amp), ref)
     tol_out, tol_grad = TOL[amp or torch.float32]
     plain_errs = None
-    try:
-        plain = _plain_modules().build_plain(name, cuda_module)
-    except (KeyError, NotImplementedError):
-        plain = None
-    if plain is not None:
-        # what the dtype costs the formula itself: the plain twin's output and input
-        # gradients (its parameters are laid out differently)
-        k = 1 + len(inputs)
-        plain_errs = _errors(_run(plain, inputs, 'cuda', amp)[:k], ref[:k])
+    if hasattr(cuda_module, 'lean'):
+        # what the dtype costs the formula itself: the explicit attention's errors
+        explicit = copy.deepcopy(cuda_module)
+        explicit.lean = False
+        plain_errs = _errors(_run(explicit, inputs, 'cuda', amp), ref)
         tol_out = max(tol_out, 2 * plain_errs[0])
         tol_grad = max(tol_grad, 2 * max(plain_errs))
     assert errs[0] <= tol_out, (f'{name} on CUDA ({amp or "fp32"}): output error {errs[0]:.2e} '
-                                f'> {tol_out:.2e} (plain twin: {plain_errs})')
+                                f'> {tol_out:.2e} (lean=False: {plain_errs})')
     worst = max(errs[1:], default=0.0)
     assert worst <= tol_grad, (f'{name} on CUDA ({amp or "fp32"}): gradient error {worst:.2e} '
                                f'> {tol_grad:.2e} (per tensor: '
                                f'{", ".join(f"{e:.1e}" for e in errs[1:])})')
 
 
-def test_rules_pick_plain_ops_on_cuda():
-    """The fast paths tuned on the CPU step aside on a CUDA GPU (issue #13)."""
-    x = torch.zeros(8, 256, 56, 56, device='cuda')
-    for name in ('channel_gate', 'global_avg_pool', 'gram', 'simam', 'fcanet_dct_pool',
-                 'criss_cross', 'gc_mask', 'flushed_softmax', 'pool_matrix',
-                 'anchor_attention', 'siau_pool'):
-        assert dispatch.select(name, x) == 'plain', name
+@pytest.mark.parametrize('name', NAMES)
+def test_no_cpu_kernel_runs_on_cuda(name, monkeypatch):
+    """The fast paths are the CPU's: on CUDA the switch is off and no kernel is called."""
+    assert not use_fast_path(torch.zeros(1, device='cuda'))
+    called = []
+    for kernel in cpu_kernels.__all__:
+        if callable(getattr(cpu_kernels, kernel)) and kernel != 'CompiledKernel':
+            monkeypatch.setattr(cpu_kernels, kernel,
+                                lambda *args, _k=kernel, **kw: called.append(_k))
+    module, inputs = _reference(name)
+    _run(copy.deepcopy(module).float().cuda(), inputs, 'cuda')
+    assert not called, f'{name} called {called} on CUDA'

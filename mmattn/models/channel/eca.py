@@ -11,7 +11,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate, global_avg_pool
 
 
 def eca_kernel_size(channels: int, gamma: float = 2, b: float = 1) -> int:
@@ -59,10 +58,10 @@ class ECA(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        y = global_avg_pool(x)  # (N, C, 1, 1)
+        y = x.mean((2, 3), keepdim=True)  # (N, C, 1, 1)
         # (N, C, 1) -> (N, 1, C): the channel axis becomes the conv's length axis
         y = self.conv(y.squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
-        return channel_gate(x, self.gate(y))
+        return x * self.gate(y)
 
     def extra_repr(self):
         return f'in_channels={self.in_channels}, kernel_size={self.kernel_size}'

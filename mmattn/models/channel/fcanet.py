@@ -11,9 +11,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..dispatch import register_rule, select
-from ..ops import (adaptive_avg_pool2d, autocast_off, channel_gate, cpu_only, graph_capture,
-                   pool_matrix)
+from ..layers import adaptive_avg_pool2d
 from ..utils import reduced_channels
 
 # The authors' frequency rankings, as (u, v) indices on a 7x7 DCT grid (u along H, v along W):
@@ -126,50 +124,16 @@ class FcaNet(BaseAttention):
 
     def dct_pool(self, x):
         """(N, C, H, W) -> (N, C): each channel's DCT coefficient of ``x`` adaptively
-        average-pooled to the basis size (the authors' pooling, then their weighted sum).
-
-        On the CPU the pooling is folded into the basis (rule ``'fcanet_dct_pool'``; FcaNet
-        trained 1.30x faster than plain there with it); elsewhere, and in traces (FLOP
-        counts, ONNX export), the authors' ops run: on an NVIDIA H200, with the folded product
-        and the fused gate, FcaNet was 2.64x slower than plain (issue #13)."""
-        if graph_capture() or select('fcanet_dct_pool', x) == 'plain':
-            y = x
-            if tuple(x.shape[2:]) != self.dct_size:
-                y = adaptive_avg_pool2d(x, self.dct_size)
-            return (y * self.dct_basis).sum((2, 3))
-        # The pooling is linear, so pooling and then weighting equals weighting x with the
-        # basis spread back over the bins (P_h^T B P_w): one read of x, as a product per
-        # channel, where the pooling, the product with the basis and their backward passes
-        # were three full-size passes more (same values to rounding)
-        n, c, h, w = x.shape
-        # the authors' product of x with the (float32) basis promotes, also under autocast,
-        # which would run these products in half precision
-        dtype = torch.promote_types(x.dtype, self.dct_basis.dtype)
-        with autocast_off(x.device.type):
-            basis = self.dct_basis.to(dtype)
-            if (h, w) != self.dct_size:
-                ph = pool_matrix(h, self.dct_size[0], basis)
-                pw = pool_matrix(w, self.dct_size[1], basis)
-                basis = torch.matmul(torch.matmul(ph.t(), basis), pw)
-            y = torch.bmm(x.to(dtype).reshape(n, c, h * w).transpose(0, 1),
-                          basis.reshape(c, h * w, 1))
-        return y.reshape(c, n).t()
+        average-pooled to the basis size (the authors' pooling, then their weighted sum)."""
+        return (adaptive_avg_pool2d(x, self.dct_size) * self.dct_basis).sum((2, 3))
 
     def forward(self, x):
         self.check_input(x)
         y = self.dct_pool(x)
         g = self.gate(self.fc2(self.act(self.fc1(y))))
-        return channel_gate(x, g[:, :, None, None])
+        return x * g[:, :, None, None]
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, reduction={self.reduction}, '
                 f'dct_size={self.dct_size}, freq_sel_method={self.freq_sel_method!r}')
 
-
-register_rule(
-    'fcanet_dct_pool', ('plain', 'folded'), cpu_only('folded'),
-    reason="plain: the authors' adaptive pooling to the basis size, then sum(y * basis). "
-    'folded: one product of x with the basis spread over the pooling bins, one read of x. '
-    'CPU (1 thread, float32, training step at (8, 256, 56, 56), README): FcaNet 1.30x '
-    'faster than plain with it (and channel_gate). NVIDIA H200, same step, with both: FcaNet '
-    '2.64x plain in fp32, 2.17x in bf16 autocast (issue #13): plain off the CPU.')

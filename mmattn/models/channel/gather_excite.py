@@ -14,7 +14,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import adaptive_avg_pool2d, channel_gate, global_avg_pool
+from ..layers import adaptive_avg_pool2d
 from ..utils import norm_forward, reduced_channels
 
 
@@ -111,13 +111,11 @@ class GatherExcite(BaseAttention):
     def _gather(self, x):
         if self.variant == 'theta-minus':
             if self.extent is None:
-                return global_avg_pool(x)
+                return x.mean((2, 3), keepdim=True)
             e = self.extent
             return F.avg_pool2d(x, 2 * e - 1, stride=e, padding=e - 1,
                                 count_include_pad=False)
-        y = x
-        if self.extent is None and tuple(x.shape[2:]) != self.feat_size:
-            y = adaptive_avg_pool2d(x, self.feat_size)
+        y = adaptive_avg_pool2d(x, self.feat_size) if self.extent is None else x
         last = len(self.gather_convs) - 1
         for i, (conv, norm) in enumerate(zip(self.gather_convs, self.gather_norms)):
             y = norm_forward(norm, conv(y))
@@ -130,10 +128,10 @@ class GatherExcite(BaseAttention):
     def forward(self, x):
         self.check_input(x)
         g = self.gate(self._gather(x))
-        if self.extent is None:
-            return channel_gate(x, g)
-        # sigmoid before upsampling: the same values as after, on a map e^2 times smaller
-        return x * F.interpolate(g, size=x.shape[2:], mode='nearest')
+        if self.extent is not None:
+            # sigmoid before upsampling: the same values as after, on a map e^2 times smaller
+            g = F.interpolate(g, size=x.shape[2:], mode='nearest')
+        return x * g
 
     def extra_repr(self):
         s = f'in_channels={self.in_channels}, variant={self.variant!r}, extent={self.extent}'

@@ -10,8 +10,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import autocast_off, channel_gate, gram
-from ..utils import norm_forward
+from ..utils import autocast_off, norm_forward
 
 
 def covariance(feat: torch.Tensor) -> torch.Tensor:
@@ -27,7 +26,7 @@ def covariance(feat: torch.Tensor) -> torch.Tensor:
         f = f.to(torch.promote_types(f.dtype, torch.float32))
         f = f - f.mean(-1, keepdim=True)
         # bmm, not matmul: matmul's batched path holds extra full-size copies in training
-        cov = gram(f) / f.shape[-1]
+        cov = torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]
     return cov.to(dtype)
 
 
@@ -81,7 +80,7 @@ class GSoP(BaseAttention):
         y = self.act(norm_forward(self.dr_norm, self.dr_conv(y)))
         cov = covariance(y).unsqueeze(-1)  # (N, d, d, 1): row i is channel i for the BN
         z = self.row_conv(norm_forward(self.row_norm, cov))  # (N, 4d, 1, 1)
-        return channel_gate(x, self.gate(self.fc(z)))
+        return x * self.gate(self.fc(z))
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, att_dim={self.att_dim}, '

@@ -12,7 +12,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 
 
@@ -47,8 +46,8 @@ class CSE(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        g = self.gate(self.fc2(self.act(self.fc1(global_avg_pool(x).flatten(1)))))
-        return channel_gate(x, g[:, :, None, None])
+        g = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
+        return x * g[:, :, None, None]
 
     def extra_repr(self):
         return f'in_channels={self.in_channels}, reduction={self.reduction}'

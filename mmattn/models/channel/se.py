@@ -8,7 +8,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 
 
@@ -40,11 +39,8 @@ class SE(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        # the fused pooling and product (mmattn.models.ops) compute what AdaptiveAvgPool2d(1)
-        # and x * g do, with a backward that allocates nothing full-size but grad_x (on the
-        # CPU; elsewhere they are those plain ops, see their rules in mmattn.models.ops)
-        g = self.gate(self.fc2(self.act(self.fc1(global_avg_pool(x)))))
-        return channel_gate(x, g)
+        g = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))))
+        return x * g
 
     def extra_repr(self):
         return f'in_channels={self.in_channels}, reduction={self.reduction}'

@@ -10,7 +10,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import adaptive_avg_pool2d, channel_gate, global_avg_pool
+from ..layers import adaptive_avg_pool2d
 from ..utils import reduced_channels
 
 
@@ -48,10 +48,10 @@ class SPA(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        feats = [(global_avg_pool(x) if s == 1 else adaptive_avg_pool2d(x, s)).flatten(1)
+        feats = [(x.mean((2, 3)) if s == 1 else adaptive_avg_pool2d(x, s).flatten(1))
                  for s in self.pool_sizes]
         g = self.gate(self.fc2(self.act(self.fc1(torch.cat(feats, 1)))))
-        return channel_gate(x, g[:, :, None, None])
+        return x * g[:, :, None, None]
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, reduction={self.reduction}, '

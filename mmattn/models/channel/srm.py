@@ -11,7 +11,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate
 from ..utils import norm_forward
 
 
@@ -70,7 +69,7 @@ class SRM(BaseAttention):
         style = torch.cat([mean, std], dim=2)  # (N, C, 2, 1)
         z = (style * self.cfc[None, :, :, None]).sum(dim=2, keepdim=True)
         g = self.gate(norm_forward(self.bn, z))
-        return channel_gate(x, g)
+        return x * g
 
     def extra_repr(self):
         return f'in_channels={self.in_channels}, eps={self.eps}'

@@ -8,8 +8,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from .apnb import build_conv_module, conv_module_forward, pyramid_pool
-from .attention_ops import anchor_attention
+from ..layers import pyramid_pool, softmax_attention
+from ..utils import build_conv_module, conv_module_forward
 
 
 @MODELS.register_module()
@@ -99,8 +99,8 @@ class AFNBlock(BaseAttention):
         query = conv_module_forward(self.query_project, high_feats).flatten(2).transpose(1, 2)
         key = pyramid_pool(conv_module_forward(self.key_project, low_feats), self.pool_sizes)
         value = pyramid_pool(self.value_project(low_feats), self.pool_sizes)
-        context = anchor_attention(query, key.transpose(1, 2), value.transpose(1, 2),
-                                   self.key_channels**-0.5)
+        context = softmax_attention(query, key.transpose(1, 2), value.transpose(1, 2),
+                                    self.key_channels**-0.5)
         context = context.transpose(1, 2).reshape(n, self.value_channels, h, w)
         context = self.out_project(context)
         out = conv_module_forward(self.bottleneck, torch.cat([context, high_feats], dim=1))

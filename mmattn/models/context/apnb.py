@@ -2,85 +2,16 @@
 
 Zhu, Xu, Bai, Huang, Bai. "Asymmetric Non-local Neural Networks for Semantic Segmentation",
 ICCV 2019. Authors' code: https://github.com/MendelXu/ANN (``models/seg/utils/apnb.py``).
-
-This file also holds the helpers the other context modules of this family share (AFNB, OCR,
-RGA): adaptive average pooling written as two small matrix products, and a ConvModule forward
-that survives a norm seeing one value per channel.
 """
-import warnings
-
 import torch
-from mmcv.cnn import ConvModule
 from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..dispatch import register_rule, select
-from ..ops import adaptive_avg_pool2d as _plain_adaptive_avg_pool2d
-from ..ops import cpu_only, pool_matrix
-from ..utils import norm_forward
-from .attention_ops import anchor_attention
+from ..layers import pyramid_pool, softmax_attention
+from ..utils import build_conv_module, conv_module_forward
 
 
-# -- shared helpers -------------------------------------------------------------------------
-def adaptive_avg_pool2d(x: torch.Tensor, size) -> torch.Tensor:
-    """``F.adaptive_avg_pool2d`` as ``P_h @ x @ P_w^T``.
-
-    PyTorch's ONNX exporter refuses adaptive pooling whose output size does not divide the
-    input size (the pyramid's 3, 6 and 8 bins almost never do); two matrix products with the
-    same bins export everywhere and give the same numbers. A size equal to the input's is the
-    identity and returns ``x`` itself, so modules stay exact at their native size.
-
-    The products run on the CPU, where they always have (rule ``'pool_matrix'``); on other
-    devices PyTorch's pooling kernel runs (:func:`mmattn.models.ops.adaptive_avg_pool2d`,
-    which writes the same products only while exporting to ONNX): on an NVIDIA H200, AFNB and
-    APNB were 2.5x and RGA 1.33x slower than their plain twins, which pool with
-    ``F.adaptive_avg_pool2d`` (issue #13).
-    """
-    out_h, out_w = size
-    h, w = x.shape[-2:]
-    if (h, w) == (out_h, out_w):
-        return x
-    if select('pool_matrix', x) == 'plain':
-        return _plain_adaptive_avg_pool2d(x, (out_h, out_w))
-    ph = pool_matrix(h, out_h, x)
-    pw = pool_matrix(w, out_w, x)
-    return torch.matmul(torch.matmul(ph, x), pw.t())
-
-
-def pyramid_pool(x: torch.Tensor, sizes) -> torch.Tensor:
-    """(N, C, H, W) -> (N, C, sum of s*s): the pyramid-pooled anchors of ANN (110 for 1,3,6,8)."""
-    return torch.cat([adaptive_avg_pool2d(x, (s, s)).flatten(2) for s in sizes], dim=2)
-
-
-
-def conv_module_forward(module: ConvModule, x: torch.Tensor) -> torch.Tensor:
-    """Run a conv-norm-act ConvModule, its norm through :func:`norm_forward`.
-
-    The keys of a 1x1 map at batch size 1, or an object-region map of one class, give a batch
-    norm one value per channel; PyTorch raises in training, a run should not.
-    """
-    x = module.conv(x)
-    if module.with_norm:
-        x = norm_forward(module.norm, x)
-    if module.with_activation:
-        x = module.activate(x)
-    return x
-
-
-def build_conv_module(in_channels, out_channels, kernel_size=1, bias='auto', **kwargs):
-    """A ConvModule; a bias before a batch norm is accepted silently.
-
-    The ANN and HRNet-OCR authors give some convs a bias before their BN. It is redundant (the
-    norm removes any per-channel constant), but keeping it keeps their parameter lists, so it
-    is an option; mmcv would warn once per construction.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='Unnecessary conv bias')
-        return ConvModule(in_channels, out_channels, kernel_size, bias=bias, **kwargs)
-
-
-# -- the block ------------------------------------------------------------------------------
 @MODELS.register_module()
 class APNBlock(BaseAttention):
     """ANN's asymmetric pyramid non-local block: pixel-to-anchor non-local attention.
@@ -94,7 +25,8 @@ class APNBlock(BaseAttention):
 
     The block is not residual; with ``out_channels == in_channels`` (the default) it keeps the
     input's shape and can be used as a plugin. The attention runs through
-    :func:`~mmattn.models.context.attention_ops.anchor_attention` with the authors' scale.
+    :func:`~mmattn.models.layers.softmax_attention` with the authors' scale; the pyramid
+    pooling is :func:`~mmattn.models.layers.pyramid_pool` (ONNX-exportable for any size).
 
     Submodules, and their names in mmseg's ``ANNHead.context`` (an APNB with
     ``query_scales=(1,)``): ``key_project`` -> ``stages.0.key_project``, ``query_project`` (the
@@ -162,7 +94,7 @@ class APNBlock(BaseAttention):
         query = key.flatten(2).transpose(1, 2)
         key = pyramid_pool(key, self.pool_sizes).transpose(1, 2)
         value = pyramid_pool(self.value_project(x), self.pool_sizes).transpose(1, 2)
-        context = anchor_attention(query, key, value, self.key_channels**-0.5)
+        context = softmax_attention(query, key, value, self.key_channels**-0.5)
         context = context.transpose(1, 2).reshape(n, self.value_channels, h, w)
         context = self.out_project(context)
         out = conv_module_forward(self.bottleneck, torch.cat([context, x], dim=1))
@@ -173,11 +105,3 @@ class APNBlock(BaseAttention):
                 f'value_channels={self.value_channels}, out_channels={self.out_channels}, '
                 f'pool_sizes={self.pool_sizes}')
 
-
-register_rule(
-    'pool_matrix', ('plain', 'matrix'), cpu_only('matrix'),
-    reason='Adaptive average pooling of ANN (APNB, AFNB) and RGA as two products with '
-    'averaging matrices (plain: F.adaptive_avg_pool2d). CPU: kept as it was (1 thread, '
-    'float32, training step at (8, 256, 56, 56), README: AFNB 1.20x, APNB 1.18x, RGA 1.75x '
-    'faster than plain; the pooling not timed apart). NVIDIA H200 (issue #13): AFNB 2.51x '
-    '(bf16 2.05x), APNB 2.50x (2.04x), RGA 1.33x (1.36x) plain: plain off the CPU.')

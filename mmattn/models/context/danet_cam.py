@@ -8,8 +8,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import autocast_off, gram
-from .attention_ops import flushed_softmax
+from ..layers import cpu_kernels, use_fast_path
+from ..utils import autocast_off
 
 
 @MODELS.register_module()
@@ -23,6 +23,10 @@ class DANetCAM(BaseAttention):
 
     The C x C energy sums H*W products and overflows float16 on real feature maps (H*W = 4096
     values of magnitude 4 already exceed 65504), so it is formed in float32 under autocast.
+
+    On the CPU the energy is :func:`~mmattn.models.layers.cpu_kernels.gram` and the softmax
+    :func:`~mmattn.models.layers.cpu_kernels.flushed_softmax`: on real feature maps most of
+    these probabilities underflow, many to subnormal floats, which the CPU multiplies slowly.
 
     Args:
         in_channels: C.
@@ -49,12 +53,12 @@ class DANetCAM(BaseAttention):
             feats = x.flatten(2)
             if feats.dtype in (torch.float16, torch.bfloat16):
                 feats = feats.float()
-            # bmm (in gram and below), not matmul: over a training step matmul's batched
-            # path held two more feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
-            energy = gram(feats)  # (N, C, C)
+            fast = use_fast_path(x)
+            # bmm, not matmul: over a training step matmul's batched path holds two more
+            # feature-map-sized tensors
+            energy = cpu_kernels.gram(feats) if fast else torch.bmm(feats, feats.transpose(1, 2))
             energy_new = energy.max(dim=-1, keepdim=True)[0].expand_as(energy) - energy
-            # most of these probabilities are 0 or subnormal, which the CPU multiplies
-            # slowly: flushed to 0, the same result to rounding (see flushed_softmax)
-            attention = flushed_softmax(energy_new, dim=-1)
+            attention = (cpu_kernels.flushed_softmax(energy_new, dim=-1) if fast
+                         else energy_new.softmax(dim=-1))
             out = torch.bmm(attention, feats).reshape(n, c, h, w)
         return self.gamma * out.to(x.dtype) + x

@@ -9,7 +9,7 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..utils import reduced_channels
-from .attention_ops import softmax_attention
+from ..layers import softmax_attention
 
 
 @MODELS.register_module()
@@ -20,11 +20,10 @@ class DANetPAM(BaseAttention):
     of each query, with no scale; gamma is a learnable scalar starting at 0, so the module
     starts as the identity. The layer names are the authors', so their weights load.
 
-    Memory: the (HW x HW) attention is never held unless ``lean=False``. Q and K are C/8 wide
-    and V is C wide, a shape for which PyTorch's fused attention falls back to the explicit
-    math kernel on CPU; the lean path attends by blocks of queries instead, and on a GPU in
-    half precision runs the fused kernel on heads of V that share zero-padded Q and K (see
-    :mod:`mmattn.models.context.attention_ops`).
+    Memory: the (HW x HW) attention is never held unless ``lean=False``: it runs through
+    :func:`~mmattn.models.layers.softmax_attention`, by blocks of queries or a fused kernel
+    (Q and K are C/8 wide against C-wide values, which PyTorch's fused kernels take only as
+    heads of V sharing zero-padded Q and K).
 
     Args:
         in_channels: C.
@@ -71,8 +70,7 @@ class DANetPAM(BaseAttention):
         q = self.query_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C/8)
         k = self.key_conv(x).flatten(2).transpose(1, 2)
         v = self.value_conv(x).flatten(2).transpose(1, 2)  # (N, HW, C)
-        # values first, as the authors and mmseg: on an H200 (bf16, 2x512x64x128) mmseg's
-        # PAM took 5.1 ms against 5.4 ms for the explicit formula in the other order (#13)
+        # values first, as the authors and mmseg: the result lies channels-first in memory
         out = softmax_attention(q, k, v, 1.0, lean=self.lean, values_first=True)
         return self.gamma * out.transpose(1, 2).reshape(n, c, h, w) + x
 

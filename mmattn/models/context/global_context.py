@@ -11,8 +11,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..dispatch import register_rule, select
-from ..ops import autocast_enabled, cpu_only, graph_capture, observed
 from ..utils import DropInError, norm_forward
 
 _FUSIONS = {'channel_add': 'channel_add', 'add': 'channel_add',
@@ -31,10 +29,6 @@ class GlobalContext(BaseAttention):
     The layer names are the authors' (and mmcv's), so their checkpoints load as they are; a bad
     argument raises :class:`~mmattn.models.utils.DropInError`, which is also the
     ``AssertionError`` mmcv's ``ContextBlock`` raises.
-
-    On the CPU the C -> 1 mask conv runs as one batched product of its weights (rule
-    ``'gc_mask'``: PyTorch's CPU conv with one output channel took 2-4x the product's time
-    forward + backward at (8, 256, 56, 56)); on other devices, the conv (not measured there).
 
     Args:
         in_channels: C.
@@ -116,17 +110,7 @@ class GlobalContext(BaseAttention):
         n, c = x.shape[:2]
         if self.pooling_type == 'avg':
             return self.avg_pool(x)
-        if (observed(self.conv_mask) or graph_capture()
-                or autocast_enabled(x.device.type)
-                or select('gc_mask', x) == 'plain'):
-            logits = self.conv_mask(x).flatten(2)
-        else:
-            # the C -> 1 conv as a product: PyTorch's CPU conv with one output channel took
-            # 2-4x the product's time forward + backward at (8, 256, 56, 56) (same values);
-            # CPU only (rule 'gc_mask'): a GPU's conv was not measured slower
-            w = self.conv_mask.weight.reshape(1, 1, c).expand(n, 1, c)
-            logits = torch.baddbmm(self.conv_mask.bias.reshape(1, 1, 1), w, x.flatten(2))
-        mask = logits.softmax(dim=-1)  # (N, 1, HW)
+        mask = self.conv_mask(x).flatten(2).softmax(dim=-1)  # (N, 1, HW)
         # bmm, not matmul: matmul's batched path holds extra full-size copies in training
         context = torch.bmm(x.flatten(2), mask.transpose(1, 2))  # (N, C, 1)
         return context.reshape(n, c, 1, 1)
@@ -150,11 +134,3 @@ class GlobalContext(BaseAttention):
         return (f'in_channels={self.in_channels}, planes={self.planes}, '
                 f'pooling_type={self.pooling_type!r}, fusion_types={self.fusion_types}')
 
-
-register_rule(
-    'gc_mask', ('plain', 'product'), cpu_only('product'),
-    reason="GC's C -> 1 mask conv: plain conv_mask(x), or the same weights as one batched "
-    "product. CPU (1 thread, float32, (8, 256, 56, 56), README): PyTorch's CPU conv with one "
-    'output channel 7.5-10 ms forward + backward, the product 3.2-3.6 ms, GC 1.16x faster '
-    'than plain. NVIDIA H200 (issue #13): GC among the modules at 0.70-1.11x plain, the '
-    'product not measured apart: the conv, as plain, off the CPU.')

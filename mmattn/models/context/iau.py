@@ -18,9 +18,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..dispatch import register_rule, select
-from ..ops import autocast_off, cpu_only, gram
-from ..utils import norm_forward, reduced_channels
+from ..layers import cpu_kernels, use_fast_path
+from ..utils import autocast_off, norm_forward, reduced_channels
 
 
 def _conv_norm(in_channels, out_channels, norm_cfg, act_cfg=None):
@@ -64,7 +63,8 @@ class ChannelIAU(BaseAttention):
     scale); y = f X; out = BN(conv1x1(y)) + x, the conv with bias, the BN's weight and bias
     **initialised to 0** (the unit starts as the identity).
 
-    The energies are computed in float32 under autocast: X X^T sums over every position.
+    The energies are computed in float32 under autocast: X X^T sums over every position. On
+    the CPU they are :func:`~mmattn.models.layers.cpu_kernels.gram`.
 
     Submodule names follow the authors' ``IAU``: ``W1`` (conv, BN).
 
@@ -94,9 +94,10 @@ class ChannelIAU(BaseAttention):
         n, c, h, w = x.shape
         with autocast_off(x.device.type):
             g = x.reshape(n, c, h * w).to(_wide_dtype(x))
-            # bmm, not matmul: over a training step matmul's batched path held two more
-            # feature-map-sized tensors (47 MiB at (8, 256, 56, 56))
-            f = F.softmax(gram(g), dim=-1)
+            # bmm, not matmul: over a training step matmul's batched path holds two more
+            # feature-map-sized tensors
+            energy = cpu_kernels.gram(g) if use_fast_path(x) else torch.bmm(g, g.transpose(1, 2))
+            f = F.softmax(energy, dim=-1)
             y = torch.bmm(f, g).to(x.dtype)
         return _run(self.W1, y.reshape(n, c, h, w)) + x
 
@@ -118,9 +119,8 @@ class SpatialIAU(BaseAttention):
     Everything after the part pooling works on P + 1 vectors and runs in float32 under
     autocast, where sums over positions could overflow float16.
 
-    On the CPU the part sums and the global average are one product (rule ``'siau_pool'``:
-    its backward writes x's gradient once; the unit trained 2.04x faster than plain there);
-    on other devices, the authors' product and mean (not measured there).
+    On the CPU the part sums and the global average are one product
+    (:func:`~mmattn.models.layers.cpu_kernels.part_pool`).
 
     Submodules, with the authors' names in ``IAU``/``SIAU``: ``part_attn`` (``sa.conv.conv``,
     ``sa.conv.bn``), ``reduce`` (``g``), ``edge`` (``SIAU.module_w.relation``), ``node``
@@ -173,16 +173,11 @@ class SpatialIAU(BaseAttention):
         with autocast_off(x.device.type):
             xf = x.reshape(n, c, h * w).to(dtype)
             af = a.reshape(n, p, h * w).to(dtype)
-            if select('siau_pool', x) == 'product':
-                # the P part sums and the global average as one product X [a; 1/HW]^T: its
-                # backward writes x's gradient once, in x's layout, where a^T-times-gradient
-                # and the mean's expanded gradient were two full-size adds, one transposed
-                # (CPU only, rule 'siau_pool')
-                pool = torch.cat([af, xf.new_full((n, 1, h * w), 1 / (h * w))], dim=1)
-                nodes = torch.bmm(xf, pool.transpose(1, 2))  # (N, C, P + 1)
-            else:  # the authors' part sums and global average pooling
+            if use_fast_path(x):
+                nodes = cpu_kernels.part_pool(xf, af)
+            else:  # the P part sums and the global average pooling
                 parts = torch.bmm(af, xf.transpose(1, 2)).transpose(1, 2)  # (N, C, P)
-                nodes = torch.cat([parts, xf.mean(dim=2, keepdim=True)], dim=2)
+                nodes = torch.cat([parts, xf.mean(dim=2, keepdim=True)], dim=2)  # (N, C, P + 1)
             nodes = self.reduce(nodes.unsqueeze(3)).squeeze(3)
             parts, u = nodes[:, :, :p], nodes[:, :, p:]  # (N, C', P), (N, C', 1)
             diff = (parts.unsqueeze(3) - parts.unsqueeze(2)).abs()  # (N, C', P, P)
@@ -201,11 +196,3 @@ class SpatialIAU(BaseAttention):
         return (f'in_channels={self.in_channels}, num_parts={self.num_parts}, '
                 f'inter_channels={self.inter_channels}')
 
-
-register_rule(
-    'siau_pool', ('plain', 'product'), cpu_only('product'),
-    reason="Spatial IAU's part sums and global average: plain a X^T and mean(X), or one "
-    'product X [a; 1/HW]^T whose backward writes grad_x once. CPU (1 thread, float32, '
-    'training step at (8, 256, 56, 56), README): Spatial IAU 2.04x faster than plain. NVIDIA '
-    'H200 (issue #13): SpatialIAU among the modules at 0.70-1.11x plain, the product not '
-    'measured apart: the plain ops off the CPU.')

@@ -13,7 +13,7 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..utils import norm_forward, reduced_channels
-from .attention_ops import concat_attention, softmax_attention
+from ..layers import concat_attention, softmax_attention
 
 MODES = ('embedded_gaussian', 'gaussian', 'dot_product', 'concatenation')
 
@@ -41,10 +41,10 @@ class NonLocal(BaseAttention):
     at 0. theta, phi, g and the output conv start from N(0, 0.01), biases 0 (the authors'
     ``CONV_INIT_STD``).
 
-    Memory: the (HW x HW) affinity is never held unless ``lean=False``; see
-    :mod:`mmattn.models.context.attention_ops`. ``'dot_product'`` is computed as
-    ``theta (phi^T g) / M`` (linear in HW), the softmax forms by blocks of queries or a fused
-    kernel, ``'concatenation'`` by blocks of queries.
+    Memory: the (HW x HW) affinity is never held unless ``lean=False``. ``'dot_product'`` is
+    computed as ``theta (phi^T g) / M`` (linear in HW), the softmax forms by
+    :func:`~mmattn.models.layers.softmax_attention` (blocks of queries or a fused kernel),
+    ``'concatenation'`` by :func:`~mmattn.models.layers.concat_attention`.
 
     Args:
         in_channels: C.

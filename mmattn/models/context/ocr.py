@@ -11,8 +11,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from .apnb import build_conv_module, conv_module_forward
-from .attention_ops import anchor_attention
+from ..layers import softmax_attention
+from ..utils import build_conv_module, conv_module_forward
 
 _DEFAULT_NUM_CLASSES = 19  # Cityscapes, where OCR's headline numbers come from
 
@@ -32,8 +32,8 @@ class ObjectContext(BaseAttention):
 
     A head block, not a plugin: ``forward(feats, logits)`` takes the features and the coarse class
     logits (an auxiliary head's output, at the features' size) and returns ``out_channels``.
-    The relation runs through
-    :func:`~mmattn.models.context.attention_ops.anchor_attention` with the authors' scale.
+    The relation runs through :func:`~mmattn.models.layers.softmax_attention` with the
+    authors' scale.
 
     Submodules, and their names in mmseg's ``OCRHead``: ``mid_conv`` -> ``bottleneck`` (with
     ``norm_conv_bias=False``: mmseg's 3x3 conv has no bias, HRNet-OCR's ``conv3x3_ocr`` has);
@@ -121,7 +121,7 @@ class ObjectContext(BaseAttention):
         query = self._seq(self.f_pixel, feats).flatten(2).transpose(1, 2)
         key = self._seq(self.f_object, regions).flatten(2).transpose(1, 2)
         value = conv_module_forward(self.f_down, regions).flatten(2).transpose(1, 2)
-        context = anchor_attention(query, key, value, self.key_channels**-0.5)
+        context = softmax_attention(query, key, value, self.key_channels**-0.5)
         context = context.transpose(1, 2).reshape(n, self.key_channels, h, w)
         context = conv_module_forward(self.f_up, context)
         out = conv_module_forward(self.bottleneck, torch.cat([context, feats], dim=1))

@@ -10,10 +10,8 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..dispatch import register_rule, select
-from ..ops import cpu_only, observed
-from ..utils import norm_forward, reduced_channels
-from .apnb import adaptive_avg_pool2d
+from ..layers import adaptive_avg_pool2d, cpu_kernels, use_fast_path
+from ..utils import has_forward_hooks, norm_forward, reduced_channels
 
 
 def _cna(in_channels, out_channels, norm_cfg, act_cfg=None):
@@ -78,12 +76,9 @@ class RGA(BaseAttention):
 
     Widths are the authors' ``//`` with a minimum of 1 (theirs reach 0 below C = 8).
 
-    On the CPU the products with ``gg``'s weights are regrouped (rule ``'rga_relations'``);
-    elsewhere the relation vectors are formed and ``gg``'s conv runs on them, as in the
-    authors' code. Regrouped, a GPU's float32 output would differ from the authors' by about
-    1e-3 (relative) where cuDNN runs convolutions in TF32 (PyTorch's default): the regrouped
-    products are float32 matrix products, the authors' relation conv is a TF32 convolution
-    (``tools/analysis/tf32_emulation.py``).
+    On the CPU ``gg``'s weights are applied to the embeddings, never to the relation vectors
+    (:func:`~mmattn.models.layers.cpu_kernels.regrouped_relations`); elsewhere the relation
+    vectors are formed and ``gg``'s conv runs on them, as in the authors' code.
     """
 
     _abbr_ = 'rga'
@@ -136,29 +131,22 @@ class RGA(BaseAttention):
         """gg's conv applied to the relation vectors. Returns (N, out, nodes).
 
         Node i (a column of ``a``, ``b``) has the relation vector [a_i . b_grid_k for all k,
-        a_grid_k . b_i for all k] (2P values). Where the rule ``'rga_relations'`` says
-        ``'plain'``, the vectors are formed, (N, 2P, nodes), and gg's conv runs on them, as
-        in the authors' code; ``'regrouped'`` never forms them: gg's weight W = [W_in, W_out]
-        maps the vector to W_in b_grid^T a_i + W_out a_grid^T b_i.
+        a_grid_k . b_i for all k] (2P values): the vectors (N, 2P, nodes) go through gg's
+        conv, as in the authors' code.
         """
-        # hooks on gg's conv (attention maps, pruning's and weight norm's pre-hooks that
-        # recompute its weight) need the conv called: the relations formed
-        if observed(gg[0]) or select('rga_relations', a) == 'plain':
-            if a_grid is a and b_grid is b:  # the channel branch: one C x C product
-                rel_out = torch.bmm(a.transpose(1, 2), b)
-                rel_in = rel_out
-            else:
-                rel_in = torch.bmm(a.transpose(1, 2), b_grid)
-                rel_out = torch.bmm(a_grid.transpose(1, 2), b)
-            joint = torch.cat([rel_in.transpose(1, 2), rel_out], dim=1)
-            return gg[0](joint.unsqueeze(3)).squeeze(3)
-        weight = gg[0].weight.flatten(1)
-        p = a_grid.shape[2]
-        w_in = weight[:, :p].to(a.dtype)
-        w_out = weight[:, p:].to(a.dtype)
-        m_in = torch.matmul(w_in, b_grid.transpose(1, 2))
-        m_out = torch.matmul(w_out, a_grid.transpose(1, 2))
-        return torch.matmul(m_in, a) + torch.matmul(m_out, b)
+        # the regrouped products read gg's weight: hooks on the conv (attention maps,
+        # pruning's and weight norm's pre-hooks that recompute the weight) would not run
+        if use_fast_path(a) and not has_forward_hooks(gg[0]):
+            return cpu_kernels.regrouped_relations(gg[0].weight.flatten(1), a, b, a_grid,
+                                                   b_grid)
+        if a_grid is a and b_grid is b:  # the channel branch: one C x C product
+            rel_out = torch.bmm(a.transpose(1, 2), b)
+            rel_in = rel_out
+        else:
+            rel_in = torch.bmm(a.transpose(1, 2), b_grid)
+            rel_out = torch.bmm(a_grid.transpose(1, 2), b)
+        joint = torch.cat([rel_in.transpose(1, 2), rel_out], dim=1)
+        return gg[0](joint.unsqueeze(3)).squeeze(3)
 
     def spatial_logits(self, x):
         """(N, 1, H, W): the spatial branch before its sigmoid."""
@@ -198,14 +186,3 @@ class RGA(BaseAttention):
         return (f'in_channels={self.in_channels}, spatial_size={self.spatial_size}, '
                 f'use_spatial={self.use_spatial}, use_channel={self.use_channel}')
 
-
-register_rule(
-    'rga_relations', ('plain', 'regrouped'), cpu_only('regrouped'),
-    reason='CPU (1 thread, float32, training step at (8, 256, 56, 56), min / median, '
-    'MMATTN_PATHS=rga_relations=<choice> tools/benchmarks/module_speed.py --modules RGA --impls '
-    'mmattn --threads 1 --skip-memory): regrouped 123 / 130 ms, formed relations 192 / 226 ms. '
-    'NVIDIA H200 (issue #13, project at 624c31f, training step at (8, 256, 56, 56)): RGA '
-    '1.33x plain in float32 (1.36x bf16) with its products regrouped and the fused gates of '
-    'that commit; the regrouping alone was not measured there, so the '
-    'authors\' formed relations and gg conv run off the CPU (150 against 124 kernels per step, '
-    'tools/benchmarks/kernel_trace.py).')

@@ -10,7 +10,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import global_avg_pool
 from ..utils import norm_forward, reduced_channels
 from ._common import ConvNormAct, build_norm
 
@@ -75,9 +74,7 @@ class BAM(BaseAttention):
 
     def channel_attention(self, x):
         """Mc(x), shape (N, C, 1, 1)."""
-        # the fused pooling of mmattn.models.ops: its backward writes no full-size gradient
-        # (on the CPU; elsewhere it is the plain mean, see its rule)
-        z = self.channel_fc1(global_avg_pool(x).flatten(1))[:, :, None, None]
+        z = self.channel_fc1(x.mean((2, 3)))[:, :, None, None]
         z = self.channel_act(norm_forward(self.channel_norm, z))
         return self.channel_fc2(z.flatten(1))[:, :, None, None]
 

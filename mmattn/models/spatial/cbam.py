@@ -11,7 +11,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 from ._common import ZPoolGate, zero_norm_
 
@@ -72,13 +71,11 @@ class CBAM(BaseAttention):
         self.check_input(x)
         logits = 0
         for pool in self.pool_types:
-            # the fused pooling and gate product (mmattn.models.ops) write nothing full-size
-            # in their backward but the input's gradient (on the CPU; elsewhere they are the
-            # plain ops, see their rules); max pooling with indices scatters
-            # its gradient to the argmax (amax's backward would build a full-size tie mask)
-            v = global_avg_pool(x) if pool == 'avg' else F.adaptive_max_pool2d(x, 1)
-            logits = logits + self.fc2(self.act(self.fc1(v.flatten(1))))
-        x = channel_gate(x, torch.sigmoid(logits)[:, :, None, None])
+            # max pooling with indices scatters its gradient to the argmax (amax's backward
+            # would build a full-size tie mask)
+            v = x.mean((2, 3)) if pool == 'avg' else F.adaptive_max_pool2d(x, 1).flatten(1)
+            logits = logits + self.fc2(self.act(self.fc1(v)))
+        x = x * torch.sigmoid(logits)[:, :, None, None]
         if self.spatial_gate is not None:
             x = self.spatial_gate(x)
         return x

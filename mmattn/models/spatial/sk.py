@@ -7,7 +7,6 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..ops import channel_gate, global_avg_pool
 from ..utils import reduced_channels
 from ._common import ConvNormAct, largest_divisor
 
@@ -75,20 +74,17 @@ class SelectiveKernel(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        # the branches stay separate tensors (stacking them copies M full-size maps), and the
-        # pooling and the per-channel products are the fused ops of mmattn.models.ops, whose
-        # backward writes nothing full-size but the input's gradient (on the CPU; elsewhere
-        # they are the plain ops, see their rules)
+        # the branches stay separate tensors: stacking them copies M full-size maps
         feats = [branch(x) for branch in self.branches]
         u = feats[0]
         for f in feats[1:]:
             u = u + f
-        z = self.fc_reduce(global_avg_pool(u))
+        z = self.fc_reduce(u.mean((2, 3), keepdim=True))
         logits = self.fc_select(z).reshape(x.shape[0], self.num_branches, self.in_channels, 1, 1)
         weights = logits.softmax(dim=1)
-        out = channel_gate(feats[0], weights[:, 0])
+        out = feats[0] * weights[:, 0]
         for m in range(1, self.num_branches):
-            out = out + channel_gate(feats[m], weights[:, m])
+            out = out + feats[m] * weights[:, m]
         return out
 
     def extra_repr(self):

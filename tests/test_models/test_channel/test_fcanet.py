@@ -76,8 +76,8 @@ def test_fcanet_matches_formula(hw):
 
 @pytest.mark.parametrize('hw', [(7, 7), (14, 21), (9, 5), (6, 8)])
 def test_fcanet_gradients_and_trace_match_the_authors_ops(hw):
-    """The one-pass DCT pooling (the basis spread over the bins) against autograd through the
-    authors' pooling and weighted sum, in float64; traces record the authors' ops."""
+    """Output and input gradient against autograd through the authors' pooling and weighted
+    sum, in float64; traces record the authors' ops."""
     m = randomize_(FcaNet(32, reduction=4)).double()
     x = torch.randn(2, 32, *hw, dtype=torch.float64, requires_grad=True)
     gy = torch.randn(2, 32, *hw, dtype=torch.float64)
@@ -100,7 +100,7 @@ def test_fcanet_gradients_and_trace_match_the_authors_ops(hw):
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=str)
 def test_fcanet_pooling_keeps_float32_under_autocast(dtype):
     """The authors' x * basis promotes to the basis' float32; autocast must not turn the
-    one-pass pooling's products into half-precision ones."""
+    pooling's products into half-precision ones."""
     m = randomize_(FcaNet(32, reduction=4))
     x = torch.randn(2, 32, 14, 21).requires_grad_()
     expected = (adaptive_bins_mean(x.detach().double(), 7, 7)

@@ -1,8 +1,10 @@
+import io
+
 import pytest
 import torch
 
 from mmattn.models.channel import SE
-from tests.helpers import assert_close, randomize_
+from tests.helpers import assert_close, has_module, randomize_
 
 
 def se_reference(x, w1, b1, w2, b2):
@@ -33,7 +35,6 @@ def test_se_initial_state():
 
 
 def test_se_gradients_match_formula():
-    # the fused pooling and product (mmattn.models.ops) must give autograd's gradients
     m = randomize_(SE(32, reduction=4)).double().train()
     x = torch.randn(2, 32, 6, 5, dtype=torch.float64, requires_grad=True)
     gy = torch.randn(2, 32, 6, 5, dtype=torch.float64)
@@ -44,3 +45,25 @@ def test_se_gradients_match_formula():
     expected = torch.autograd.grad(ref, [x] + params, gy)
     for a, b in zip(got, expected):
         assert_close(a, b)
+
+
+def test_tracing_records_a_plain_mul():
+    m = randomize_(SE(16)).train()
+    x = torch.randn(2, 16, 5, 5, requires_grad=True)
+    traced = torch.jit.trace(m, (x, ), check_trace=False)
+    kinds = {n.kind() for n in traced.graph.nodes()}
+    assert 'aten::mul' in kinds and 'prim::PythonOp' not in kinds
+
+
+@pytest.mark.skipif(not (has_module('onnx') and has_module('onnxruntime')),
+                    reason='needs onnx and onnxruntime')
+def test_onnx_export_is_a_plain_mul():
+    import onnx
+    m = randomize_(SE(16)).eval()
+    x = torch.randn(2, 16, 5, 5)
+    buf = io.BytesIO()
+    torch.onnx.export(m, (x, ), buf, opset_version=17, dynamo=False)
+    graph = onnx.load_from_string(buf.getvalue()).graph
+    ops_seen = [n.op_type for n in graph.node]
+    assert ops_seen[-1] == 'Mul'
+    assert all(n.domain in ('', 'ai.onnx') for n in graph.node)

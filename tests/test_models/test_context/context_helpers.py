@@ -5,7 +5,7 @@ import os
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmattn.models.context import attention_ops
+from mmattn.models.layers import attention
 
 
 def run_and_grads(module, x, weight):
@@ -42,8 +42,8 @@ def assert_lean_matches_explicit(module, x, monkeypatch, block_elements=50, rtol
     softmax, whose rows of dS sum to 0): those must stay at float32 noise, below 1e-7 of the
     largest gradient of all.
     """
-    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', block_elements)
-    monkeypatch.setattr(attention_ops, 'MIN_ROWS', 1)
+    monkeypatch.setattr(attention, 'BLOCK_ELEMENTS', block_elements)
+    monkeypatch.setattr(attention, 'MIN_ROWS', 1)
     explicit = copy.deepcopy(module)
     explicit.lean = False
     train_with_frozen_norms(module)

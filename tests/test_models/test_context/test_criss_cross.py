@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mmattn.models.context import CrissCross
+from mmattn.models.layers import fast_paths
 from tests.helpers import assert_close, randomize_, requires_mmdet
 from .context_helpers import build_config_backbone, check_backbone_runs, plugins_by_block
 
@@ -30,12 +31,12 @@ def criss_cross_reference(m, x):
     return out
 
 
-@pytest.mark.parametrize('fused', [True, False])
+@pytest.mark.parametrize('fast', [True, False])
 @pytest.mark.parametrize('hw', [(5, 7), (1, 4), (4, 1), (1, 1)])
-def test_criss_cross_matches_formula(hw, fused):
-    m = randomize_(CrissCross(16, recurrence=1, fused=fused), scale=0.3).double().eval()
+def test_criss_cross_matches_formula(hw, fast):
+    m = randomize_(CrissCross(16, recurrence=1), scale=0.3).double().eval()
     x = torch.randn(2, 16, *hw, dtype=torch.float64)
-    with torch.no_grad():
+    with torch.no_grad(), fast_paths(fast):
         assert_close(m(x), criss_cross_reference(m, x))
 
 
@@ -84,24 +85,26 @@ def test_criss_cross_gradients_and_gamma():
 
 
 def _fused_pass_ran(y):
-    return type(y.grad_fn).__name__.startswith('_CrissCrossFunction')
+    return type(y.grad_fn).__name__.startswith('_CrissCross')
 
 
 @pytest.mark.parametrize('recurrence', [1, 2])
 @pytest.mark.parametrize('shape', [(2, 16, 5, 7), (1, 16, 1, 4), (2, 16, 4, 1), (1, 16, 1, 1),
                                    (3, 24, 6, 6)])
 def test_fused_pass_matches_autograd_of_the_formula(shape, recurrence):
-    """The fused pass (hand-written backward) against autograd through the plain pass, in
-    float64: the output and the gradients of x, of every conv weight and bias, and of gamma."""
+    """The fused pass (hand-written backward) against autograd through the plain pass (the
+    switch off), in float64: the output and the gradients of x, of every conv weight and
+    bias, and of gamma."""
     fused = randomize_(CrissCross(shape[1], recurrence=recurrence), scale=0.3).double()
-    plain = CrissCross(shape[1], recurrence=recurrence, fused=False).double()
+    plain = CrissCross(shape[1], recurrence=recurrence).double()
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(shape, dtype=torch.float64)
     gy = torch.randn(shape, dtype=torch.float64)
     results = []
     for m in (fused, plain):
         xi = x.clone().requires_grad_()
-        y = m(xi)
+        with fast_paths(m is fused):
+            y = m(xi)
         assert _fused_pass_ran(y) == (m is fused)
         y.backward(gy)
         results.append((y.detach(), xi.grad, {n: p.grad for n, p in m.named_parameters()}))
@@ -135,13 +138,15 @@ def test_fused_pass_float32_against_the_plain_pass():
     fused = randomize_(CrissCross(64), scale=0.1)
     with torch.no_grad():
         fused.gamma.fill_(0.7)
-    plain = CrissCross(64, fused=False)
+    plain = CrissCross(64)
     plain.load_state_dict(fused.state_dict())
     x = torch.randn(2, 64, 24, 20)
     outs = []
     for m in (fused, plain):
         xi = x.clone().requires_grad_()
-        y = m(xi)
+        with fast_paths(m is fused):
+            y = m(xi)
+        assert _fused_pass_ran(y) == (m is fused)
         y.square().sum().backward()
         outs.append((y.detach(), xi.grad, m.value_conv.weight.grad))
     for a, b in zip(*outs):
@@ -152,7 +157,11 @@ def test_plain_pass_where_the_fused_one_does_not_apply():
     m = randomize_(CrissCross(8, recurrence=2), scale=0.3)
     x = torch.randn(1, 8, 4, 5, requires_grad=True)
     assert _fused_pass_ran(m(x))
-    assert not _fused_pass_ran(CrissCross(8, fused=False)(x))
+    with fast_paths(False):
+        assert not _fused_pass_ran(m(x))
+    # autocast would not apply inside the fused pass
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert not _fused_pass_ran(m(x))
     # hooks on the convs (the attention-map tool's taps) see every pass
     calls = []
     handle = m.query_conv.register_forward_hook(lambda mod, inp, out: calls.append(out.shape))
@@ -164,7 +173,7 @@ def test_plain_pass_where_the_fused_one_does_not_apply():
     with torch.no_grad():
         graph = str(torch.jit.trace(m.eval(), x.detach()).inlined_graph)
     assert 'aten::_convolution' in graph and 'aten::bmm' in graph
-    assert '_CrissCrossFunction' not in graph
+    assert '_CrissCross' not in graph and 'PythonOp' not in graph
 
 
 def _mmcv_cc():
@@ -204,26 +213,21 @@ def test_criss_cross_config_placement():
     check_backbone_runs(net)
 
 
-def test_self_mask_cache_and_fake_tensors():
-    """The cached self mask is a real tensor's: tracing with fake tensors (make_fx) neither
-    reads it (a real mask cannot be added to fake energies) nor leaves a fake one for the
-    eager passes after it; a module pickled before the cache existed runs."""
+def test_fake_tensor_tracing():
+    """Tracing with fake tensors (make_fx) gives a graph that computes the eager result, and
+    leaves the module running eagerly as before."""
     from torch.fx.experimental.proxy_tensor import make_fx
     torch.manual_seed(0)
-    m = CrissCross(16, fused=False).eval()
+    m = CrissCross(16).eval()
     with torch.no_grad():
         m.gamma.fill_(0.5)
     x = torch.randn(2, 16, 9, 7)
-    expected = m(x)  # caches the (9, 9) mask
-    params = {**dict(m.named_parameters()), **dict(m.named_buffers())}
-    graph = make_fx(lambda p, t: torch.func.functional_call(m, p, (t, )),
-                    tracing_mode='fake')(params, x)
-    assert all(type(mask) is torch.Tensor for mask in m._self_masks.values())
-    m._self_masks.clear()
-    make_fx(lambda p, t: torch.func.functional_call(m, p, (t, )), tracing_mode='fake')(params, x)
-    out = m(x)
+    with fast_paths(False):
+        expected = m(x)
+        params = {**dict(m.named_parameters()), **dict(m.named_buffers())}
+        graph = make_fx(lambda p, t: torch.func.functional_call(m, p, (t, )),
+                        tracing_mode='fake')(params, x)
+        out = m(x)
     assert type(out) is torch.Tensor
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(graph(params, x), expected)
-    del m.__dict__['_self_masks']  # as unpickled from before the cache
-    torch.testing.assert_close(m(x), expected)

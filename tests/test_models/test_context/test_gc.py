@@ -67,9 +67,9 @@ def test_gc_matches_mmcv_context_block(pooling_type, fusion_types):
         assert_close(ours(x), ref(x))
 
 
-def test_gc_attention_pooling_product_matches_its_conv():
-    """The C -> 1 mask conv runs as a product; with a hook on the conv (the attention-map
-    tool's tap) or in a trace the conv itself runs. Same outputs and gradients, float64."""
+def test_gc_attention_pooling_calls_its_conv():
+    """The C -> 1 mask conv is called, so a hook on it (the attention-map tool's tap) sees
+    it, and a trace shows it. Same gradients with and without the hook, float64."""
     m = randomize_(GlobalContext(16, ratio=0.5), scale=0.3).double()
     x = torch.randn(2, 16, 5, 6, dtype=torch.float64)
     gy = torch.randn_like(x)

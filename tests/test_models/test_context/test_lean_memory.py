@@ -2,9 +2,10 @@
 
 Each case runs in a fresh Python process that builds the module, warms it up on a tiny input
 (kernels, thread pools), then runs one forward (and backward in training) on a large map and
-reports the growth of its peak resident memory (``VmHWM``; not ``ru_maxrss``, which a child inherits from the parent it was forked from, so a large pytest process would hide the growth). At 128 x 128 pixels one
-HW x HW float32 matrix is 1 GiB, and an explicit forward and backward holds several; the lean
-paths must stay far below one of them. A control case runs the explicit path at 64 x 64 and
+reports the growth of its peak resident memory (``VmHWM``; not ``ru_maxrss``, which a child
+inherits from the parent it was forked from, so a large pytest process would hide the growth).
+At 128 x 128 pixels one HW x HW float32 matrix is 1 GiB, and an explicit forward and backward
+holds several; the lean paths must stay far below one of them. A control case runs the explicit path at 64 x 64 and
 must show its matrix, so the measurement itself is shown to see such allocations.
 
 This catches silent fallbacks, e.g. PyTorch's fused attention taking its math kernel (which

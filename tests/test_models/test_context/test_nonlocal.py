@@ -217,73 +217,13 @@ def test_nonlocal_config_authors_placement():
     check_backbone_runs(net)
 
 
-# (block elements, minimum rows) -> blocks of (samples, queries) over a batch of 2, 7 queries
-# and 6 keys: 3 queries of one sample (a shorter last block), all 7 queries of both samples
-BLOCKINGS = {'3-queries': (3 * 6, 1), 'both-samples': (2 * 7 * 6, 1)}
-
-
-def test_blocking_sizes(monkeypatch):
-    from mmattn.models.context import attention_ops as ops
-    monkeypatch.setattr(ops, 'MIN_ROWS', 1)
-    for name, expected in [('3-queries', (1, 3)), ('both-samples', (2, 7))]:
-        monkeypatch.setattr(ops, 'BLOCK_ELEMENTS', BLOCKINGS[name][0])
-        assert ops._blocking(2, 7, 6) == expected
-        blocks = [(sb.start, sb.stop, sq.start, n) for sb, sq, _, n in
-                  ops._blocks(2, 7, expected)]
-        covered = sorted((b, q) for b0, b1, q0, n in blocks for b in range(b0, b1)
-                         for q in range(q0, q0 + n))
-        assert covered == [(b, q) for b in range(2) for q in range(7)]
-    # the defaults: at least MIN_ROWS queries of one sample, however many keys
-    monkeypatch.undo()
-    samples, rows = ops._blocking(8, 128 * 256, 128 * 256)
-    assert (samples, rows) == (1, ops.MIN_ROWS)
-    samples, rows = ops._blocking(2, 64 * 128, 64 * 128)
-    assert samples * rows * 64 * 128 <= max(ops.BLOCK_ELEMENTS, ops.MIN_ROWS * 64 * 128)
-    assert rows >= ops.MIN_ROWS
-
-
-@pytest.mark.parametrize('blocking', list(BLOCKINGS))
-@pytest.mark.parametrize('widths', [(3, 3), (2, 5), (5, 2)])
-def test_blocked_softmax_attention_gradcheck(widths, blocking, monkeypatch):
-    """The blocked attention's hand-written backward against finite differences (float64),
-    over a batch of 2, by blocks of one sample's queries (a shorter last block) or of both
-    samples."""
-    from mmattn.models.context import attention_ops
-    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', BLOCKINGS[blocking][0])
-    monkeypatch.setattr(attention_ops, 'MIN_ROWS', BLOCKINGS[blocking][1])
-    d, e = widths
-    q = torch.randn(2, 7, d, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(2, 6, d, dtype=torch.float64, requires_grad=True)
-    v = torch.randn(2, 6, e, dtype=torch.float64, requires_grad=True)
-    # equal widths on CPU with autograd also take the blocked path
-    fn = lambda q, k, v: attention_ops.softmax_attention(q, k, v, 0.7)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (q, k, v))
-    expected = attention_ops.explicit_softmax_attention(q, k, v, 0.7)
-    assert_close(fn(q, k, v), expected)
-
-
-@pytest.mark.parametrize('blocking', list(BLOCKINGS))
-def test_blocked_concat_attention_gradcheck(blocking, monkeypatch):
-    from mmattn.models.context import attention_ops
-    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', BLOCKINGS[blocking][0])
-    monkeypatch.setattr(attention_ops, 'MIN_ROWS', BLOCKINGS[blocking][1])
-    # ReLU's kink: keep every a_i + b_j away from 0 so that finite differences are valid
-    signs = torch.tensor([1., -1., 1., -1., 1., -1., 1.], dtype=torch.float64)
-    a = ((torch.rand(2, 7, dtype=torch.float64) + 0.1) * signs)[..., None].requires_grad_()
-    b = (torch.rand(2, 6, 1, dtype=torch.float64) * 0.05).requires_grad_()
-    g = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(attention_ops.concat_attention, (a, b, g))
-    assert_close(attention_ops.concat_attention(a, b, g),
-                 attention_ops.explicit_concat_attention(a, b, g))
-
-
 @pytest.mark.parametrize('mode', ['embedded_gaussian', 'gaussian'])
 def test_nonlocal_lean_under_bfloat16_autocast(mode, monkeypatch):
     """Under bfloat16 autocast the lean path is as close to the float32 result as the explicit
     path under the same autocast (its softmax statistics are kept in float32)."""
-    from mmattn.models.context import attention_ops
-    monkeypatch.setattr(attention_ops, 'BLOCK_ELEMENTS', 50)
-    monkeypatch.setattr(attention_ops, 'MIN_ROWS', 1)
+    from mmattn.models.layers import attention
+    monkeypatch.setattr(attention, 'BLOCK_ELEMENTS', 50)
+    monkeypatch.setattr(attention, 'MIN_ROWS', 1)
     torch.manual_seed(0)
     m = train_with_frozen_norms(randomize_(NonLocal(16, mode=mode), scale=0.3))
     x = torch.randn(2, 16, 9, 11) * 0.5

@@ -158,9 +158,9 @@ def test_rga_channels_last_and_onnx(kwargs):
 def test_rga_empty_batch(path):
     """No samples: an empty result (the spatial relations' reshape(n, -1, h, w) could not
     infer its -1 from 0 elements)."""
-    from mmattn.models.dispatch import forced
+    from mmattn.models.layers import fast_paths
     x = torch.randn(0, 16, 4, 3, requires_grad=True)
-    with forced('rga_relations', path):
+    with fast_paths(path == 'regrouped'):
         y = RGA(16, spatial_size=(4, 3))(x)
     y.sum().backward()
     assert y.shape == x.shape and x.grad.shape == x.shape
@@ -171,7 +171,7 @@ def test_rga_hooks_on_the_relation_convs_run():
     weight from weight_orig (the regrouped products read a stale weight, and a second training
     step raised), and a forward hook sees the relations."""
     import torch.nn.utils.prune as prune
-    from mmattn.models.dispatch import forced
+    from mmattn.models.layers import fast_paths
     x = torch.randn(2, 16, 4, 3, dtype=torch.float64)
     results = {}
     for path in ('plain', 'regrouped'):
@@ -181,7 +181,7 @@ def test_rga_hooks_on_the_relation_convs_run():
         seen = []
         m.gg_channel[0].register_forward_hook(lambda mod, i, o: seen.append(o.shape))
         opt = torch.optim.SGD(m.parameters(), lr=0.1)
-        with forced('rga_relations', path):
+        with fast_paths(path == 'regrouped'):
             for _ in range(2):
                 opt.zero_grad()
                 y = m(x)

@@ -3,8 +3,10 @@
 Each case runs in a fresh Python process: it builds one head (mmseg's, or ours with mmseg's
 weights), warms it up on a tiny map, then runs one forward (evaluation, no autograd) or one
 training step (forward, loss, backward) on a 64 x 128 map of 16 channels and reports the growth of
-its peak resident memory (``VmHWM``; not ``ru_maxrss``, which a child inherits from the parent it was forked from, so a large pytest process would hide the growth). There one HW x HW float32 matrix is 256 MiB; mmseg's
-PAM holds its energies and their softmax (and their gradients in training), ours none of them.
+its peak resident memory (``VmHWM``; not ``ru_maxrss``, which a child inherits from the parent
+it was forked from, so a large pytest process would hide the growth). There one HW x HW float32
+matrix is 256 MiB; mmseg's PAM holds its energies and their softmax (and their gradients in
+training), ours none of them.
 """
 import json
 import os

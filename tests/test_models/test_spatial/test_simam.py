@@ -3,8 +3,8 @@ import warnings
 import pytest
 import torch
 
-import mmattn.models.spatial.simam as simam_mod
-from mmattn.models.ops import CompiledKernel
+from mmattn.models.layers import cpu_kernels, fast_paths
+from mmattn.models.layers.cpu_kernels import CompiledKernel
 from mmattn.models.spatial import SimAM
 from tests.helpers import assert_close
 
@@ -47,10 +47,16 @@ def test_simam_initial_state():
         SimAM(64, e_lambda=0)
 
 
-# -- the fused kernels (mmattn.models.spatial.simam.fused_simam) ---------------------------------
+def plain_simam(x, e_lambda):
+    """The module's plain formula (the fast paths off)."""
+    with fast_paths(False):
+        return SimAM(x.shape[1], e_lambda=e_lambda)(x)
+
+
+# -- the compiled kernels (mmattn.models.layers.cpu_kernels.simam) ---------------------------
 @pytest.fixture
 def fused_small(monkeypatch):
-    """Reach the fused kernels with small inputs, and count the calls that reach them."""
+    """Reach the compiled kernels with small inputs, and count the calls that reach them."""
     calls = {'forward': 0, 'backward': 0}
 
     def counted(kernel, key):
@@ -59,11 +65,12 @@ def fused_small(monkeypatch):
             return kernel(*args)
         return call
 
-    kernels = simam_mod._fused_forward, simam_mod._fused_backward
-    monkeypatch.setattr(simam_mod, 'FUSED_MIN_ELEMENTS', 0)
-    monkeypatch.setattr(simam_mod, '_fused_forward', counted(kernels[0], 'forward'))
-    monkeypatch.setattr(simam_mod, '_fused_backward', counted(kernels[1], 'backward'))
-    yield calls
+    kernels = cpu_kernels.simam_forward_kernel, cpu_kernels.simam_backward_kernel
+    monkeypatch.setattr(cpu_kernels, 'SIMAM_MIN_ELEMENTS', 0)
+    monkeypatch.setattr(cpu_kernels, 'simam_forward_kernel', counted(kernels[0], 'forward'))
+    monkeypatch.setattr(cpu_kernels, 'simam_backward_kernel', counted(kernels[1], 'backward'))
+    with fast_paths(True):
+        yield calls
     assert all(k.failed is None for k in kernels), (
         'torch.compile failed: the fused path fell back to the plain formula')
 
@@ -82,7 +89,7 @@ def test_fused_simam_matches_formula_and_gradients(fused_small, shape):
 
     x_ref = x.detach().clone().requires_grad_()
     # the written-out reference divides by n = 0 at 1x1, where the module clamps n to 1
-    reference = simam_reference if shape[2] * shape[3] > 1 else simam_mod.authors_simam
+    reference = simam_reference if shape[2] * shape[3] > 1 else plain_simam
     expected = reference(x_ref, 0.1)
     (grad_ref,) = torch.autograd.grad(expected, x_ref, gy)
     assert_close(out, expected)
@@ -91,7 +98,7 @@ def test_fused_simam_matches_formula_and_gradients(fused_small, shape):
 
 def test_fused_simam_gradcheck(fused_small):
     x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: simam_mod.fused_simam(t, 1e-4), (x,))
+    assert torch.autograd.gradcheck(lambda t: cpu_kernels.simam(t, 1e-4), (x,))
     assert fused_small['backward'] > 0
 
 
@@ -101,25 +108,41 @@ def test_fused_simam_float32_and_inference(fused_small):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 8, 9, 11, generator=gen).requires_grad_()
     gy = torch.randn(2, 8, 9, 11, generator=gen)
-    out = simam_mod.fused_simam(x, 1e-4)
+    out = cpu_kernels.simam(x, 1e-4)
     (grad,) = torch.autograd.grad(out, x, gy)
     x_ref = x.detach().clone().requires_grad_()
-    expected = simam_mod.authors_simam(x_ref, 1e-4)
+    expected = plain_simam(x_ref, 1e-4)
     (grad_ref,) = torch.autograd.grad(expected, x_ref, gy)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grad, grad_ref, rtol=1e-4, atol=1e-5)
     with torch.no_grad():
-        torch.testing.assert_close(simam_mod.fused_simam(x, 1e-4), expected.detach(),
+        torch.testing.assert_close(cpu_kernels.simam(x, 1e-4), expected.detach(),
                                    rtol=1e-5, atol=1e-6)
     assert fused_small == {'forward': 2, 'backward': 1}
 
 
-def test_simam_unfused_and_traced_use_the_plain_formula(fused_small):
+def test_simam_switched_off_and_traced_use_the_plain_formula(fused_small):
     x = torch.randn(1, 3, 6, 6)
-    SimAM(3, fused=False)(x)
+    with fast_paths(False):
+        SimAM(3)(x)
     graph = torch.jit.trace(SimAM(3), x, check_trace=False).graph
     assert fused_small['forward'] == 0
     assert 'aten::sigmoid' in str(graph)
+    SimAM(3)(x)
+    assert fused_small['forward'] == 1
+
+
+def test_small_maps_take_the_plain_formula(monkeypatch):
+    """Below SIMAM_MIN_ELEMENTS a kernel call's overhead outweighs what it saves."""
+    called = []
+    monkeypatch.setattr(cpu_kernels, 'simam', lambda *args: called.append(args))
+    x = torch.randn(1, 4, 8, 8)
+    assert x.numel() < cpu_kernels.SIMAM_MIN_ELEMENTS
+    with fast_paths(True):
+        SimAM(4)(x)
+        assert not called
+        SimAM(4)(torch.randn(1, 4, 128, 128))
+    assert len(called) == 1
 
 
 def test_compiled_kernel_falls_back_with_a_warning(monkeypatch):

@@ -1,10 +1,10 @@
-"""Every path of the lean pixel-to-pixel attention against the explicit formula, and the rules
-that pick a path by device, dtype and size.
+"""Every path of the lean softmax and concatenation attention against the explicit formula,
+and :func:`attention_path`, which picks a path by device, dtype and size.
 
-The CPU tests force each path (``dispatch.forced``) and compare values and gradients with the
-explicit formula in float64, where any path's error is ~1e-15: a wrong padding, head split,
-scale or block boundary shows as an O(1) difference. The rules are plain functions of
-(device type, dtype, sizes), so their choices for a GPU are tested here too. The CUDA tests
+The CPU tests run each path (``path=``) and compare values and gradients with the explicit
+formula in float64, where any path's error is ~1e-15: a wrong padding, head split, scale or
+block boundary shows as an O(1) difference. :func:`attention_path` is a plain function of
+(device type, dtype, sizes), so its choices for a GPU are tested here too. The CUDA tests
 (skipped without a GPU) compare what each path computes there with a float64 CPU reference.
 """
 import copy
@@ -15,8 +15,8 @@ import torch
 from torch.nn.attention import SDPBackend
 
 from mmattn.models.context import DANetPAM, NonLocal
-from mmattn.models.context import attention_ops as ops
-from mmattn.models.dispatch import forced, rules, select
+from mmattn.models.layers import attention as ops
+from mmattn.models.layers import attention_path
 from tests.helpers import randomize_
 
 SOFTMAX_PATHS = ('explicit', 'sdpa', 'sdpa_heads', 'blocked')
@@ -73,13 +73,12 @@ def test_every_softmax_path_equals_explicit(path, shape, scale, values_first, sm
     weight = torch.randn(shape[0], shape[1], shape[4], dtype=f64)
     ref, ref_grads = _value_and_grads(
         lambda q, k, v: ops.explicit_softmax_attention(q, k, v, scale), tensors, weight)
-    with forced('softmax_attention', path):
-        out, grads = _value_and_grads(
-            lambda q, k, v: ops.softmax_attention(q, k, v, scale, values_first=values_first),
-            tensors, weight)
-        # inference (no autograd) takes each path's forward-only branch
-        with torch.no_grad():
-            out_ng = ops.softmax_attention(*tensors, scale, values_first=values_first)
+    out, grads = _value_and_grads(
+        lambda q, k, v: ops.softmax_attention(q, k, v, scale, values_first=values_first,
+                                              path=path), tensors, weight)
+    # inference (no autograd) takes each path's forward-only branch
+    with torch.no_grad():
+        out_ng = ops.softmax_attention(*tensors, scale, values_first=values_first, path=path)
     for what, got, expected in [('output', out, ref), ('no-grad output', out_ng, ref)] + [
             (f'gradient of {n}', g, r) for n, g, r in zip('qkv', grads, ref_grads)]:
         _assert_close(got, expected, 1e-12, f'{path} {what}')
@@ -103,8 +102,7 @@ def test_softmax_paths_under_cpu_autocast(path, small_blocks):
     ref = ops.explicit_softmax_attention(q.double(), k.double(), v.double(), 0.5)
     with torch.autocast('cpu', dtype=bf16):
         explicit = ops.explicit_softmax_attention(q, k, v, 0.5)
-        with forced('softmax_attention', path):
-            out = ops.softmax_attention(q, k, v, 0.5)
+        out = ops.softmax_attention(q, k, v, 0.5, path=path)
     assert out.dtype == explicit.dtype == bf16
     bound = 2 * (explicit.double() - ref).abs().max().item()
     assert (out.double() - ref).abs().max().item() <= max(bound, 1e-2)
@@ -118,8 +116,8 @@ def test_every_concat_path_equals_explicit(path, small_blocks):
     g = torch.randn(2, 11, 7, generator=gen, dtype=f64, requires_grad=True)
     weight = torch.randn(2, 13, 7, dtype=f64)
     ref, ref_grads = _value_and_grads(ops.explicit_concat_attention, (a, b, g), weight)
-    with forced('concat_attention', path):
-        out, grads = _value_and_grads(ops.concat_attention, (a, b, g), weight)
+    out, grads = _value_and_grads(
+        lambda a, b, g: ops.concat_attention(a, b, g, path=path), (a, b, g), weight)
     for what, got, expected in [('output', out, ref)] + [
             (f'gradient of {n}', x, r) for n, x, r in zip('abg', grads, ref_grads)]:
         _assert_close(got, expected, 1e-12, f'{path} {what}')
@@ -132,8 +130,7 @@ def test_empty_maps_take_no_fused_kernel():
         q, k, v = _inputs(2, n_q, n_k, 4, 6)
         ref = ops.explicit_softmax_attention(q, k, v, 1.0)
         for path in SOFTMAX_PATHS:
-            with forced('softmax_attention', path):
-                out = ops.softmax_attention(q, k, v, 1.0)
+            out = ops.softmax_attention(q, k, v, 1.0, path=path)
             assert out.shape == ref.shape == (2, n_q, 6)
             assert torch.equal(out, ref)  # no keys: sums over nothing, zeros
 
@@ -145,18 +142,23 @@ def test_empty_batch_on_every_path(grad):
     q, k, v = (t.detach().requires_grad_(grad) for t in _inputs(0, 5, 7, 4, 6))
     a, b = torch.randn(0, 5, 1, dtype=f64), torch.randn(0, 7, 1, dtype=f64)
     for path in SOFTMAX_PATHS:
-        with forced('softmax_attention', path):
-            assert ops.softmax_attention(q, k, v, 1.0).shape == (0, 5, 6)
+        assert ops.softmax_attention(q, k, v, 1.0, path=path).shape == (0, 5, 6)
     for path in ('explicit', 'blocked'):
-        with forced('concat_attention', path):
-            assert ops.concat_attention(a, b, v).shape == (0, 5, 6)
+        assert ops.concat_attention(a, b, v, path=path).shape == (0, 5, 6)
+
+
+@pytest.fixture
+def forced_path(monkeypatch):
+    """``forced_path(path)``: the modules' attention runs ``path`` wherever attention_path
+    would choose."""
+    return lambda path: monkeypatch.setattr(ops, 'attention_path', lambda *a, **k: path)
 
 
 @pytest.mark.parametrize('module', ['pam', 'nonlocal'])
 @pytest.mark.parametrize('path', SOFTMAX_PATHS)
-def test_modules_through_every_path(module, path, small_blocks):
+def test_modules_through_every_path(module, path, small_blocks, forced_path):
     """DANet's PAM (C/8 against C wide) and Non-local (equal widths, scaled), float64, batch 2,
-    odd map: every forced path gives lean=False's outputs and gradients."""
+    odd map: every path gives lean=False's outputs and gradients."""
     torch.manual_seed(0)
     m = DANetPAM(16) if module == 'pam' else NonLocal(16, norm_cfg=None)
     m = randomize_(m.double(), scale=0.5).train()
@@ -173,8 +175,8 @@ def test_modules_through_every_path(module, path, small_blocks):
         return [out] + list(grads)
 
     ref = run(explicit)
-    with forced('softmax_attention', path):
-        got = run(m)
+    forced_path(path)
+    got = run(m)
     largest = max(r.abs().max().item() for r in ref)
     for i, (g, r) in enumerate(zip(got, ref)):
         _assert_close(g, r, 1e-12, f'{module} {path} tensor {i}', floor=largest)
@@ -206,34 +208,32 @@ def test_no_fused_kernel_falls_back_to_blocks(monkeypatch):
     ref, ref_grads = _value_and_grads(
         lambda q, k, v: ops.explicit_softmax_attention(q, k, v, 0.5), tensors, weight)
     for path in ('sdpa', 'sdpa_heads'):
-        with forced('softmax_attention', path):
-            with pytest.warns(UserWarning, match='running by blocks'):
-                out, grads = _value_and_grads(
-                    lambda q, k, v: ops.softmax_attention(q, k, v, 0.5), tensors, weight)
+        with pytest.warns(UserWarning, match='running by blocks'):
+            out, grads = _value_and_grads(
+                lambda q, k, v: ops.softmax_attention(q, k, v, 0.5, path=path), tensors,
+                weight)
         for what, got, expected in [('output', out, ref)] + list(zip('qkv', grads, ref_grads)):
             _assert_close(got, expected, 1e-12, f'{path} fallback {what}')
-    with forced('softmax_attention', 'sdpa_heads'), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter('error')  # said once per dtype and widths
-        ops.softmax_attention(*tensors, 0.5)
+        ops.softmax_attention(*tensors, 0.5, path='sdpa_heads')
 
 
-# -- the rules ------------------------------------------------------------------------------
-def test_rules_are_registered():
-    assert rules()['softmax_attention'].choices == SOFTMAX_PATHS
-    assert rules()['concat_attention'].choices == ('explicit', 'blocked')
-
-
+# -- attention_path ---------------------------------------------------------------------------
 @pytest.mark.parametrize('dtype', [f32, f64, bf16, f16])
-def test_cpu_rule_unchanged(dtype):
-    """The CPU keeps the choices measured there: the fused kernel for equal widths in
-    inference, blocks otherwise (training, unequal widths, empty maps)."""
-    choose = ops.choose_softmax_path
-    assert choose('cpu', dtype, 2, 8192, 8192, 256, 256, False) == 'sdpa'
-    assert choose('cpu', dtype, 2, 8192, 8192, 256, 256, True) == 'blocked'
-    assert choose('cpu', dtype, 2, 8192, 8192, 64, 512, False) == 'blocked'
-    assert choose('cpu', dtype, 1, 16, 16, 64, 512, True) == 'blocked'
-    assert choose('cpu', dtype, 2, 0, 8192, 256, 256, False) == 'blocked'
-    assert ops.choose_concat_path('cpu', 1, 16, 16) == 'blocked'
+def test_cpu_choices(dtype):
+    """The CPU: the fused kernel for equal widths in inference, blocks otherwise (training,
+    unequal widths, empty maps); a matrix no larger than the values explicitly."""
+    assert attention_path('cpu', dtype, 2, 8192, 8192, 256, 256, False) == 'sdpa'
+    assert attention_path('cpu', dtype, 2, 8192, 8192, 256, 256, True) == 'blocked'
+    assert attention_path('cpu', dtype, 2, 8192, 8192, 64, 512, False) == 'blocked'
+    assert attention_path('cpu', dtype, 1, 4096, 4096, 64, 512, True) == 'blocked'
+    assert attention_path('cpu', dtype, 2, 0, 8192, 256, 256, False) == 'blocked'
+    assert attention_path('cpu', dtype, 1, 16, 16, 1, 8, True, form='concat') == 'blocked'
+    assert attention_path('cpu', dtype, 1, 16, 16, 1, 8, False, form='concat') == 'blocked'
+    # keys <= value width: the matrix is no larger than the values, nothing to save
+    assert attention_path('cpu', dtype, 1, 16, 16, 64, 512, True) == 'explicit'
+    assert attention_path('cpu', dtype, 1, 16, 16, 1, 16, True, form='concat') == 'explicit'
 
 
 # (batch, H, W) -> queries = keys = H * W
@@ -246,8 +246,8 @@ def _sizes(case):
 
 
 @pytest.mark.parametrize('grad', [True, False])
-def test_cuda_rule(grad):
-    choose = ops.choose_softmax_path
+def test_cuda_choices(grad):
+    choose = attention_path
     for half in (bf16, f16):
         for case in (SMALL, TARGET_SMALL, TARGET_LARGE):
             # Non-local (equal widths <= 256): one head through flash / cuDNN
@@ -259,12 +259,13 @@ def test_cuda_rule(grad):
         assert choose('cuda', half, *_sizes(TARGET_SMALL), 512, 256, grad) == 'explicit'
         assert choose('cuda', half, *_sizes(TARGET_LARGE), 512, 256, grad) == 'blocked'
         assert choose('cuda', half, 2, 0, 64, 64, 64, grad) != 'sdpa'
+        assert choose('cuda', half, 2, 0, 640, 64, 64, grad) != 'sdpa'
     for dtype in (f32, f64):
         for d, e in [(64, 512), (256, 256)]:
-            # float32 never takes the fused kernels (108 ms against 82 ms on an H200)
+            # float32 never takes the fused kernels (their float32 kernel is slow)
             assert choose('cuda', dtype, *_sizes(SMALL), d, e, grad) == 'explicit'
-            # DANet's training crop: explicit matrices (1.6 GB in float32) would bring the
-            # step to mmseg's memory, above the 80% of it that issue #13 allows
+            # DANet's training crop: its explicit matrices (1.6 GB in float32) are past the
+            # bound, which keeps the step under 80% of mmseg's memory
             assert choose('cuda', dtype, *_sizes(TARGET_SMALL), d, e, grad) == 'blocked'
             assert choose('cuda', dtype, *_sizes(TARGET_LARGE), d, e, grad) == 'blocked'
         # Non-local in the module benchmark, (8, 256, 56, 56): 0.94 GB of float32 matrices
@@ -273,39 +274,151 @@ def test_cuda_rule(grad):
     # other accelerators: nothing measured, the plain products within the same bound
     assert choose('mps', f16, *_sizes(TARGET_SMALL), 64, 512, grad) == 'explicit'
     assert choose('xpu', bf16, *_sizes(TARGET_LARGE), 256, 256, grad) == 'blocked'
-    assert ops.choose_concat_path('cuda', *_sizes(SMALL)) == 'explicit'
+    concat = dict(form='concat')
+    assert choose('cuda', f32, *_sizes(SMALL), 1, 256, grad, **concat) == 'explicit'
     # the bound is in bytes: float64 matrices past it at a size where float32 ones fit
-    n = int((ops.CUDA_EXPLICIT_ELEMENTS * 3 // 4) ** 0.5)
-    assert ops.choose_concat_path('cuda', 1, n, n, f32) == 'explicit'
-    assert ops.choose_concat_path('cuda', 1, n, n, f64) == 'blocked'
-    assert ops.choose_concat_path('cuda', *_sizes(TARGET_SMALL)) == 'blocked'
-    assert ops.choose_concat_path('cuda', *_sizes(TARGET_LARGE)) == 'blocked'
+    n = int((ops.EXPLICIT_BYTES // 16) ** 0.5)
+    assert choose('cuda', f32, 1, n, n, 1, 256, grad, **concat) == 'explicit'
+    assert choose('cuda', f64, 1, n, n, 1, 256, grad, **concat) == 'blocked'
+    for half in (bf16, f16):  # no fused kernel for the concatenation form
+        assert choose('cuda', half, *_sizes(SMALL), 1, 256, grad, **concat) == 'explicit'
+    assert choose('cuda', f32, *_sizes(TARGET_SMALL), 1, 256, grad, **concat) == 'blocked'
+    assert choose('cuda', f32, *_sizes(TARGET_LARGE), 1, 256, grad, **concat) == 'blocked'
 
 
-def test_rule_sees_autocast_dtype_and_sizes():
-    """select() passes the compute dtype and the key/value sizes to the rule (meta tensors:
-    no data, any device type's rule is reachable through choose_softmax_path)."""
-    q = torch.empty(1, 128 * 256, 64, device='meta')
-    assert select('softmax_attention', q, n_keys=128 * 256, value_width=512, needs_grad=True,
-                  dtype=f32) == 'blocked'
-    assert select('softmax_attention', q[:, :1024], n_keys=1024, value_width=512,
-                  needs_grad=True, dtype=f32) == 'explicit'
-    assert select('concat_attention', q[..., :1], n_keys=128 * 256) == 'blocked'
+@pytest.mark.parametrize('device', ['cpu', 'cuda', 'mps'])
+@pytest.mark.parametrize('dtype', [f32, bf16, f16, f64])
+def test_few_keys_are_explicit_everywhere(device, dtype):
+    """ANN's 110 pyramid anchors and OCR's 19 regions against 256-wide values: the matrix is
+    no larger than the values, so it is written out on every device, in training and not,
+    unless its matrices are past the explicit bound (then the usual choice)."""
+    for grad in (True, False):
+        for n_k, batch, n_q in [(110, 8, 56 * 56), (19, 2, 128 * 256), (110, 2, 128 * 256),
+                                (1, 1, 4096), (256, 1, 4096)]:
+            assert attention_path(device, dtype, batch, n_q, n_k, 256, 256, grad) == 'explicit'
+        huge = (64, 512 * 1024, 110, 256, 256, grad)  # 3 x 14.8 GB of float32 matrices
+        usual = attention_path(device, dtype, 64, 512 * 1024, 1000, 256, 256, grad)
+        assert attention_path(device, dtype, *huge) == usual != 'explicit'
+        # more keys than value channels: the usual choice (on the CPU, a lean path)
+        assert attention_path('cpu', dtype, 8, 56 * 56, 110, 64, 64, grad) == (
+            'blocked' if grad else 'sdpa')
+
+
+def test_attention_path_refuses_an_unknown_form():
+    with pytest.raises(ValueError, match="form must be 'softmax' or 'concat'"):
+        attention_path('cpu', f32, 1, 2, 3, 4, 2, False, form='anchor')
+
+
+def test_unknown_paths_are_refused():
+    q, k, v = _inputs(1, 3, 4, 2, 2)
+    with pytest.raises(ValueError, match='softmax_attention: path must be one of'):
+        ops.softmax_attention(q, k, v, 1.0, path='fast')
+    with pytest.raises(ValueError, match="concat_attention: path must be 'explicit' or"):
+        ops.concat_attention(q[..., :1], k[..., :1], v, path='sdpa')
+
+
+def test_attention_path_sees_autocast_dtype_and_sizes(monkeypatch):
+    """softmax_attention and concat_attention ask attention_path with the device type, the
+    dtype they compute in (autocast's), the sizes and whether autograd needs a backward."""
+    asked = []
+
+    def recording(*args, **kwargs):
+        asked.append((args, kwargs))
+        return 'explicit'
+
+    monkeypatch.setattr(ops, 'attention_path', recording)
+    q, k, v = _inputs(2, 13, 11, 5, 7, dtype=f32)
+    with torch.autocast('cpu', dtype=bf16):
+        ops.softmax_attention(q, k, v, 0.5)
+    with torch.no_grad():
+        ops.softmax_attention(q, k, v, 0.5)
+    ops.softmax_attention(q.double(), k.double(), v.double(), 0.5)
+    ops.concat_attention(q[..., :1], k[..., :1].detach(), v.detach())
+    assert asked == [
+        (('cpu', bf16, 2, 13, 11, 5, 7, True), {}),
+        (('cpu', f32, 2, 13, 11, 5, 7, False), {}),
+        (('cpu', f64, 2, 13, 11, 5, 7, True), {}),
+        (('cpu', f32, 2, 13, 11, 1, 7, True), {'form': 'concat'}),
+    ]
+    # lean=False, and graphs captured for export, never ask
+    asked.clear()
+    ops.softmax_attention(q, k, v, 0.5, lean=False)
+    ops.concat_attention(q[..., :1], k[..., :1], v, lean=False)
+    torch.jit.trace(lambda a, b, c: ops.softmax_attention(a, b, c, 0.5),
+                    (q.detach(), k.detach(), v.detach()), check_trace=False)
+    assert asked == []
 
 
 def test_gpu_memory_bound():
     """The attention matrices the GPU paths hold (three at the backward's peak, float32) stay
-    under 1/10 of the explicit step's 16.5 GB at 1x512x128x256 (issue #13, H200): the blocks
-    with room to spare for the rest of a head's step, the explicit choice's matrices too."""
+    under 1/10 of the explicit step's 16.5 GB at 1x512x128x256 (lean_attention.md): the
+    blocks with room to spare for the rest of a head's step, the explicit choice's matrices
+    too."""
     bound = 16.5e9 / 10
     samples, rows = ops._blocking(1, 128 * 256, 128 * 256, 'cuda')
     assert samples == 1 and rows >= 1024  # products large enough for a GPU
     assert 3 * samples * rows * 128 * 256 * 4 <= bound / 4
-    assert 3 * ops.CUDA_EXPLICIT_ELEMENTS * 4 <= bound
+    assert ops.EXPLICIT_BYTES <= bound
     # DANet's training crop, 2x512x64x128: blocks of 1024 queries of one sample (32 MiB)
     assert ops._blocking(2, 64 * 128, 64 * 128, 'cuda') == (1, 1024)
-    # the CPU's blocks are unchanged
+    # the CPU's blocks
     assert ops._blocking(1, 128 * 256, 128 * 256) == (1, ops.MIN_ROWS)
+
+
+# (block elements, minimum rows) -> blocks of (samples, queries) over a batch of 2, 7 queries
+# and 6 keys: 3 queries of one sample (a shorter last block), all 7 queries of both samples
+BLOCKINGS = {'3-queries': (3 * 6, 1), 'both-samples': (2 * 7 * 6, 1)}
+
+
+def test_blocking_sizes(monkeypatch):
+    monkeypatch.setattr(ops, 'MIN_ROWS', 1)
+    for name, expected in [('3-queries', (1, 3)), ('both-samples', (2, 7))]:
+        monkeypatch.setattr(ops, 'BLOCK_ELEMENTS', BLOCKINGS[name][0])
+        assert ops._blocking(2, 7, 6) == expected
+        blocks = [(sb.start, sb.stop, sq.start, n) for sb, sq, _, n in
+                  ops._blocks(2, 7, expected)]
+        covered = sorted((b, q) for b0, b1, q0, n in blocks for b in range(b0, b1)
+                         for q in range(q0, q0 + n))
+        assert covered == [(b, q) for b in range(2) for q in range(7)]
+    # the defaults: at least MIN_ROWS queries of one sample, however many keys
+    monkeypatch.undo()
+    samples, rows = ops._blocking(8, 128 * 256, 128 * 256)
+    assert (samples, rows) == (1, ops.MIN_ROWS)
+    samples, rows = ops._blocking(2, 64 * 128, 64 * 128)
+    assert samples * rows * 64 * 128 <= max(ops.BLOCK_ELEMENTS, ops.MIN_ROWS * 64 * 128)
+    assert rows >= ops.MIN_ROWS
+
+
+@pytest.mark.parametrize('blocking', list(BLOCKINGS))
+@pytest.mark.parametrize('widths', [(3, 3), (2, 5), (5, 2)])
+def test_blocked_softmax_attention_gradcheck(widths, blocking, monkeypatch):
+    """The blocked attention's hand-written backward against finite differences (float64),
+    over a batch of 2, by blocks of one sample's queries (a shorter last block) or of both
+    samples."""
+    monkeypatch.setattr(ops, 'BLOCK_ELEMENTS', BLOCKINGS[blocking][0])
+    monkeypatch.setattr(ops, 'MIN_ROWS', BLOCKINGS[blocking][1])
+    d, e = widths
+    q = torch.randn(2, 7, d, dtype=f64, requires_grad=True)
+    k = torch.randn(2, 6, d, dtype=f64, requires_grad=True)
+    v = torch.randn(2, 6, e, dtype=f64, requires_grad=True)
+    fn = lambda q, k, v: ops.softmax_attention(q, k, v, 0.7, path='blocked')  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (q, k, v))
+    expected = ops.explicit_softmax_attention(q, k, v, 0.7)
+    _assert_close(fn(q, k, v), expected, 1e-12, 'blocked output')
+
+
+@pytest.mark.parametrize('blocking', list(BLOCKINGS))
+def test_blocked_concat_attention_gradcheck(blocking, monkeypatch):
+    monkeypatch.setattr(ops, 'BLOCK_ELEMENTS', BLOCKINGS[blocking][0])
+    monkeypatch.setattr(ops, 'MIN_ROWS', BLOCKINGS[blocking][1])
+    # ReLU's kink: keep every a_i + b_j away from 0 so that finite differences are valid
+    signs = torch.tensor([1., -1., 1., -1., 1., -1., 1.], dtype=f64)
+    a = ((torch.rand(2, 7, dtype=f64) + 0.1) * signs)[..., None].requires_grad_()
+    b = (torch.rand(2, 6, 1, dtype=f64) * 0.05).requires_grad_()
+    g = torch.randn(2, 6, 3, dtype=f64, requires_grad=True)
+    fn = lambda a, b, g: ops.concat_attention(a, b, g, path='blocked')  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (a, b, g))
+    _assert_close(fn(a, b, g), ops.explicit_concat_attention(a, b, g), 1e-12, 'blocked output')
 
 
 # -- on a CUDA GPU ----------------------------------------------------------------------------
@@ -313,10 +426,10 @@ def _cuda_run(path, dtype, autocast, tensors, scale, weight):
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False  # plain float32 products, as the reference
     try:
-        with torch.autocast('cuda', dtype=dtype, enabled=autocast), \
-                forced('softmax_attention', path):
-            return _value_and_grads(lambda q, k, v: ops.softmax_attention(q, k, v, scale),
-                                    tensors, weight.to(device='cuda', dtype=f32))
+        with torch.autocast('cuda', dtype=dtype, enabled=autocast):
+            return _value_and_grads(
+                lambda q, k, v: ops.softmax_attention(q, k, v, scale, path=path), tensors,
+                weight.to(device='cuda', dtype=f32))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
 
@@ -369,8 +482,8 @@ def test_cuda_rule_runs_a_fused_kernel(dtype, recwarn):
     blocks, which warns)."""
     for d, e in [(64, 512), (256, 256)]:
         q, k, v = _inputs(1, 4096, 4096, d, e, dtype=dtype, device='cuda')
-        assert select('softmax_attention', q, n_keys=4096, value_width=e, needs_grad=True,
-                      dtype=dtype) in ('sdpa', 'sdpa_heads')
+        assert attention_path('cuda', dtype, 1, 4096, 4096, d, e, True) in ('sdpa',
+                                                                            'sdpa_heads')
         ops.softmax_attention(q, k, v, 1.0).float().sum().backward()
     assert not [w for w in recwarn if 'running by blocks' in str(w.message)]
 
@@ -380,7 +493,7 @@ def test_cuda_rule_runs_a_fused_kernel(dtype, recwarn):
 @pytest.mark.parametrize('module', ['pam', 'nonlocal'])
 def test_cuda_training_step_memory(module, autocast):
     """A training step at 1x512x128x256 holds at most 1/10 of the explicit path's 16.5 GB
-    (issue #13's H200 figure)."""
+    (lean_attention.md)."""
     m = (DANetPAM(512) if module == 'pam' else NonLocal(512)).cuda().train()
     x = torch.randn(1, 512, 128, 256, device='cuda', requires_grad=True)
     torch.cuda.synchronize()
@@ -395,17 +508,10 @@ def test_cuda_training_step_memory(module, autocast):
 
 
 # -- attention to a few keys (ANN's anchors, OCR's regions) ---------------------------------
-def test_anchor_rule():
-    assert rules()['anchor_attention'].choices == ('explicit', 'sdpa')
-    assert ops.choose_anchor_path('cpu', 8, 56 * 56, 110) == 'sdpa'  # unchanged on the CPU
-    assert ops.choose_anchor_path('cuda', 8, 128 * 256, 110) == 'explicit'
-    assert ops.choose_anchor_path('cuda', 64, 512 * 1024, 110) == 'sdpa'  # a huge matrix
-
-
 @pytest.mark.parametrize('name', ['APNBlock', 'AFNBlock', 'ObjectContext'])
-def test_anchor_modules_through_both_paths(name):
-    """ANN's blocks and OCR in float64: the explicit formula and SDPA give the same outputs
-    and gradients (the GPU takes the first, the CPU the second)."""
+def test_anchor_modules_through_every_path(name, forced_path):
+    """ANN's blocks and OCR in float64: every path gives the explicit formula's outputs and
+    gradients (they run it: their few keys are no more than the value width)."""
     from mmattn.models import build_attention
     kwargs = dict(key_channels=8, value_channels=12) if name != 'ObjectContext' else \
         dict(mid_channels=12, key_channels=8)
@@ -419,15 +525,19 @@ def test_anchor_modules_through_both_paths(name):
     gen = torch.Generator().manual_seed(2)
     inputs = [t.double() for t in m.example_inputs(16, (2, 16, 9, 10), generator=gen)] \
         if name != 'APNBlock' else [torch.randn(2, 16, 9, 10, generator=gen, dtype=f64)]
-    results = {}
-    for path in ('explicit', 'sdpa'):
+
+    def run():
         xs = [x.clone().requires_grad_() for x in inputs]
-        with forced('anchor_attention', path):
-            out = m(*xs)
+        out = m(*xs)
         grads = torch.autograd.grad(out.square().sum(), xs + list(m.parameters()),
                                     allow_unused=True)
-        results[path] = [out] + [g for g in grads if g is not None]
-    largest = max(r.abs().max().item() for r in results['explicit'])
-    assert len(results['explicit']) == len(results['sdpa'])
-    for i, (g, r) in enumerate(zip(results['sdpa'], results['explicit'])):
-        _assert_close(g, r, 1e-12, f'{name} tensor {i}', floor=largest)
+        return [out] + [g for g in grads if g is not None]
+
+    ref = run()
+    largest = max(r.abs().max().item() for r in ref)
+    for path in SOFTMAX_PATHS:
+        forced_path(path)
+        got = run()
+        assert len(got) == len(ref)
+        for i, (g, r) in enumerate(zip(got, ref)):
+            _assert_close(g, r, 1e-12, f'{name} {path} tensor {i}', floor=largest)
