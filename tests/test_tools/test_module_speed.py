@@ -50,6 +50,19 @@ def test_every_registered_module_is_measured():
         ['mmattn', 'mmseg']
 
 
+def test_options():
+    args = module_speed.parse_args([])
+    assert args.impls == ['mmattn', 'plain', 'timm', 'mmcv', 'mmseg']
+    assert args.shape == [8, 256, 56, 56] and not args.skip_memory
+    args = module_speed.parse_args(['--impls', 'mmattn', 'mmcv', '--modules', 'GlobalContext',
+                                    '--shape', '2', '8', '5', '5', '--skip-memory'])
+    assert args.impls == ['mmattn', 'mmcv'] and args.shape == [2, 8, 5, 5] and args.skip_memory
+    with pytest.raises(SystemExit):
+        module_speed.parse_args(['--impls', 'plain_modules'])
+    with pytest.raises(SystemExit, match='unknown module'):
+        module_speed.main(['--modules', 'NoSuchModule'])
+
+
 # -- the plain formula agrees with ours -----------------------------------------------------
 @pytest.mark.parametrize('name', sorted(attention_classes()))
 def test_plain_formula_matches_ours(name):
