@@ -5,7 +5,8 @@ from mmengine.registry import DefaultScope
 def pytest_configure(config):
     # Deprecations raised inside torch/mmengine/mmcv at every call drown the report.
     for line in ('ignore::DeprecationWarning', 'ignore::FutureWarning',
-                 'ignore::torch.jit.TracerWarning', 'ignore::UserWarning:torch.onnx.*'):
+                 'ignore::torch.jit.TracerWarning', 'ignore::UserWarning:torch.onnx.*',
+                 'ignore:pkg_resources is deprecated as an API:UserWarning'):
         config.addinivalue_line('filterwarnings', line)
 
 

@@ -7,9 +7,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash tools/setup_env.sh
 # One thread unless the caller sets OMP_NUM_THREADS: torch's default of one thread per core
-# slows this small model 20-fold when other jobs hold the cores (7-11 s an iteration instead
-# of 0.39 s, issue #15), and one thread also makes the mAP repeatable (float sums are split
-# among the threads, so another thread count gives other, equally valid, numbers).
+# slows this small model many times over when other jobs hold the cores, and one thread also
+# makes the mAP repeatable (float sums are split among the threads, so another thread count
+# gives other, equally valid, numbers).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export MKL_NUM_THREADS="${MKL_NUM_THREADS:-$OMP_NUM_THREADS}"
 echo "[quickstart] OMP_NUM_THREADS=$OMP_NUM_THREADS (set it to use more threads)" >&2

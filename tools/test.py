@@ -15,7 +15,8 @@ from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, init_cpu_distributed, silence_pinned_notices)
+                          check_dataset_paths, init_cpu_distributed, silence_pinned_notices,
+                          silence_pinned_warnings)
 from mmattn.utils.data_check import set_data_root
 
 
@@ -132,6 +133,7 @@ def build_cfg(args):
 
 
 def main(argv=None):
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     cfg, scope = build_cfg(args)
     try:

@@ -17,7 +17,7 @@ from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
                           PretrainedUnavailableError, adapt_cfg_for_cpu_distributed,
                           check_dataset_paths, check_pretrained_available,
                           check_pretrained_checkpoints, init_cpu_distributed,
-                          silence_pinned_notices)
+                          silence_pinned_notices, silence_pinned_warnings)
 from mmattn.utils.data_check import set_data_root
 from mmattn.utils.resume import nothing_left_to_train
 
@@ -126,6 +126,7 @@ def _has_checkpoints(work_dir):
 
 
 def main(argv=None):
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     cfg = build_cfg(args)
     if cfg.get('resume'):

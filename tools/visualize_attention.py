@@ -40,6 +40,7 @@ from collections import OrderedDict
 from mmengine.config import Config, DictAction
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
+from mmattn.utils import silence_pinned_warnings
 
 TOOL = 'visualize_attention'
 GRID_COLS = 4  # blocks side by side in a picture where each block has one map
@@ -344,6 +345,7 @@ def draw(records, image, frame_parts, args, out_dir):
 
 
 def main(argv=None):
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     try:
         return _main(args)

@@ -14,7 +14,9 @@ make every tool print notices the user can do nothing about:
   ``init_sync_buffers``.
 
 Each is matched by its message, its category and the module it is attributed to, so the same
-notice raised from the user's own code, and every other warning, still shows.
+notice raised from the user's own code, and every other warning, still shows. Our tools install
+these filters when they start (``tools/train.py``, ``tools/test.py``, ``tools/analysis/``);
+importing mmattn does not.
 """
 import logging
 import warnings

@@ -14,7 +14,7 @@ def test_dist_train_two_cpu_processes(tmp_path):
     port = str(29500 + (hash(str(tmp_path)) % 2000))
     proc = run_tool(['bash', osp.join(ROOT, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
                      str(work)], env_extra=dict(PORT=port))
-    # torch's notice about mmengine's broadcast_buffers=False, once per process (issue #15)
+    # torch's notice about mmengine's broadcast_buffers=False, once per process, is silenced
     assert '`broadcast_buffers` is deprecated' not in proc.stdout + proc.stderr
     r0 = json.load(open(work / 'probe_rank0.json'))
     r1 = json.load(open(work / 'probe_rank1.json'))

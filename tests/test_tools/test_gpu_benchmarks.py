@@ -6,10 +6,9 @@
 - context_memory's and seg_heads' workers run on the CPU in float32 and under bf16 autocast
   and their outputs agree with the references they are compared with;
 - ``model_step.py`` runs two training steps of a toy config and prints its table;
-- ``--plain`` swaps every mmattn module of a model for its plain twin, the swapped model's
-  losses (or features) equal ours in float64, a perturbed twin is caught, and a module without
-  a twin is reported;
-- ``gpu_suite.sh`` lists every table of issue #13, and its CPU mode runs a step.
+- ``--plain`` times the model again with the fast paths switched off, after checking that its
+  losses (or features) equal ours in float64; a perturbed model is caught;
+- ``gpu_suite.sh`` lists every benchmark it runs, and its CPU mode runs a step.
 """
 import json
 import os
@@ -22,7 +21,7 @@ import pytest
 import torch
 
 from mmattn.models.factory import build_attention
-from tests.helpers import assert_close, load_tool
+from tests.helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BENCH_DIR = osp.join(ROOT, 'tools', 'benchmarks')
@@ -31,17 +30,10 @@ TOY_SEG = 'configs/toy/danet_r18-d8_toy-cityscapes.py'
 
 
 bench_utils = load_tool('benchmarks', 'bench_utils.py')
-plain_modules = load_tool('benchmarks', 'plain_modules.py')
 module_speed = load_tool('benchmarks', 'module_speed.py')
 context_memory = load_tool('benchmarks', 'context_memory.py')
 seg_heads = load_tool('benchmarks', 'seg_heads.py')
 model_step = load_tool('benchmarks', 'model_step.py')
-
-
-def _plain():
-    """plain_modules as swap_to_plain imports it (another test file may have loaded its own
-    copy under the same name since this file was collected)."""
-    return bench_utils._plain_modules()
 
 
 @pytest.fixture(autouse=True)
@@ -232,94 +224,88 @@ def test_model_step_two_steps_prints_table(tmp_path, capsys):
     assert {'loss_rpn_cls', 'loss_cls', 'loss_bbox'} <= set(row['losses'])
 
 
-def test_plain_swap_equals_ours_detector():
+def test_plain_check_on_detector():
     """CBAM and Non-local (with sub-sampling) in a toy Faster R-CNN: the backbone and neck
-    features equal ours in float64 (mmcv's NMS refuses float64, so the loss cannot run there),
-    and a twin whose weight is off by 0.1% is caught."""
+    features with the fast paths off equal ours in float64 (mmcv's NMS refuses float64, so the
+    loss cannot run there), and a weight off by 0.1% is caught."""
+    from mmattn.models.context import NonLocal
+    from mmattn.models.layers import fast_paths
     cfg = model_step.load_config(TOY_DET)
     model = model_step.build_model(cfg)
     data = model_step.synthetic_batch(cfg, 1, (64, 64))
     ours = model_step.float64_outputs(model, data)
     assert ours[0].startswith('features')
-    swapped, kept = bench_utils.swap_to_plain(model)
-    assert swapped == {'CBAM': 16, 'NonLocal': 4} and kept == []
-    assert not bench_utils.attention_modules(model)
-    assert model_step.compare_outputs(ours, model_step.float64_outputs(model, data)) < \
-        model_step.F64_TOLERANCE
-    nonlocal_twin = next(m for m in model.modules() if isinstance(m, _plain().NonLocal))
+    names = [n for _, n in bench_utils.attention_modules(model)]
+    assert {n: names.count(n) for n in set(names)} == {'CBAM': 16, 'NonLocal': 4}
+    with fast_paths(False):
+        plain = model_step.float64_outputs(model, data)
+    assert model_step.compare_outputs(ours, plain) < model_step.F64_TOLERANCE
+    nonlocal_block = next(m for m in model.modules() if isinstance(m, NonLocal))
     with torch.no_grad():
-        nonlocal_twin.conv_out.weight.mul_(1.001)
-    assert model_step.compare_outputs(ours, model_step.float64_outputs(model, data)) > 1e-7
+        nonlocal_block.conv_out.weight.mul_(1.001)
+    with fast_paths(False):
+        perturbed = model_step.float64_outputs(model, data)
+    assert model_step.compare_outputs(ours, perturbed) > 1e-7
 
 
 def test_model_step_plain_on_danet(tmp_path, capsys):
-    """One command times ours and the swapped model and checks their float64 losses."""
+    """One command times ours and the plain formula and checks their float64 losses."""
     out = tmp_path / 'danet.json'
     rc = model_step.main([TOY_SEG, '--plain', '--shape', '32', '64', '--batch', '1',
                           '--steps', '2', '--warmup', '1', '--threads', '1', '--json', str(out)])
     assert rc == 0
     table = capsys.readouterr().out
-    assert '| plain twins |' in table and 'DANetPAM x1' in table
+    assert '| plain formula (fast paths off) |' in table and 'DANetPAM x1' in table
     data = json.loads(out.read_text())
-    assert [r['model'] for r in data['rows']] == ['ours (as configured)', 'plain twins']
+    assert [r['model'] for r in data['rows']] == ['ours (as configured)',
+                                                  'plain formula (fast paths off)']
     check = data['check']
-    assert check['compared'] == 'losses' and check['kept'] == []
-    assert check['swapped'] == {'DANetCAM': 1, 'DANetPAM': 1}
+    assert check['compared'] == 'losses'
+    assert check['modules'] == {'DANetCAM': 1, 'DANetPAM': 1}
     assert check['max_rel_diff'] < model_step.F64_TOLERANCE
 
 
-def test_swap_reports_a_module_without_twin(monkeypatch):
+def test_attention_modules_lists_the_outermost():
     model = torch.nn.Sequential(build_attention('SE', 8), torch.nn.Sequential(
-        build_attention('ECA', 8)))
-    monkeypatch.delitem(_plain().PLAIN_BUILDERS, 'SE')
-    swapped, kept = bench_utils.swap_to_plain(model)
-    assert swapped == {'ECA': 1}
-    assert [(p, n) for p, n, _ in kept] == [('0', 'SE')] and 'no plain version' in kept[0][2]
-    assert isinstance(model[1][0], _plain().ECA)
-
-
-def test_plain_nonlocal_sub_sample_matches_ours():
-    """The detection configs' Non-local pools before phi and g; odd sides use ceil mode."""
-    ours = bench_utils.randomize(build_attention('NonLocal', 16, sub_sample=True).double())
-    plain = plain_modules.build_plain('NonLocal', ours)
-    x = torch.randn(2, 16, 9, 7, dtype=torch.float64, requires_grad=True)
-    y = torch.randn(2, 16, 9, 7, dtype=torch.float64)
-    grads = []
-    for m in (ours, plain):
-        out = m(x)
-        (g, ) = torch.autograd.grad(out, x, y)
-        grads.append((out.detach(), g))
-    assert (grads[0][0] - x).abs().max() > 1e-3
-    assert_close(grads[1][0], grads[0][0], rtol=1e-10, atol=1e-12)
-    assert_close(grads[1][1], grads[0][1], rtol=1e-10, atol=1e-12)
+        build_attention('ECA', 8)), torch.nn.Conv2d(8, 8, 1))
+    assert bench_utils.attention_modules(model) == [('0', 'SE'), ('1.0', 'ECA')]
 
 
 # -- gpu_suite.sh -------------------------------------------------------------------------------
-def test_gpu_suite_lists_every_table():
+def test_gpu_suite_lists_every_benchmark():
     proc = subprocess.run(['bash', osp.join(BENCH_DIR, 'gpu_suite.sh'), '--dry'],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     steps = {line[1:line.index(',')]: line for line in proc.stdout.splitlines()}
     for prec in ('fp32', 'amp'):
         for name in ('module_speed', 'context_memory', 'seg_heads', 'model_step_danet_ours',
-                     'model_step_danet_mmseg', 'attention_paths'):
+                     'model_step_danet_mmseg'):
             assert f'{name}_{prec}' in steps, sorted(steps)
         for variant in ('r50', 'se', 'cbam', 'nonlocal', 'gc', 'simam'):
             line = steps[f'model_step_faster_rcnn_{variant}_{prec}']
             assert '--shape 800 1344 --batch 2' in line and '--device cuda' in line
-            assert ('--plain' in line) == (variant != 'r50')
             assert ('--amp fp16' in line) == (prec == 'amp')
+    # on a GPU the switch changes nothing: the references replace the plain row
+    assert not any('--plain' in line or ' plain ' in line for line in steps.values())
     assert '--shape 8 256 56 56' in steps['module_speed_fp32']
+    assert '--impls mmattn timm mmcv mmseg' in steps['module_speed_fp32']
     assert '--amp bf16' in steps['module_speed_amp'] and '--amp bf16' in steps['seg_heads_amp']
     assert '--train-shapes 2x512x64x128 1x512x128x256' in steps['context_memory_amp']
     assert '--shape 512 1024' in steps['model_step_danet_ours_fp32']
     assert 'model.decode_head.type=DAHead' in steps['model_step_danet_mmseg_amp']
-    assert '--amp bf16' in steps['attention_paths_amp']
-    assert 'test_cuda.py' in steps['cuda_tests'] and '-k cuda' in steps['cuda_tests']
+    assert 'tests/test_models -k cuda' in steps['cuda_tests']
+    assert len(steps) == 2 * 11 + 1, sorted(steps)
     for line in proc.stdout.splitlines():  # every config named exists
         for word in line.split():
             if word.startswith('configs/'):
                 assert osp.exists(osp.join(ROOT, word)), word
+    cpu = subprocess.run(['bash', osp.join(BENCH_DIR, 'gpu_suite.sh'), '--cpu', '--dry'],
+                         capture_output=True, text=True, timeout=60)
+    assert cpu.returncode == 0, cpu.stderr
+    cpu_steps = {line[1:line.index(',')]: line for line in cpu.stdout.splitlines()}
+    assert '--impls mmattn plain mmcv' in cpu_steps['module_speed_fp32']
+    assert '--plain' in cpu_steps['model_step_danet_ours_fp32']
+    assert '--plain' not in cpu_steps['model_step_faster_rcnn_r50_fp32']
 
 
 def test_gpu_suite_cpu_mode_runs(tmp_path):

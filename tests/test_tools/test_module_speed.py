@@ -1,10 +1,13 @@
-"""tools/benchmarks/module_speed.py and its plain reference modules (plain_modules.py).
+"""tools/benchmarks/module_speed.py: what it compares, and the tables it prints.
 
-- the benchmark runs end to end on a tiny shape and reports checked, timed, measured rows;
-- every light gate gives the plain version's output and gradients (input and every parameter),
-  in float64 and in float32 on a map large enough for the fused backward to work in blocks;
-- every registered module has a plain version (or is listed as having none), and each plain
-  version computes our module's output and input gradient.
+- every registered module is measured as ours and as its plain formula (the fast paths
+  switched off), and every reference it maps (timm, mmcv, mmseg) names a registered module;
+- the plain formula computes ours' output and gradients (input and every parameter), for every
+  module in float64, and for the light gates in float32 on a map large enough for their CPU
+  fast paths;
+- each mmcv and mmseg reference, given our weights, computes ours' output and input gradient;
+  a configuration without a counterpart is refused by name;
+- the benchmark runs end to end on a tiny shape and reports checked, timed, measured rows.
 """
 import json
 
@@ -12,45 +15,89 @@ import pytest
 import torch
 
 from mmattn.models.factory import attention_classes, build_attention
-from tests.helpers import assert_close, load_tool
+from mmattn.models.layers import fast_paths
+from tests.helpers import assert_close, has_module, load_tool
 
-
-
-plain_modules = load_tool('benchmarks', 'plain_modules.py')
 module_speed = load_tool('benchmarks', 'module_speed.py')
 
+SHAPE = (2, 32, 9, 7)
 
-def _run_pair(name, shape, dtype, seed=0):
-    """(ours, plain) outputs, input gradients and parameter gradients on the same inputs."""
-    ours = module_speed.randomize(build_attention(name, shape[1]).to(dtype), seed=seed).train()
-    plain = plain_modules.build_plain(name, ours)
-    inputs = module_speed.example_inputs(name, shape, dtype=dtype, seed=seed + 1)
-    results = []
-    for model in (ours, plain):
-        xs = [t.clone().requires_grad_() for t in inputs]
-        torch.manual_seed(seed + 2)  # the same dropout masks
+
+def _step(model, inputs, seed, fast=True):
+    """Output, input gradients and parameter gradients of one training step."""
+    xs = [t.clone().requires_grad_() for t in inputs]
+    model.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)  # the same dropout masks
+    with fast_paths(fast):
         out = model(*xs)
-        gy = torch.randn(out.shape, dtype=dtype,
-                         generator=torch.Generator().manual_seed(seed + 3))
-        out.backward(gy)
-        grads = {k: p.grad for k, p in model.named_parameters()}
-        results.append((out.detach(), [x.grad for x in xs], grads))
-    return results
+    gy = torch.randn(out.shape, dtype=out.dtype, generator=torch.Generator().manual_seed(seed))
+    out.backward(gy)
+    grads = {k: p.grad for k, p in model.named_parameters()}
+    return out.detach(), [x.grad for x in xs], grads
 
 
-# -- (b) the light gates: same output and gradients as the plain versions ----------------------
+# -- coverage ---------------------------------------------------------------------------------
+def test_every_registered_module_is_measured():
+    registered = set(attention_classes())
+    for name in registered:
+        impls = module_speed.implementations(name, module_speed.IMPLS)
+        assert impls[:2] == ['mmattn', 'plain'], (name, impls)
+    for lib, builders in module_speed.REFERENCES.items():
+        assert lib in module_speed.IMPLS
+        assert set(builders) <= registered, (lib, set(builders) - registered)
+    assert set(module_speed.LIGHT_GATES) <= registered
+    assert module_speed.implementations('DANetPAM', ['mmattn', 'timm', 'mmseg']) == \
+        ['mmattn', 'mmseg']
+
+
+def test_options():
+    args = module_speed.parse_args([])
+    assert args.impls == ['mmattn', 'plain', 'timm', 'mmcv', 'mmseg']
+    assert args.shape == [8, 256, 56, 56] and not args.skip_memory
+    args = module_speed.parse_args(['--impls', 'mmattn', 'mmcv', '--modules', 'GlobalContext',
+                                    '--shape', '2', '8', '5', '5', '--skip-memory'])
+    assert args.impls == ['mmattn', 'mmcv'] and args.shape == [2, 8, 5, 5] and args.skip_memory
+    with pytest.raises(SystemExit):
+        module_speed.parse_args(['--impls', 'plain_modules'])
+    with pytest.raises(SystemExit, match='unknown module'):
+        module_speed.main(['--modules', 'NoSuchModule'])
+
+
+# -- the plain formula agrees with ours -----------------------------------------------------
+@pytest.mark.parametrize('name', sorted(attention_classes()))
+def test_plain_formula_matches_ours(name):
+    ours = module_speed.build_ours(name, SHAPE[1]).double()
+    inputs = module_speed.example_inputs(name, SHAPE, dtype=torch.float64, seed=1)
+    out, gin, gpar = _step(ours, inputs, seed=2)
+    p_out, p_gin, p_gpar = _step(ours, inputs, seed=2, fast=False)
+    # the attention path must show in the output: not the identity of a zero-init gamma
+    if out.shape == inputs[-1].shape:
+        assert (out - inputs[-1]).abs().max() > 1e-3, f'{name}: output equals the input'
+    assert_close(p_out, out, rtol=1e-9, atol=1e-12, msg=f'{name}: output')
+    for a, b in zip(p_gin, gin):
+        assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f'{name}: input gradient')
+    assert p_gpar.keys() == gpar.keys()
+    for k in gpar:
+        if gpar[k] is None:
+            assert p_gpar[k] is None, f'{name}: {k}'
+            continue
+        scale = gpar[k].abs().max().item()
+        assert_close(p_gpar[k], gpar[k], rtol=1e-9, atol=1e-12 + 1e-9 * scale,
+                     msg=f'{name}: gradient of {k}')
+
+
 @pytest.mark.parametrize('name', module_speed.LIGHT_GATES)
-@pytest.mark.parametrize('dtype, shape, tol', [
-    (torch.float64, (2, 64, 9, 7), dict(rtol=1e-10, atol=1e-12)),
-    # 1.3 M elements: more than one block of the fused channel-gate backward
-    (torch.float32, (4, 64, 64, 80), dict(rtol=1e-4, atol=1e-5)),
-])
-def test_light_gate_matches_plain(name, dtype, shape, tol):
-    (out, gin, gpar), (p_out, p_gin, p_gpar) = _run_pair(name, shape, dtype)
+def test_light_gate_plain_formula_matches_ours_float32(name):
+    # 1.3 M elements: past the size from which the CPU fast paths of the light gates run
+    shape = (4, 64, 64, 80)
+    ours = module_speed.build_ours(name, shape[1])
+    inputs = module_speed.example_inputs(name, shape, seed=1)
+    out, gin, gpar = _step(ours, inputs, seed=2)
+    p_out, p_gin, p_gpar = _step(ours, inputs, seed=2, fast=False)
+    tol = dict(rtol=1e-4, atol=1e-5)
     assert_close(out, p_out, msg=f'{name}: output', **tol)
     for a, b in zip(gin, p_gin):
         assert_close(a, b, msg=f'{name}: input gradient', **tol)
-    assert gpar.keys() == p_gpar.keys(), f'{name}: parameters differ'
     for k in gpar:
         scale = p_gpar[k].abs().max().item()
         assert scale > 0, f'{name}: the gradient of {k} is 0, the check would prove nothing'
@@ -58,36 +105,33 @@ def test_light_gate_matches_plain(name, dtype, shape, tol):
                      rtol=tol['rtol'], atol=tol['atol'] + tol['rtol'] * scale)
 
 
-# -- (c) every registered module has a plain version, and it agrees with ours -----------------
-def test_every_module_has_a_plain_version_or_is_listed():
-    registered = set(attention_classes())
-    builders = set(plain_modules.PLAIN_BUILDERS)
-    listed = set(plain_modules.NO_PLAIN)
-    assert not builders & listed, f'both built and listed as missing: {builders & listed}'
-    assert (builders | listed) - registered == set(), 'plain versions of unregistered modules'
-    missing = registered - builders - listed
-    assert not missing, (f'registered modules without a plain version in '
-                         f'tools/benchmarks/plain_modules.py: {sorted(missing)}; write one or '
-                         f'list it in NO_PLAIN with the reason')
-    assert set(module_speed.LIGHT_GATES) <= builders
+# -- the references agree with ours ---------------------------------------------------------
+REFERENCE_CASES = [(lib, name) for lib in ('mmcv', 'mmseg')
+                   for name in sorted(module_speed.REFERENCES[lib])]
 
 
-@pytest.mark.parametrize('name', sorted(plain_modules.PLAIN_BUILDERS))
-def test_plain_version_matches_ours(name):
-    (out, gin, _), (p_out, p_gin, _) = _run_pair(name, (2, 32, 9, 7), torch.float64)
-    # the attention path must show in the output: not the identity of a zero-init gamma
-    inputs = module_speed.example_inputs(name, (2, 32, 9, 7), dtype=torch.float64, seed=1)
-    if out.shape == inputs[-1].shape:
-        assert (out - inputs[-1]).abs().max() > 1e-3, f'{name}: output equals the input'
-    assert_close(out, p_out, rtol=1e-9, atol=1e-12, msg=f'{name}: output')
-    for a, b in zip(gin, p_gin):
-        assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f'{name}: input gradient')
+@pytest.mark.parametrize('lib,name', REFERENCE_CASES)
+def test_reference_matches_ours(lib, name):
+    if not has_module(lib):
+        pytest.skip(f'needs {lib}')
+    ours = module_speed.build_ours(name, SHAPE[1]).double()
+    ref = module_speed.build_reference(lib, name, ours)
+    assert ref.training
+    inputs = module_speed.example_inputs(name, SHAPE, dtype=torch.float64, seed=1)
+    out, gin, _ = _step(ours, inputs, seed=2)
+    r_out, r_gin, _ = _step(ref, inputs, seed=2)
+    assert (out - inputs[-1]).abs().max() > 1e-3, f'{name}: output equals the input'
+    assert_close(r_out, out, rtol=1e-9, atol=1e-12, msg=f'{lib} {name}: output')
+    for a, b in zip(r_gin, gin):
+        assert_close(a, b, rtol=1e-9, atol=1e-12, msg=f'{lib} {name}: input gradient')
 
 
-def test_plain_refuses_an_unsupported_configuration():
-    ours = build_attention('GatherExcite', 8, variant='theta')
-    with pytest.raises(NotImplementedError, match='GatherExcite'):
-        plain_modules.build_plain('GatherExcite', ours)
+def test_reference_refuses_an_unmapped_configuration():
+    ours = build_attention('NonLocal', 8, sub_sample=True)
+    with pytest.raises(NotImplementedError, match='sub_sample'):
+        module_speed.build_reference('mmcv', 'NonLocal', ours)
+    with pytest.raises(KeyError):
+        module_speed.build_reference('mmseg', 'SE', build_attention('SE', 8))
 
 
 def test_timm_unavailable_is_reported(tmp_path):
@@ -96,11 +140,11 @@ def test_timm_unavailable_is_reported(tmp_path):
         module_speed.build_timm('SE', ours, timm_path=str(tmp_path))
 
 
-# -- (a) end to end on a tiny shape ----------------------------------------------------------
+# -- end to end on a tiny shape ----------------------------------------------------------------
 def test_benchmark_end_to_end(tmp_path, capsys):
     out_json = tmp_path / 'speed.json'
     rc = module_speed.main([
-        '--modules', 'SE', 'ObjectContext', '--shape', '2', '16', '8', '8', '--repeat', '3',
+        '--modules', 'SE', 'DANetCAM', '--shape', '2', '16', '8', '8', '--repeat', '3',
         '--budget', '0.2', '--threads', '1', '--timm-path', str(tmp_path), '--json',
         str(out_json)
     ])
@@ -110,18 +154,24 @@ def test_benchmark_end_to_end(tmp_path, capsys):
     rows = {(r['module'], r['impl']): r for r in data['results']}
     # SE has a timm counterpart, not importable from the empty --timm-path
     assert set(rows) == {('SE', 'mmattn'), ('SE', 'plain'), ('SE', 'timm'),
-                         ('ObjectContext', 'mmattn'), ('ObjectContext', 'plain')}
+                         ('DANetCAM', 'mmattn'), ('DANetCAM', 'plain'), ('DANetCAM', 'mmseg')}
     assert 'cannot be imported' in rows['SE', 'timm']['unavailable']
-    for key in [('SE', 'mmattn'), ('SE', 'plain'), ('ObjectContext', 'mmattn'),
-                ('ObjectContext', 'plain')]:
+    measured = [('SE', 'mmattn'), ('SE', 'plain'), ('DANetCAM', 'mmattn'),
+                ('DANetCAM', 'plain'), ('DANetCAM', 'mmseg')]
+    for key in measured:
         r = rows[key]
         for what in ('fwd', 'fwd_bwd', 'pass'):
             assert 0 < r[what]['min_ms'] <= r[what]['median_ms'], (key, what)
             assert r[what]['n'] >= 3
         assert r['peak_mib'] >= 0
         assert r['fwd_bwd']['min_ms'] > r['fwd']['min_ms'] * 0.5
-    for module in ('SE', 'ObjectContext'):
-        plain = rows[module, 'plain']
-        assert plain['diff_out'] < 1e-5 and plain['diff_grad'] < 1e-5, plain
-    assert '| SE | plain |' in table and '| ObjectContext | mmattn |' in table
-    assert 'Light gates in passes' in table
+    for key in measured[1:]:
+        if key[1] != 'mmattn':
+            assert rows[key]['diff_out'] < 1e-5 and rows[key]['diff_grad'] < 1e-5, rows[key]
+    assert table.splitlines()[0].startswith('device: cpu')
+    assert ('| module | impl | fwd ms (min / median) | fwd+bwd ms (min / median) | peak MiB | '
+            'fwd+bwd vs mmattn | rel. diff out / grad |') in table
+    assert '| SE | plain |' in table and '| DANetCAM | mmseg |' in table
+    assert 'Light gates in passes' in table and '| SE | plain |' in table
+    assert 'outputs or input gradients differing from mmattn by more than 1e-04 ' \
+           '(relative): none' in table

@@ -1,5 +1,5 @@
 """A training and a test run print none of the pinned stack's deprecation notices, and a
-warning of anything else still shows (issue #15; the filters: mmattn/utils/noise.py)."""
+warning of anything else still shows (the filters: mmattn/utils/noise.py)."""
 import os
 import sys
 

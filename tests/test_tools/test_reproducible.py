@@ -1,8 +1,7 @@
 """With one thread and a fixed seed, two trainings end with the same weights, bit for bit.
 
-The README's toy figures rest on this (issue #15: they had not reproduced). Another thread count
-splits float sums differently and gives other, equally valid, weights; this test fixes it to one
-as tools/quickstart.sh does.
+The documented toy figures rest on this. Another thread count splits float sums differently
+and gives other, equally valid, weights; this test fixes it to one as tools/quickstart.sh does.
 """
 import json
 import sys

@@ -1,4 +1,5 @@
-"""The pinned stack's deprecation notices are dropped, by message and module, and no others.
+"""The pinned stack's deprecation notices are dropped, by message and module, and no others,
+once a tool has installed the filters (``silence_pinned_warnings``; importing mmattn does not).
 
 Each case runs in a fresh interpreter: pytest records warnings itself and resets the filters
 around every test, so only a process of its own shows what a user's run prints.
@@ -27,21 +28,24 @@ def test_pkg_resources_silenced_only_where_mmengine_raises_it():
     out = run_py("""
         import warnings
         from mmengine.utils import is_installed
-        warnings.warn('before mmattn: a notice of the user', UserWarning)
-        import mmattn
+        warnings.warn('before the filters: a notice of the user', UserWarning)
+        from mmattn.utils import silence_pinned_warnings
+        silence_pinned_warnings()
         assert is_installed('mmengine')  # imports pkg_resources, then reloads it
-        warnings.warn('after mmattn: another notice of the user', UserWarning)
+        warnings.warn('after the filters: another notice of the user', UserWarning)
         # the same text from the user's own code is not ours to hide
         warnings.warn('pkg_resources is deprecated as an API (raised by the user)', UserWarning)
     """)
-    assert 'before mmattn: a notice of the user' in out
-    assert 'after mmattn: another notice of the user' in out
+    assert 'before the filters: a notice of the user' in out
+    assert 'after the filters: another notice of the user' in out
     assert out.count(PKG) == 1 and f'{PKG} (raised by the user)' in out, out
 
 
-def test_without_mmattn_the_notices_show():
-    """The control: the same calls without mmattn print both notices (the test can fail)."""
+def test_without_the_filters_the_notices_show():
+    """The control: the same calls without the filters print both notices (the test can fail),
+    also after ``import mmattn``, which installs none."""
     out = run_py("""
+        import mmattn
         from mmengine.utils import is_installed
         assert is_installed('mmengine')
     """)
@@ -74,7 +78,8 @@ def test_broadcast_buffers_silenced_in_mmengine_wrapper_only():
         import torch
         import torch.distributed as dist
         from mmengine.model import MMDistributedDataParallel
-        import mmattn
+        from mmattn.utils import silence_pinned_warnings
+        silence_pinned_warnings()
         dist.init_process_group('gloo', rank=0, world_size=1)
         MMDistributedDataParallel(module=torch.nn.Linear(2, 2), broadcast_buffers=False)
         print('--- direct ---', flush=True)

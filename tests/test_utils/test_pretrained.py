@@ -1,10 +1,10 @@
 """Warnings and errors around pretrained checkpoints and frozen attention modules.
 
 - a backbone whose pretrained checkpoint holds none of its attention weights says so, one line
-  per module type, with the converter that would fill them (issue 14, item 4), from what
-  mmengine's load filled, without reading the checkpoint a second time;
+  per module type, with the converter that would fill them, from what mmengine's load
+  filled, without reading the checkpoint a second time;
 - a training run with attention modules that cannot train warns once, naming them and
-  mmattn.AttnResNet (issue 15, first hour, item 4), unless the config asked for it;
+  mmattn.AttnResNet, unless the config asked for it;
 - a config starting from a missing converted checkpoint fails with the converter command;
 - the module -> converter-format table agrees with the converters' --list.
 """
@@ -64,7 +64,7 @@ def _plain_resnet(**kwargs):
     return ResNet(50, base_channels=8, **kwargs)
 
 
-# -- issue 14, item 4: which attention modules a pretrained checkpoint left at random init ----
+# -- which attention modules a pretrained checkpoint left at random init ---------------------
 
 @requires_mmdet
 def test_plain_checkpoint_names_each_module_type_once(tmp_path, warnings_logged):
@@ -216,7 +216,7 @@ def test_a_checkpoint_equal_to_the_initial_values_counts_as_held(tmp_path, warni
         torch.testing.assert_close(before_load[key], value, rtol=0, atol=0, msg=key)
 
 
-# -- issue 15, item 4: attention modules that cannot train ----------------------------------
+# -- attention modules that cannot train ---------------------------------------------------
 
 def _runner(model, tmp_path=None):
     from mmengine.logging import MMLogger
@@ -327,7 +327,7 @@ def test_hook_registered_in_mmattn_scope():
     assert HOOKS.get('mmattn.AttentionCheckHook') is AttentionCheckHook
 
 
-# -- issue 14, item 3: a missing converted checkpoint names its converter -------------------
+# -- a missing converted checkpoint names its converter ------------------------------------
 
 def _cfg(checkpoint):
     from mmengine.config import Config

@@ -1,4 +1,4 @@
-"""The up-front check of ``torchvision://`` weights (mmattn/utils/pretrained.py, issue #15).
+"""The up-front check of ``torchvision://`` weights (mmattn/utils/pretrained.py).
 
 Every ``configs/faster_rcnn_*`` inherits ``init_cfg=torchvision://resnet50``; without a working
 torchvision mmengine fails inside ``init_weights``. tools/train.py must say so before it writes

@@ -34,7 +34,7 @@ from mmengine.utils import ProgressBar
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils.memory import proc_status_bytes, reset_peak_rss
-from mmattn.utils import DatasetNotFoundError
+from mmattn.utils import DatasetNotFoundError, silence_pinned_warnings
 from mmattn.utils.complexity import (ConfigError, build_model, dataloader_batches, load_config,
                                      parse_shape, random_batch)
 
@@ -211,6 +211,7 @@ def report(result: dict) -> str:
 
 
 def main(argv=None):
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     try:
         result = run(args)

@@ -25,7 +25,7 @@ import sys
 from mmengine.config import DictAction
 
 import mmattn  # noqa: F401  (registry scope)
-from mmattn.utils import DatasetNotFoundError
+from mmattn.utils import DatasetNotFoundError, silence_pinned_warnings
 from mmattn.utils.complexity import (ConfigError, analyze_config, build_model,
                                      dataloader_batches, load_config, parse_shape,
                                      random_batch)
@@ -135,6 +135,7 @@ def report(result: dict) -> str:
 
 
 def main(argv=None):
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     try:
         result = count(args)

@@ -9,9 +9,7 @@
   clock read without ``torch.cuda.synchronize`` measures the launch, not the work);
 - random weights (:func:`randomize`) and the relative difference (:func:`rel_diff`) the
   correctness checks print;
-- the swap of every mmattn attention module inside a model for its plain twin of
-  ``plain_modules.py`` with the same weights (:func:`swap_to_plain`), built by the same
-  ``build_plain`` that ``module_speed.py`` times single modules against.
+- the mmattn attention modules inside a model (:func:`attention_modules`).
 
 Peak memory, on either device, is read by :mod:`mmattn.utils.memory`.
 """
@@ -221,14 +219,7 @@ def rel_diff(a, b):
     return diff / scale if scale else diff
 
 
-# -- ours -> plain inside a model -----------------------------------------------------------------
-def _plain_modules():
-    if HERE not in sys.path:
-        sys.path.insert(0, HERE)
-    import plain_modules
-    return plain_modules
-
-
+# -- attention modules inside a model ---------------------------------------------------------
 def attention_name(module) -> Optional[str]:
     """The mmattn registry name of an attention module, None for anything else."""
     from mmattn.models.base import BaseAttention
@@ -238,7 +229,7 @@ def attention_name(module) -> Optional[str]:
     for name, cls in attention_classes().items():
         if type(module) is cls:
             return name
-    return type(module).__name__  # a subclass that is not registered: reported, not swapped
+    return type(module).__name__  # a subclass that is not registered: its class name
 
 
 def attention_modules(model) -> List[Tuple[str, str]]:
@@ -256,34 +247,3 @@ def attention_modules(model) -> List[Tuple[str, str]]:
 
     visit(model, '')
     return found
-
-
-def swap_to_plain(model) -> Tuple[Dict[str, int], List[Tuple[str, str, str]]]:
-    """Replace, in place, every outermost mmattn attention module of ``model`` by its plain
-    twin (``plain_modules.build_plain``: the same formula written the usual way, our weights
-    copied in, same device, dtype and training mode).
-
-    Returns ``(swapped, kept)``: how many modules of each name were swapped, and
-    ``(path, name, reason)`` for every one that has no plain twin (or whose configuration
-    the twin does not cover) and so stays mmattn's.
-    """
-    build_plain = _plain_modules().build_plain
-    swapped: Dict[str, int] = {}
-    kept: List[Tuple[str, str, str]] = []
-    for path, name in attention_modules(model):
-        parent_path, _, attr = path.rpartition('.')
-        parent = model.get_submodule(parent_path) if parent_path else model
-        ours = getattr(parent, attr)
-        try:
-            plain = build_plain(name, ours)
-        except (KeyError, NotImplementedError) as e:
-            kept.append((path, name, f'{type(e).__name__}: {e}'.replace('\n', ' ')))
-            continue
-        # a frozen module stays frozen (the plain twin's parameters carry our names)
-        ours_params = dict(ours.named_parameters())
-        for key, p in plain.named_parameters():
-            if key in ours_params:
-                p.requires_grad_(ours_params[key].requires_grad)
-        setattr(parent, attr, plain)
-        swapped[name] = swapped.get(name, 0) + 1
-    return swapped, kept

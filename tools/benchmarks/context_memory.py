@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 from bench_utils import (Interrupted, add_worker_args, autocast,  # noqa: E402
-                         check_device, env_line, parse_worker_args, run_worker,
+                         check_device, env_line, parse_worker_args, randomize, run_worker,
                          stop_on_sigterm, timed)
 
 # relative difference from the lean path above which an output is reported: float32 rounding,
@@ -70,14 +70,13 @@ IMPLS = [
 # -- worker: one implementation, one case, in its own process ---------------------------------
 def _ours(family, channels, lean):
     from mmattn.models.context import CrissCross, DANetPAM, NonLocal
-    from tests.helpers import randomize_
     if family == 'NonLocal':
         m = NonLocal(channels, lean=lean)
     elif family == 'PAM':
         m = DANetPAM(channels, lean=lean)
     else:
         m = CrissCross(channels, recurrence=1)
-    randomize_(m, seed=0, scale=0.05)
+    randomize(m, seed=0, scale=0.05)
     import torch
     with torch.no_grad():
         # Unit-variance projections without biases (random biases would dominate them and

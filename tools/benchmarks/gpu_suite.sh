@@ -1,32 +1,29 @@
 #!/usr/bin/env bash
-# Every measurement of issue #13, in one run, each command's table written to OUT:
+# The GPU benchmarks in one run on one GPU, each command's tables written to OUT:
 #
 #   tools/benchmarks/gpu_suite.sh [--cpu] [--dry] [--only REGEX] [OUT]
 #
-# On a machine with a CUDA GPU (default): module speed at 8x256x56x56 in float32 and bf16
-# autocast (ours against plain_modules.py), PAM and Non-local at 2x512x64x128 and 1x512x128x256
-# (lean, explicit, mmseg/mmcv) in float32 and bf16, the DANet head's whole-image inference
-# (ours, explicit, mmseg) in float32 and bf16, Faster R-CNN R50-FPN training steps at
-# 800x1344, batch 2 (the plain ResNet; SE, CBAM, Non-local, GC, SimAM, each with --plain) in
-# float32 and AMP fp16, and DANet R50-D8 training steps at 512x1024, batch 2 (ours, ours with
-# --plain, mmseg's DAHead) in float32 and AMP bf16; every lean-attention path at the issue's
-# sizes (attention_paths.py); then the CUDA tests (tests/test_models/test_cuda.py and the CUDA
-# cases of test_attention_paths.py).
+# Default (a CUDA GPU): every module at 8x256x56x56 against timm's, mmcv's and mmseg's
+# classes (module_speed.py); PAM and Non-local at 2x512x64x128 and 1x512x128x256, lean,
+# explicit and mmseg's/mmcv's (context_memory.py); the DANet head's whole-image inference, ours,
+# explicit and mmseg's (seg_heads.py); training steps of Faster R-CNN R50-FPN at 800x1344,
+# batch 2 (the plain ResNet; SE, CBAM, Non-local, GC, SimAM) and of DANet R50-D8 at 512x1024,
+# batch 2 (ours and mmseg's head) (model_step.py); float32 first, then autocast; last, the
+# tests with "cuda" in their name.
 #   --cpu   the same commands on the CPU with tiny shapes and the toy configs (a smoke test;
 #           no detector under autocast there: mmcv's CPU NMS takes float32 only)
 #   --dry   print the commands, run nothing
 #   --only  run only the steps whose name matches REGEX (grep -E)
-# OUT defaults to $OUT, else /tmp/gpu_suite_out. Each step gets OUT/NAME.txt (its tables),
+# OUT defaults to $OUT, else /tmp/gpu_suite_out. Each step writes OUT/NAME.txt (its tables),
 # OUT/NAME.log (progress, warnings, errors) and, for module_speed and model_step,
-# OUT/NAME.json; OUT/summary.md lists every step with its
-# exit status and wall time, after the machine's description; OUT/tables.md holds every table.
-# Each step has its own time limit, and the whole suite stops starting steps once SUITE_BUDGET
-# seconds (default 540, ~9 minutes) are spent, so that it fits one 10-minute command; steps are
-# ordered so that the float32 tables come first.
+# OUT/NAME.json; OUT/summary.md lists every step with its exit status and seconds after the
+# machine's description, and OUT/tables.md holds every table. Each step has a time limit, and
+# no step starts once SUITE_BUDGET seconds (default 540) are spent, so that the suite fits one
+# 10-minute command; the summary lists the steps left out, and --only runs them later.
 #
-# The OpenMMLab stack: if `$PYTHON -c "import mmdet, mmseg, mmcv"` fails, the kit of
-# ../shared/gpu/README.md is sourced from MMATTN_GPU_KIT, ./.gpu-kit, ./shared/gpu or
-# ../shared/gpu (whichever holds setup_site.sh): mmcv-lite with torchvision's nms/RoIAlign.
+# The OpenMMLab stack: if `$PYTHON -c "import mmdet, mmseg, mmcv"` fails, the GPU kit's
+# setup_site.sh is sourced from MMATTN_GPU_KIT, ./.gpu-kit, ./shared/gpu or ../shared/gpu
+# (whichever holds it): mmcv-lite with torchvision's NMS and RoIAlign.
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -41,7 +38,7 @@ while [ $# -gt 0 ]; do
     --cpu) MODE=cpu ;;
     --dry) DRY=1 ;;
     --only) shift; ONLY="${1:-}" ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) echo "gpu_suite: unknown option $1" >&2; exit 2 ;;
     *) OUT_DIR="$1" ;;
   esac
@@ -135,7 +132,9 @@ step() {
 BENCH=tools/benchmarks
 if [ "$MODE" = cuda ]; then
   DEV=(--device cuda)
-  MS_ARGS=(--impls mmattn plain --shape 8 256 56 56 --repeat 10 --budget 2 --timeout 60)
+  # on a GPU the fast-path switch changes nothing, so the references replace the plain row
+  MS_ARGS=(--impls mmattn timm mmcv mmseg --shape 8 256 56 56 --repeat 10 --budget 1
+           --timeout 60)
   CM_ARGS=(--families PAM NonLocal --train-shapes 2x512x64x128 1x512x128x256 --eval-shapes
            --max-quadratic-gib 60 --repeat 5 --timeout 120)
   SH_ARGS=(--impls ours ours-explicit mmseg --repeat 5 --max-quadratic-gib 60 --timeout 120)
@@ -148,12 +147,12 @@ if [ "$MODE" = cuda ]; then
   DANET=configs/danet_r50-d8_cityscapes-512x1024_40k.py
   # all stages training (mmdet's config freezes the stem and layer1)
   DET_OPTS=(--cfg-options model.backbone.frozen_stages=-1)
-  AP_ARGS=()  # the issue's sizes: PAM and Non-local at 2x512x64x128 and 1x512x128x256
-  L_MS=200; L_MS_AMP=120; L_CM=100; L_SH=60; L_MODEL=60; L_AP=90; L_TESTS=240
+  PLAIN=()
+  L_MS=130; L_MS_AMP=60; L_CM=60; L_SH=40; L_MODEL=35; L_TESTS=120
 else
   DEV=(--device cpu)
-  MS_ARGS=(--modules SE NonLocal --impls mmattn plain --shape 2 16 8 8 --repeat 3 --budget 0.2
-           --threads 1 --timeout 120)
+  MS_ARGS=(--modules SE NonLocal --impls mmattn plain mmcv --shape 2 16 8 8 --repeat 3
+           --budget 0.2 --threads 1 --timeout 120)
   CM_ARGS=(--channels 16 --families PAM NonLocal --train-shapes 1x16x8x8 --eval-shapes
            --repeat 2 --timeout 120)
   SH_ARGS=(--impls ours mmseg --in-channels 32 --channels 16 --pam-channels 4 --feat-size 8 16
@@ -165,20 +164,25 @@ else
             cbam-nonlocal:configs/toy/faster_rcnn_cbam-nonlocal_r50_toy-coco.py)
   DANET=configs/toy/danet_r18-d8_toy-cityscapes.py
   DET_OPTS=()
-  AP_ARGS=(--cases pam:1x16x8x8 nonlocal:1x16x8x8 --repeat 1 --warmup 0)
-  L_MS=200; L_MS_AMP=200; L_CM=200; L_SH=200; L_MODEL=200; L_AP=200; L_TESTS=600
+  # on the CPU the switch matters: time the plain formula too, after checking it
+  PLAIN=(--plain)
+  L_MS=200; L_MS_AMP=200; L_CM=200; L_SH=200; L_MODEL=200; L_TESTS=600
   export OMP_NUM_THREADS=1
 fi
 
 # float32 first, then autocast (bf16 for modules, heads and DANet; fp16 for Faster R-CNN:
 # torchvision's RoIAlign has no bfloat16 backward)
 for prec in fp32 amp; do
-  if [ "$prec" = fp32 ]; then AMP=(); DET_AMP=(); SEG_AMP=(); MEM=(); sfx=fp32
-  else AMP=(--amp bf16); DET_AMP=(--amp fp16); SEG_AMP=(--amp bf16); MEM=(--skip-memory); sfx=amp
+  if [ "$prec" = fp32 ]; then AMP=(); DET_AMP=(); SEG_AMP=(); MEM=(); sfx=fp32; L=$L_MS
+  else AMP=(--amp bf16); DET_AMP=(--amp fp16); SEG_AMP=(--amp bf16); MEM=(--skip-memory); sfx=amp; L=$L_MS_AMP
   fi
-  step "module_speed_$sfx" "$([ $prec = fp32 ] && echo $L_MS || echo $L_MS_AMP)" \
+  step "module_speed_$sfx" "$L" \
     "$PY" $BENCH/module_speed.py "${DEV[@]}" "${AMP[@]}" "${MS_ARGS[@]}" "${MEM[@]}" \
     --json "$OUT_DIR/module_speed_$sfx.json"
+  step "context_memory_$sfx" $L_CM \
+    "$PY" $BENCH/context_memory.py "${DEV[@]}" "${AMP[@]}" "${CM_ARGS[@]}"
+  step "seg_heads_$sfx" $L_SH \
+    "$PY" $BENCH/seg_heads.py "${DEV[@]}" "${AMP[@]}" "${SH_ARGS[@]}"
   if [ "$MODE" = cpu ] && [ "$prec" = amp ]; then
     DET_STEPS=()  # mmcv's CPU NMS takes float32 only: no detector under autocast on the CPU
     [ "$DRY" = 0 ] && echo "| model_step_faster_rcnn_*_amp | skipped: mmcv's CPU NMS takes float32 only | | |" >> "$SUMMARY"
@@ -187,32 +191,24 @@ for prec in fp32 amp; do
   fi
   for entry in "${DET_STEPS[@]}"; do
     name="${entry%%:*}"; cfg="${entry#*:}"
-    plain=(--plain); [ "$name" = r50 ] && plain=()
+    plain=("${PLAIN[@]}"); [ "$name" = r50 ] && plain=()
     step "model_step_faster_rcnn_${name}_$sfx" $L_MODEL \
       "$PY" $BENCH/model_step.py "$cfg" "${plain[@]}" "${DEV[@]}" "${DET_AMP[@]}" \
       "${DET_SHAPE[@]}" "${DET_OPTS[@]}" --json "$OUT_DIR/model_step_faster_rcnn_${name}_$sfx.json"
   done
   step "model_step_danet_ours_$sfx" $L_MODEL \
-    "$PY" $BENCH/model_step.py $DANET --plain "${DEV[@]}" "${SEG_AMP[@]}" "${SEG_SHAPE[@]}" \
+    "$PY" $BENCH/model_step.py $DANET "${PLAIN[@]}" "${DEV[@]}" "${SEG_AMP[@]}" "${SEG_SHAPE[@]}" \
     --json "$OUT_DIR/model_step_danet_ours_$sfx.json"
   step "model_step_danet_mmseg_$sfx" $L_MODEL \
     "$PY" $BENCH/model_step.py $DANET "${DEV[@]}" "${SEG_AMP[@]}" "${SEG_SHAPE[@]}" \
     --cfg-options model.decode_head.type=DAHead \
     --json "$OUT_DIR/model_step_danet_mmseg_$sfx.json"
-  step "context_memory_$sfx" $L_CM \
-    "$PY" $BENCH/context_memory.py "${DEV[@]}" "${AMP[@]}" "${CM_ARGS[@]}"
-  step "seg_heads_$sfx" $L_SH \
-    "$PY" $BENCH/seg_heads.py "${DEV[@]}" "${AMP[@]}" "${SH_ARGS[@]}"
-  # every lean-attention path forced, and the rule's choice: the bounds to tune
-  step "attention_paths_$sfx" $L_AP \
-    "$PY" $BENCH/attention_paths.py "${DEV[@]}" "${AMP[@]}" "${AP_ARGS[@]}"
 done
 
-# the CUDA tests (each module and attention path against a float64 CPU reference; they skip
-# without a GPU), last: their result, not their time, is what the suite reports
+# the CUDA tests (every module against a float64 CPU reference; they skip without a GPU),
+# last: their result, not their time, is what the suite reports
 step cuda_tests $L_TESTS \
-  "$PY" -m pytest -q -p no:cacheprovider tests/test_models/test_cuda.py \
-  tests/test_models/test_context/test_attention_paths.py -k cuda
+  "$PY" -m pytest -q -p no:cacheprovider tests/test_models -k cuda
 
 if [ "$DRY" = 0 ]; then
   echo >> "$SUMMARY"

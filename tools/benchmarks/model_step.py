@@ -11,12 +11,11 @@ timed steps: on a GPU ``torch.cuda.max_memory_allocated`` after ``reset_peak_mem
 (weights, gradients, optimizer state and activations), on the CPU the growth of the process's
 peak resident memory (:mod:`mmattn.utils.memory`).
 
-- ``--plain``: after timing the model as built, every mmattn attention module in it is
-  replaced by its plain-PyTorch twin of ``plain_modules.py`` carrying the same weights
-  (``bench_utils.swap_to_plain``, the mapping ``module_speed.py`` uses), the losses of the two
-  are compared on the same batch and random state (each term, relative), and the swapped
-  model is timed the same way: "ours against plain inside the real model" in one command.
-  Modules without a plain twin are listed and stay mmattn's.
+- ``--plain``: after timing the model as built, the same model is timed again with mmattn's
+  CPU fast paths switched off (``mmattn.models.layers.fast_paths(False)``: every attention
+  module runs its plain formula), after checking that the two compute the same, in float64 on
+  the same batch and random state: "ours against the plain formula inside the real model" in
+  one command. On a GPU the switch changes nothing (the fast paths are the CPU's).
 - The attention modules' parameters are randomised (seeded) before anything runs: their
   zero-initialised gammas and BNs would make them identities, and the comparison would
   prove nothing. Nothing else of the model is initialised (no ``init_weights``, so no
@@ -51,12 +50,11 @@ for _p in (ROOT, HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 from bench_utils import (add_device_args, amp_dtype, attention_modules,  # noqa: E402
-                         autocast, check_device, env_line, randomize, rel_diff,
-                         swap_to_plain, timed)
+                         autocast, check_device, env_line, randomize, rel_diff, timed)
 
 SCOPES = ('mmdet', 'mmseg')
-# relative difference, in float64, between ours and the plain twins above which the swap is
-# flagged. float32 is no test here: a randomly initialised network amplifies rounding (a toy
+# relative difference, in float64, between ours and the plain formula above which the check
+# fails. float32 is no test here: a randomly initialised network amplifies rounding (a toy
 # ResNet-50 with BN on batch statistics turns a 1e-7 change of its input into 4e-4 of its
 # features) and a detector's proposal choices turn that into different losses.
 F64_TOLERANCE = 1e-8
@@ -180,8 +178,8 @@ def build_optim_wrapper(model, cfg, device, amp, keep_lr=False):
 
 # -- measurements -----------------------------------------------------------------------------
 def float64_outputs(model, data, seed=0):
-    """What the swap check compares, computed in float64 in training mode without a backward:
-    ``('losses', {term: value})`` where the whole loss runs in float64, else
+    """What the check of ``--plain`` compares, computed in float64 in training mode without a
+    backward: ``('losses', {term: value})`` where the whole loss runs in float64, else
     ``('features (extract_feat; ...)', [tensors])`` with the reason where an op refuses
     float64 (mmcv's compiled NMS takes float32 only, so a detector's loss cannot run on the
     CPU; its attention modules are in the backbone and neck)."""
@@ -210,7 +208,7 @@ def compare_outputs(a, b):
     """Largest relative difference between two ``float64_outputs`` results (b against a)."""
     (kind_a, out_a), (kind_b, out_b) = a, b
     if kind_a != kind_b:
-        raise RuntimeError(f'model_step: ours gave {kind_a}, plain {kind_b}')
+        raise RuntimeError(f'model_step: ours gave {kind_a}, the plain formula {kind_b}')
     if isinstance(out_a, dict):
         if out_a.keys() != out_b.keys():
             raise RuntimeError(f'model_step: loss terms differ: {sorted(out_a)} vs '
@@ -234,15 +232,18 @@ def losses_of(model, data, device, amp=None, seed=0):
     return out
 
 
-def time_steps(model, data, optim_wrapper, args):
-    """Warm-up, then the timed steps: dict of times (s), peak bytes and the last losses."""
+def time_steps(model, data, optim_wrapper, args, fast=True):
+    """Warm-up, then the timed steps, with mmattn's CPU fast paths on or off (``fast``): dict
+    of times (s), peak bytes and the last losses."""
     import torch
 
+    from mmattn.models.layers import fast_paths
     from mmattn.utils.memory import peak_bytes, reset_peak
     device = args.device
 
     def step(batch):  # --amp: the optim wrapper's optim_context autocasts the forward
-        return model.train_step(batch, optim_wrapper)
+        with fast_paths(fast):
+            return model.train_step(batch, optim_wrapper)
 
     torch.manual_seed(0)
     for _ in range(args.warmup):
@@ -288,8 +289,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='config file, or an mmdet::/mmseg:: config name')
     add_device_args(parser)
     parser.add_argument('--plain', action='store_true',
-                        help='also time the model with every mmattn module swapped for its '
-                        'plain twin (same weights), after checking their losses agree')
+                        help="also time the model with mmattn's CPU fast paths off (every "
+                        'module runs its plain formula), after checking both compute the same')
     parser.add_argument('--batch', type=int, default=2, help='images per step (default 2)')
     parser.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
                         help='image size (default: 800 1344 for mmdet, 512 1024 for mmseg)')
@@ -311,6 +312,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    from mmattn.utils import silence_pinned_warnings
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     import torch
     check_device(args.device, 'model_step')
@@ -340,39 +343,32 @@ def main(argv=None):
     rows = [_row('ours (as configured)', time_steps(model, data, ow, args))]
     status, check = 0, None
     if args.plain:
-        del ow
+        from mmattn.models.layers import fast_paths
         ours_64 = float64_outputs(model, data)
         ours_losses = losses_of(model, data, args.device)
-        swapped, kept = swap_to_plain(model)
-        plain_64 = float64_outputs(model, data)
-        plain_losses = losses_of(model, data, args.device)
-        try:
-            worst = compare_outputs(ours_64, plain_64)
-        except RuntimeError as e:  # one of them ran the loss in float64, the other could not
-            worst = float('inf')
-            print(f'model_step: {e}', file=sys.stderr)
-        check = dict(swapped=swapped, kept=kept, ours=ours_losses, plain=plain_losses,
-                     compared=ours_64[0] if ours_64[0] == plain_64[0] else
-                     f'ours: {ours_64[0]}; plain: {plain_64[0]}', max_rel_diff=worst)
+        with fast_paths(False):
+            plain_64 = float64_outputs(model, data)
+            plain_losses = losses_of(model, data, args.device)
+        worst = compare_outputs(ours_64, plain_64)
+        counts = {}
+        for _, name in found:
+            counts[name] = counts.get(name, 0) + 1
+        check = dict(modules=counts, ours=ours_losses, plain=plain_losses,
+                     compared=ours_64[0], max_rel_diff=worst)
         del ours_64, plain_64
-        if kept or worst > F64_TOLERANCE:
+        if worst > F64_TOLERANCE:
             status = 1
-        if swapped:
-            ow = build_optim_wrapper(model, cfg, args.device, args.amp, args.keep_lr)
-            rows.append(_row('plain twins', time_steps(model, data, ow, args)))
+        rows.append(_row('plain formula (fast paths off)',
+                         time_steps(model, data, ow, args, fast=False)))
     print(format_table(rows, meta))
     if check is not None:
         print()
-        print('swapped for plain twins: ' + (', '.join(
-            f'{n} x{c}' for n, c in sorted(check['swapped'].items())) or 'none (no mmattn '
-            'attention module in the model)'))
-        if check['kept']:
-            print('NOT swapped (no plain twin; they stay mmattn\'s and the plain row is not '
-                  'plain): ' + '; '.join(f'{p} ({n}: {why})' for p, n, why in check['kept']))
+        print('mmattn modules in the model: ' + (', '.join(
+            f'{n} x{c}' for n, c in sorted(check['modules'].items())) or 'none'))
         flag = ' **MISMATCH**' if check['max_rel_diff'] > F64_TOLERANCE else ''
-        print(f'ours against plain, same batch and random state, float64 {check["compared"]}: '
-              f'largest relative difference {check["max_rel_diff"]:.1e} (tolerance '
-              f'{F64_TOLERANCE:.0e}){flag}')
+        print(f'ours against the plain formula, same batch and random state, float64 '
+              f'{check["compared"]}: largest relative difference {check["max_rel_diff"]:.1e} '
+              f'(tolerance {F64_TOLERANCE:.0e}){flag}')
         print(f'loss in float32, ours / plain: {check["ours"]["loss"]:.6g} / '
               f'{check["plain"]["loss"]:.6g} (rounding, amplified by the random network and by '
               f'a detector\'s proposal choices, can make these differ by 1e-3)')

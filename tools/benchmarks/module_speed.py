@@ -1,15 +1,18 @@
 """Forward and backward time and peak memory of every attention module, on the CPU or a GPU.
 
 For every module registered in mmattn (``--modules`` selects some), at (8, 256, 56, 56) float32
-by default (``--shape``), in training mode (batch statistics, autograd recording), three
-implementations are measured:
+by default (``--shape``), in training mode (batch statistics, autograd recording), up to five
+implementations are measured, all with the same weights:
 
 - ``mmattn``: ours, built by ``build_attention(name, C)`` with its defaults;
-- ``plain``: the same formula in plain PyTorch ops as people usually write it
-  (``tools/benchmarks/plain_modules.py``, independent of mmattn; the context modules form
-  their attention matrices explicitly), with our module's weights;
+- ``plain``: the same module with the CPU fast paths switched off
+  (``mmattn.models.layers.fast_paths(False)``), i.e. its formula in plain PyTorch. On a GPU the
+  switch changes nothing (the fast paths are the CPU's), so there this row repeats ours;
 - ``timm``: ``timm.layers``' module where timm has one (SE, cSE as SE with r = 2, ECA,
-  Gather-Excite theta-minus, GC, coordinate attention, CBAM, SK), with our weights.
+  Gather-Excite theta-minus, GC, coordinate attention, CBAM, SK);
+- ``mmcv``: mmcv's ``ContextBlock`` (GC), ``NonLocal2d`` (Non-local) and
+  ``ops.CrissCrossAttention`` (criss-cross, applied ``recurrence`` times);
+- ``mmseg``: mmseg's DANet ``PAM`` and ``CAM``.
 
 The weights are our module's, randomised (zero-initialised gates and gammas would hide the
 attention path), and copied into the others. Per module, worker processes (forked from a
@@ -34,7 +37,7 @@ server that has imported torch and mmattn once, so each starts fresh without re-
   (``VmHWM`` in /proc/self/status, reset to the current size first where the kernel allows
   it, else its value once the inputs are allocated).
 
-The summary lists where ours is slower than the plain version by more than 5% (min times).
+The summary lists where ours is slower than the plain formula by more than 5% (min times).
 On a machine shared with other work, heavy modules get only 3 rounds: compare ratios within
 about 10% with care and rerun the module alone (``--modules``) with a larger ``--budget``.
 
@@ -53,7 +56,7 @@ Usage::
     OMP_NUM_THREADS=1 python tools/benchmarks/module_speed.py --threads 1
     python tools/benchmarks/module_speed.py --modules SE ECA --shape 2 64 28 28 --repeat 3
     python tools/benchmarks/module_speed.py --timm-path /tmp/timm_pkg   # an unpacked timm wheel
-    python tools/benchmarks/module_speed.py --device cuda --amp bf16 --impls mmattn plain
+    python tools/benchmarks/module_speed.py --device cuda --amp bf16 --impls mmattn mmcv mmseg
 
 timm: ``import timm`` imports torchvision; the layers measured here mostly do not. If timm
 cannot be imported as a package, its layer files are loaded one by one from the installed
@@ -72,13 +75,12 @@ import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-IMPLS = ('mmattn', 'plain', 'timm')
+IMPLS = ('mmattn', 'plain', 'timm', 'mmcv', 'mmseg')
 # memory-bound gates whose times are also printed in passes (Gather-Excite's default variant is
 # theta-minus with the global extent: x * sigmoid(GAP(x)))
 LIGHT_GATES = ('SE', 'ECA', 'SimAM', 'GatherExcite', 'CSE')
-MISMATCH = 1e-4  # relative difference above which a plain or timm output is flagged
+MISMATCH = 1e-4  # relative difference from ours above which another implementation is flagged
 WARMUP_SIZE = 8
-
 
 # -- helpers shared by the worker and the tests --------------------------------------------------
 if HERE not in sys.path:
@@ -241,22 +243,121 @@ def build_timm(name, ours, timm_path=None):
         raise ImportError(f'timm.layers.{filename} cannot be imported: '
                           f'{type(e).__name__}: {e}') from e
     t, state = builder(ours, mod)
+    return _load_weights(t, state or None, ours)
+
+
+# -- mmcv and mmseg -------------------------------------------------------------------------------
+# our module -> builder taking ours -> (reference module, its state dict or None for ours')
+def _mmcv_gc(ours):
+    from mmcv.cnn import ContextBlock
+    return ContextBlock(ours.in_channels, ours.ratio, ours.pooling_type, ours.fusion_types), None
+
+
+def _mmcv_nonlocal(ours):
+    from mmcv.cnn import NonLocal2d
+    if ours.sub_sample or ours.norm is None:
+        raise NotImplementedError('only sub_sample=False with a BN is mapped (mmcv pools after '
+                                  'the convs, ours before)')
+    ref = NonLocal2d(ours.in_channels, reduction=ours.reduction, use_scale=ours.use_scale,
+                     mode=ours.mode, norm_cfg=dict(type='BN'))
+    s = ours.state_dict()
+    state = {}
+    for name in ('g', 'theta', 'phi', 'concat_project'):
+        for k in ('weight', 'bias'):
+            if f'{name}.{k}' in s:
+                state[f'{name}.conv.{k}'] = s[f'{name}.{k}']
+    # mmcv's output conv has no bias: ours is folded into the BN's running mean, which the
+    # batch statistics of training mode ignore (as they ignore a constant per channel)
+    state['conv_out.conv.weight'] = s['conv_out.weight']
+    for k in ('weight', 'bias', 'running_var', 'num_batches_tracked'):
+        state['conv_out.bn.' + k] = s['norm.' + k]
+    state['conv_out.bn.running_mean'] = s['norm.running_mean'] - s['conv_out.bias']
+    return ref, state
+
+
+def _mmcv_criss_cross(ours):
+    import torch.nn as nn
+    from mmcv.ops import CrissCrossAttention
+    if ours.key_channels != ours.in_channels // 8:
+        raise NotImplementedError('mmcv reduces the query and key width by 8')
+
+    class Recurrent(nn.Module):
+        """mmcv's module applied ``recurrence`` times, as CCNet applies it."""
+
+        def __init__(self):
+            super().__init__()
+            self.cca = CrissCrossAttention(ours.in_channels)
+
+        def forward(self, x):
+            for _ in range(ours.recurrence):
+                x = self.cca(x)
+            return x
+
+    state = {'cca.' + k: v for k, v in ours.state_dict().items()}
+    state['cca.gamma.scale'] = state.pop('cca.gamma')
+    return Recurrent(), state
+
+
+def _mmseg_pam(ours):
+    from mmseg.models.decode_heads.da_head import PAM
+    ref = PAM(ours.in_channels, ours.key_channels)
+    s = ours.state_dict()
+    state = {f'{theirs}.{k}': s[f'{mine}.{k}'] for theirs, mine in (
+        ('query_project', 'query_conv'), ('key_project', 'key_conv'),
+        ('value_project', 'value_conv')) for k in ('weight', 'bias')}
+    state['gamma.scale'] = s['gamma'].reshape(ref.gamma.scale.shape)
+    return ref, state
+
+
+def _mmseg_cam(ours):
+    from mmseg.models.decode_heads.da_head import CAM
+    ref = CAM()
+    return ref, {'gamma.scale': ours.state_dict()['gamma'].reshape(ref.gamma.scale.shape)}
+
+
+# implementation -> {our module: builder}; timm's builders also take the layer's file
+REFERENCES = {
+    'timm': TIMM_BUILDERS,
+    'mmcv': {'GlobalContext': _mmcv_gc, 'NonLocal': _mmcv_nonlocal,
+             'CrissCross': _mmcv_criss_cross},
+    'mmseg': {'DANetPAM': _mmseg_pam, 'DANetCAM': _mmseg_cam},
+}
+
+
+def _load_weights(ref, state, ours):
+    """``ref`` with ``state`` (ours' own where None) loaded strictly, on ours' dtype, device
+    and training mode."""
     floats = [p for p in ours.parameters()]
     if floats:
-        t.to(dtype=floats[0].dtype, device=floats[0].device)
-    t.load_state_dict(state or ours.state_dict(), strict=True)
-    return t.train(ours.training)
+        ref.to(dtype=floats[0].dtype, device=floats[0].device)
+    ref.load_state_dict(ours.state_dict() if state is None else state, strict=True)
+    return ref.train(ours.training)
+
+
+def build_reference(impl, name, ours, timm_path=None):
+    """The ``impl`` library's module for ``name`` with our module's weights, or raises
+    (KeyError: the library has none; ImportError: it cannot be imported here;
+    NotImplementedError: our configuration has no counterpart there)."""
+    if impl == 'timm':
+        return build_timm(name, ours, timm_path)
+    builder = REFERENCES[impl][name]
+    try:
+        ref, state = builder(ours)
+    except ImportError as e:
+        raise ImportError(f'{impl} cannot be imported: {type(e).__name__}: {e}') from e
+    return _load_weights(ref, state, ours)
 
 
 def build_impl(impl, name, ours, timm_path=None):
-    if impl == 'mmattn':
+    """The module that ``impl`` times; ``plain`` is ours itself, run with the switch off."""
+    if impl in ('mmattn', 'plain'):
         return ours
-    if impl == 'plain':
-        if HERE not in sys.path:
-            sys.path.insert(0, HERE)
-        from plain_modules import build_plain
-        return build_plain(name, ours)
-    return build_timm(name, ours, timm_path)
+    return build_reference(impl, name, ours, timm_path)
+
+
+def implementations(module, impls):
+    """Those of ``impls`` that exist for ``module``."""
+    return [i for i in impls if i in ('mmattn', 'plain') or module in REFERENCES[i]]
 
 
 # -- worker: one (module, implementation) in its own process --------------------------------------
@@ -281,15 +382,17 @@ def _try_build(impl, name, ours, timm_path):
 
 class _Case:
     """One implementation with its parameters: a training step and gradient clearing, the
-    forward under autocast where ``--amp`` asks for it (the backward outside, as in training)."""
+    forward under autocast where ``--amp`` asks for it (the backward outside, as in training),
+    with mmattn's CPU fast paths on or off (``fast``)."""
 
-    def __init__(self, model, device='cpu', amp=None):
+    def __init__(self, model, device='cpu', amp=None, fast=True):
         self.model = model
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.device, self.amp = device, amp
+        self.device, self.amp, self.fast = device, amp, fast
 
     def forward(self, inputs):
-        with autocast(self.device, self.amp):
+        from mmattn.models.layers import fast_paths
+        with autocast(self.device, self.amp), fast_paths(self.fast):
             return self.model(*inputs)
 
     def step(self, inputs, gy):
@@ -334,7 +437,7 @@ def memory_worker(args):
         return result
     if model is not ours:
         del ours  # only the measured implementation's weights stay in the baseline
-    case = _Case(model, args.device, args.amp)
+    case = _Case(model, args.device, args.amp, fast=args.impls[0] != 'plain')
     inputs, gy = _full_inputs(args.module, args.shape, case.warm_up(args.module, args.shape),
                               args.device)
     result['peak_reset'] = reset_peak(args.device) is None
@@ -359,7 +462,7 @@ def time_worker(args):
         if model is None:
             results[impl]['unavailable'] = why
         else:
-            cases[impl] = _Case(model, device, amp)
+            cases[impl] = _Case(model, device, amp, fast=impl != 'plain')
     # the reference is ours in float32, also under --amp: then every implementation, ours
     # included, is compared with it, and ours should lose no more than plain does
     ref_case = _Case(ours, device)
@@ -452,7 +555,7 @@ def _worker_context():
         if path not in sys.path:
             sys.path.insert(0, path)
     ctx = mp.get_context('forkserver')
-    ctx.set_forkserver_preload(['torch', 'mmattn', 'plain_modules'])
+    ctx.set_forkserver_preload(['torch', 'mmattn'])
     return ctx
 
 
@@ -480,7 +583,7 @@ def _run_worker(ctx, kind, module, impls, args):
 def run_module(ctx, module, args):
     """One row per implementation: times and checks from one process, the peak memory of
     each implementation from a fresh process of its own."""
-    impls = [i for i in args.impls if i != 'timm' or module in TIMM_BUILDERS]
+    impls = implementations(module, args.impls)
     timed, err = _run_worker(ctx, 'time', module, impls, args)
     rows = []
     for impl in impls:
@@ -505,8 +608,8 @@ def _ms(d):
 
 
 def flagged(r, results, amp=None):
-    """Whether a row's check failed. float32: plain or timm differ from ours by more than
-    MISMATCH. Under autocast every row is compared with ours in float32, and ours is flagged
+    """Whether a row's check failed. float32: another implementation differs from ours by more
+    than MISMATCH. Under autocast every row is compared with ours in float32, and ours is flagged
     where its error exceeds twice the plain formula's at the same precision plus MISMATCH_AMP
     (rounding of the reduced precision is no fault; losing more than plain does is)."""
     if 'diff_out' not in r:
@@ -540,8 +643,6 @@ def format_tables(results, meta):
         head = f'| {r["module"]} | {r["impl"]} |'
         if 'fwd_bwd' not in r:
             why = r.get('unavailable') or r.get('error', '')
-            if r['impl'] == 'plain' and why.startswith('KeyError'):
-                why = 'no plain version'
             lines.append(f'{head} {why} | | | | |')
             continue
         ratio = ''
