@@ -41,6 +41,10 @@ setup(
             'onnxscript',
             'pycocotools>=2.0.6',
             'cityscapesscripts>=2.2',
+            # the documentation build, which tests/test_docs.py runs with warnings as errors
+            'sphinx>=8.1,<10',
+            'myst-parser>=4.0,<6',
+            'furo>=2024.8.6',
         ],
     },
     entry_points={},

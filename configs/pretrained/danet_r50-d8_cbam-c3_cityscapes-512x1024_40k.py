@@ -2,7 +2,7 @@
 # authors' ImageNet CBAM-ResNet-50 (Jongchan/attention-module, ResNet50+CBAM, CBAM weights
 # included), converted by
 #   python tools/model_converters/convert.py cbam SRC checkpoints/cbam_r50.pth
-# (SRC: the released file; README "Starting from the authors' ImageNet weights"). That network has
+# (SRC: the released file; docs/en/user_guides/pretrained.md). That network has
 # the 7x7 stem: mmattn.AttnResNetV1b (mmseg's plain ResNet), not the ResNetV1c of mmseg's
 # open-mmlab://resnet50_v1c baseline, so model.pretrained is dropped. The checkpoint holds the
 # CBAM weights: frozen_stages=1 freezes the stem and layer1 whole, CBAM included

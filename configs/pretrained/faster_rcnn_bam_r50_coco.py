@@ -2,7 +2,7 @@
 # ImageNet BAM-ResNet-50 (Jongchan/attention-module, ResNet50+BAM, BAM weights included), converted
 # by
 #   python tools/model_converters/convert.py bam SRC checkpoints/bam_r50.pth
-# (SRC: the released file; README "Starting from the authors' ImageNet weights"). The released BAM
+# (SRC: the released file; docs/en/user_guides/pretrained.md). The released BAM
 # fuses its gates by product, as here. The checkpoint holds the BAM weights, so frozen_stages=1
 # (mmdet's baseline) freezes the stem and layer1 whole, BAM included (freeze_plugins=True), as the
 # papers' detection runs did from their ImageNet weights.

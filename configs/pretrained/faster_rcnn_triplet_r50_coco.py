@@ -2,7 +2,7 @@
 # the authors' ImageNet ResNet-50 + triplet attention (landskape-ai/triplet-attention, k=7,
 # attention weights included), converted by
 #   python tools/model_converters/convert.py triplet SRC checkpoints/triplet_r50.pth
-# (SRC: the released file; README "Starting from the authors' ImageNet weights"). The checkpoint
+# (SRC: the released file; docs/en/user_guides/pretrained.md). The checkpoint
 # holds the triplet attention weights, so frozen_stages=1 (mmdet's baseline) freezes the stem and
 # layer1 whole, triplet attention included (freeze_plugins=True), as the papers' detection runs did
 # from their ImageNet weights.

@@ -110,7 +110,7 @@ class SpatialIAU(BaseAttention):
     a = sigmoid(BN(conv1x1 C -> P (bias)))  (P part maps, the authors' P = 4);
     part_k = sum over positions of a_k * x  (a weighted **sum**, as the authors'), u = GAP(x);
     the P parts and u -> 1x1 conv (bias) C -> C/2;
-    edges: e(i, j) = BN(conv1x1(cat[|part_i - part_j|, u])) -> 1 (bias), the diagonal
+    edges: e(i, j) = BN(conv1x1(cat[abs(part_i - part_j), u])) -> 1 (bias), the diagonal
     excluded, softmax over j;
     nodes: part_i' = ReLU(BN(conv1x1(cat[part_i, sum_j e(i, j) part_j]))) (bias) -> C/2;
     v = cat[mean_i part_i', u] -> 1x1 conv (bias) + BN, the BN's weight and bias
