@@ -441,7 +441,7 @@ def test_command_line(tmp_path, capsys):
 
     src['layer4.1.se.fc3.weight'] = torch.zeros(1)
     torch.save(src, src_path)
-    assert convert_tool.main(['timm-se', src_path, dst_path]) == 1
+    assert convert_tool.main(['timm-se', src_path, dst_path, '--force']) == 1
     assert 'layer4.1.se.fc3.weight' in capsys.readouterr().err
 
 
