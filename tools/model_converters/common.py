@@ -78,33 +78,28 @@ BOUND = (f'stage outputs within {TOLERANCE:g} of the source network\'s (float64,
 @dataclass(frozen=True)
 class Exactness:
     """What a format claims of its converted backbone against the source network (``--list``
-    prints it; the converter tests enforce it): :data:`BOUND` in eval and train mode, with
-    mmattn's CPU fast paths on (the default) and off.
+    prints it; the converter tests enforce it), in eval and train mode, with mmattn's CPU fast
+    paths on (the default) and off: :data:`BOUND`, unless
 
     Args:
-        identical_plain: with the fast paths off (``MMATTN_FAST_PATHS=0``) the stage outputs
-            are bit-identical to the source network's (the same operations in the same order).
-        differs: where the outputs are claimed to differ by rounding: ``'default'`` (the fast
-            paths on) and/or ``'train'`` (train mode, batch statistics).
+        identical: the stage outputs are bit-identical to the source network's (the same
+            operations in the same order).
+        differs: the modes (``'train'``, ``'eval'``) in which the outputs are claimed not to
+            be identical, where the network amplifies rounding; ``why`` says why.
         why: why they differ there.
     """
-    identical_plain: bool = False
+    identical: bool = False
     differs: Tuple[str, ...] = ()
     why: str = ''
 
     def lines(self) -> List[str]:
-        out = []
-        if self.identical_plain:
-            out.append('identical to the source network\'s outputs with mmattn\'s CPU fast '
-                       'paths off (MMATTN_FAST_PATHS=0): the same operations in the same order')
-        where = []
-        if 'default' in self.differs:
-            where.append('with the fast paths on (the default on the CPU)')
-        if 'train' in self.differs:
-            where.append('in train mode')
-        out.append(BOUND + ', in eval and train mode'
-                   + (f'; not identical {" and ".join(where)}: {self.why}' if where else ''))
-        return out
+        if self.identical:
+            return ['stage outputs identical to the source network\'s (float64, eval and '
+                    'train mode, mmattn\'s CPU fast paths on or off): the same operations in '
+                    'the same order']
+        return [BOUND + ', in eval and train mode, fast paths on or off'
+                + (f'; not identical in {" and ".join(self.differs)} mode: {self.why}'
+                   if self.differs else '')]
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ one plugin entry per stage; the basis buffer ``fca.dct_basis`` is taken from the
 (the conversion reports how far it is from the 'top16' DCT basis; the authors' "learnable
 tensor" variants store a trained tensor under the same name, which is then kept as trained).
 
-With mmattn's CPU fast paths off, the converted backbone runs the authors' operations in their
-order and gives their stage outputs bit for bit; on the CPU by default FcaNet folds the pooling
-into the basis (the same values up to rounding, which a deep network amplifies): the format's
-``exactness`` says so, and the converter tests check both at FcaNet-101.
+The converted backbone runs the authors' operations in their order: its stage outputs equal
+the authors' network's bit for bit (the format's ``exactness``; the converter tests check it at
+FcaNet-101).
 """
 from ..common import ConverterFormat, Exactness
 from ._plugin_resnet import attn_resnet, convert_blocks, depths_of, per_stage
@@ -70,10 +69,7 @@ FORMATS = [
         depths=depths_of(34, 50, 101, 152),
         figures=('ImageNet top-1 78.52 (FcaNet50), 79.64 (FcaNet101); authors\' README',
                  'COCO box AP 39.0 (Faster R-CNN FcaNet50), 41.2 (FcaNet101); authors\' README'),
-        exactness=Exactness(
-            identical_plain=True, differs=('default', ),
-            why='the CPU fast path folds the adaptive pooling into the DCT basis, one product '
-                'summed in another order than the authors\' pooling and weighted sum, and a '
-                'deep FcaNet amplifies that rounding'),
+        # the authors' pooling and weighted sum, op by op (mmattn.FcaNet has no fast path)
+        exactness=Exactness(identical=True),
     ),
 ]
