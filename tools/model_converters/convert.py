@@ -135,8 +135,8 @@ def convert(name: str, src: str, dst: str, depth: Optional[int] = None,
         raise ConversionError(
             f'{name}: {src} is in the layout of format {others[0]!r}'
             + (f' (or {", ".join(map(repr, others[1:]))})' if others[1:] else '')
-            + f', not {name}\'s' 
-            + f': python tools/model_converters/convert.py {others[0]} {src} {dst} ({err})'
+            + f', not {name}\'s: python tools/model_converters/convert.py {others[0]} {src} '
+            f'{dst} ({err})'
         ) from None
     report.notes.extend(notes)
     meta = dict(converter=f'tools/model_converters/convert.py {name}', source=osp.basename(src),

@@ -217,16 +217,27 @@ def unwrap_state(path: str, obj: Any) -> Tuple[Dict[str, torch.Tensor], Dict[str
     return state, extras
 
 
+def _head(path: str) -> Tuple[bytes, int]:
+    size = check_readable(path)
+    try:
+        with open(path, 'rb') as f:
+            return f.read(64), size
+    except OSError as err:
+        raise _problem(path, f'cannot be read ({err.strerror or err})') from None
+
+
+def load_checkpoint(path: str) -> Any:
+    """What ``torch.save`` wrote to ``path``, read as tensors and plain containers only; any
+    problem with the file is one :class:`FileProblem` line."""
+    head, size = _head(path)
+    return _torch_load(path, head, size)
+
+
 def read_source(path: str) -> Source:
     """Read a released checkpoint: a ``.pth``/``.pth.tar``/``.bin`` written by ``torch.save``
     (the state dict itself, or nested under ``state_dict`` or ``model``), or a
     ``.safetensors`` file (with the ``safetensors`` package)."""
-    size = check_readable(path)
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(64)
-    except OSError as err:
-        raise _problem(path, f'cannot be read ({err.strerror or err})') from None
+    head, size = _head(path)
     named = path.lower().endswith('.safetensors')
     if _is_safetensors(head, size) or named and _describe_text(head) is None and not \
             head.startswith((ZIP_MAGIC, b'\x80')):
