@@ -46,8 +46,8 @@ FORMATS = [
         figures=(),
         exactness=Exactness(
             differs=('train', ),
-            why='in train mode the BN after the channel-wise FC normalises each channel over '
-                'one style value per image (2 at batch 2), and mmattn.SRM sums the style mean '
+            why='the BN after the channel-wise FC normalises each channel over one style '
+                'value per image (2 at batch 2), and mmattn.SRM sums the style mean '
                 'in another order than the authors\' view().mean() (torch.var_mean): the BN '
                 'and the depth amplify that rounding (the source network moves as much when '
                 'its input moves by 1e-15)'),
