@@ -121,7 +121,8 @@ BAD_SOURCES = {
     'pickled-object': (lambda p: _save(p, {'state_dict': cbam_state(), 'extra': Opaque()}),
                        f'holds a pickled Python object ({__name__}.Opaque)'),
     'whole-model': (lambda p: _save(p, S.SourceResNet(18, BASE)),
-                    'save model.state_dict() instead'),
+                    'holds a pickled Python object (tests.test_tools.converter_sources_more.'
+                    'SourceResNet), which is not loaded'),
     'list': (lambda p: _save(p, [torch.zeros(1)]), 'holds a list, not a state dict'),
     'no-state-dict': (lambda p: _save(p, {'epoch': 3, 'net': cbam_state()}),
                       "no 'state_dict' or 'model' entry, and state dicts under 'net'"),
@@ -170,8 +171,8 @@ def test_safetensors_without_the_package_is_refused_by_name(tmp_path, monkeypatc
 
 
 def test_safetensors_converts_as_the_pth_does(tmp_path):
-    from safetensors.torch import save_file
     pytest.importorskip('safetensors')
+    from safetensors.torch import save_file
     state = cbam_state(depth=50)
     torch.save({'state_dict': state}, tmp_path / 'cbam.pth')
     # the hub's model.safetensors: the state dict itself, contiguous tensors

@@ -149,15 +149,14 @@ def _torch_load(path: str, head: bytes, size: int) -> Any:
     except pickle.UnpicklingError as err:
         name = _unsupported_global(err)
         if name is not None:
-            return_what = (' (a whole model saved with torch.save(model): save '
-                           'model.state_dict() instead)'
-                           if name.endswith(('Net', 'ResNet', 'Module', 'Sequential', 'Model'))
-                           else '')
             raise _problem(path, f'holds a pickled Python object ({name}), which is not '
-                           f'loaded: a checkpoint is read as tensors and plain containers '
-                           f'only{return_what}') from None
+                           f'loaded: a checkpoint is read as tensors and plain containers only '
+                           f'(a model saved whole is such an object: save its state_dict())'
+                           ) from None
+        reason = re.search(r'WeightsUnpickler error:\s*([^\n]+)', str(err))
         raise _problem(path, f'damaged: its pickled data cannot be read as a checkpoint '
-                       f'({_first_line(err)})') from None
+                       f'({reason.group(1).strip() if reason else _first_line(err)})'
+                       ) from None
     except (EOFError, struct.error) as err:
         raise _problem(path, f'truncated: the data ends early ({_first_line(err)})') from None
     except (RuntimeError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
