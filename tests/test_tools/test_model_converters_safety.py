@@ -175,16 +175,19 @@ def test_safetensors_converts_as_the_pth_does(tmp_path):
     from safetensors.torch import save_file
     state = cbam_state(depth=50)
     torch.save({'state_dict': state}, tmp_path / 'cbam.pth')
-    # the hub's model.safetensors: the state dict itself, contiguous tensors
+    # the hub's model.safetensors: the state dict itself, contiguous tensors; the hub cache
+    # stores it as a blob named by its hash, which is read by its content
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / 'model.safetensors'))
+    os.link(tmp_path / 'model.safetensors', tmp_path / '9a1e7c')
     tool = _tool()
     with redirect_stdout(io.StringIO()):
-        for name in ('cbam.pth', 'model.safetensors'):
+        for name in ('cbam.pth', 'model.safetensors', '9a1e7c'):
             tool.convert('cbam', str(tmp_path / name), str(tmp_path / f'{name}.out'),
                          overrides=NARROW)
     a = torch.load(tmp_path / 'cbam.pth.out', weights_only=True)['state_dict']
-    b = torch.load(tmp_path / 'model.safetensors.out', weights_only=True)['state_dict']
-    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ('model.safetensors', '9a1e7c'):
+        b = torch.load(tmp_path / f'{name}.out', weights_only=True)['state_dict']
+        assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ------------------------------------------------------------------------------ destination
