@@ -246,7 +246,9 @@ class SGESource(nn.Module):
 
 
 class SRMSource(nn.Module):
-    """hyunjaelee410/style-based-recalibration-module ``SRMLayer``."""
+    """hyunjaelee410/style-based-recalibration-module ``SRMLayer``, op by op: the mean and the
+    unbiased variance (+ 1e-5, then the square root) over the flattened positions, stacked as
+    (N, C, 2), weighted by ``cfc`` and summed over the pair, BN, sigmoid."""
 
     def __init__(self, c):
         super().__init__()
@@ -255,10 +257,9 @@ class SRMSource(nn.Module):
 
     def forward(self, x):
         n, c = x.shape[:2]
-        flat = x.reshape(n, c, -1)
-        mean = flat.mean(dim=2)
-        std = ((flat - mean[:, :, None]).pow(2).sum(dim=2) / (flat.shape[2] - 1) + 1e-5).sqrt()
-        z = mean * self.cfc[:, 0] + std * self.cfc[:, 1]
+        mean = x.view(n, c, -1).mean(dim=2, keepdim=True)
+        std = (x.view(n, c, -1).var(dim=2, keepdim=True) + 1e-5).sqrt()
+        z = torch.sum(torch.cat((mean, std), dim=2) * self.cfc[None, :, :], dim=2)
         return x * torch.sigmoid(self.bn(z[:, :, None, None]))
 
 

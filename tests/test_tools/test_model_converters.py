@@ -61,9 +61,13 @@ class RefBottleneck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes, planes, width, stride, groups, stride_in_1x1, se_name,
-                 reduction, downsample):
+                 reduction, downsample, aa=False):
         super().__init__()
         s1, s2 = (stride, 1) if stride_in_1x1 else (1, stride)
+        # timm's aa_layer=AvgPool2d: the 3x3 conv at stride 1, then a 2x2 average pool (no
+        # tensors, so the state dict is the plain block's)
+        self.aa = nn.AvgPool2d(2) if aa and s2 == 2 else nn.Identity()
+        s2 = 1 if aa else s2
         self.conv1 = nn.Conv2d(inplanes, width, 1, stride=s1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride=s2, padding=1, groups=groups, bias=False)
@@ -76,7 +80,7 @@ class RefBottleneck(nn.Module):
 
     def forward(self, x):
         out = torch.relu(self.bn1(self.conv1(x)))
-        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.aa(torch.relu(self.bn2(self.conv2(out))))
         out = getattr(self, self.se_name)(self.bn3(self.conv3(out)))
         shortcut = x if self.downsample is None else self.downsample(x)
         return torch.relu(out + shortcut)
@@ -86,8 +90,9 @@ class RefBasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, inplanes, planes, width, stride, groups, stride_in_1x1, se_name,
-                 reduction, downsample):
+                 reduction, downsample, aa=False):
         super().__init__()
+        assert not aa
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
@@ -111,10 +116,13 @@ class RefSENet(nn.Module):
     downsample is (pool, conv, bn). ``layout='cadene'``: stem ``layer0.conv1/bn1`` and
     ``MaxPool2d(3, 2, ceil_mode=True)`` without padding, blocks' ``se_module``, head
     ``last_linear``. ResNeXt width: ``floor(planes * base_width / base) * groups``.
+    ``aa``: timm's anti-aliased nets (``seresnetaa50d``, ``seresnextaa101d_32x8d``:
+    ``aa_layer=nn.AvgPool2d``): a 2x2 average pool after each stride-1 3x3 conv that would have
+    stride 2, and in place of the stem max-pool; the same tensors as without.
     """
 
     def __init__(self, layout, blocks, bottleneck=True, base=16, groups=1, base_width=4,
-                 deep=False, stride_in_1x1=False, reduction=16):
+                 deep=False, stride_in_1x1=False, reduction=16, aa=False):
         super().__init__()
         self.layout = layout
         stem = [('conv1', nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)),
@@ -134,7 +142,7 @@ class RefSENet(nn.Module):
             else:
                 self.conv1 = stem[0][1]
             self.bn1 = stem[1][1]
-            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.maxpool = nn.AvgPool2d(2) if aa else nn.MaxPool2d(3, stride=2, padding=1)
         block = RefBottleneck if bottleneck else RefBasicBlock
         se_name = 'se_module' if layout == 'cadene' else 'se'
         inplanes = base
@@ -156,7 +164,7 @@ class RefSENet(nn.Module):
                     else:
                         down = nn.Sequential(conv, bn)
                 layer.append(block(inplanes, planes, width, stride, groups, stride_in_1x1,
-                                   se_name, reduction, down))
+                                   se_name, reduction, down, aa))
                 inplanes = planes * block.expansion
             self.add_module(f'layer{i + 1}', nn.Sequential(*layer))
         head = nn.Linear(inplanes, 10)
@@ -441,7 +449,7 @@ def test_command_line(tmp_path, capsys):
 
     src['layer4.1.se.fc3.weight'] = torch.zeros(1)
     torch.save(src, src_path)
-    assert convert_tool.main(['timm-se', src_path, dst_path]) == 1
+    assert convert_tool.main(['timm-se', src_path, dst_path, '--force']) == 1
     assert 'layer4.1.se.fc3.weight' in capsys.readouterr().err
 
 

@@ -57,9 +57,49 @@ class Report:
             for key, why in reasons:
                 grouped.setdefault(why, []).append(key)
             for why, keys in grouped.items():
-                out.append(f'  {verb} {len(keys)} ({why}): {_short_list(keys)}')
+                out.append(f'  {verb} {len(keys)} ({why}): {short_list(keys)}')
         out.extend(f'  note: {n}' for n in self.notes)
         return out
+
+
+# How the tests hold a converted backbone to its source network: the four stage outputs, float64,
+# relative to each output's largest value. A deep network can amplify float rounding by itself
+# (one in 1e-16 becomes one in 1e-9 or more, depending on its weights); there the bound is how
+# far the source network moves when its input moves by 1e-15.
+TOLERANCE = 1e-10
+INPUT_NUDGE = 1e-15
+NUDGE_FACTOR = 10
+BOUND = (f'stage outputs within {TOLERANCE:g} of the source network\'s (float64, relative to '
+         f'their largest value), or, where the network amplifies float rounding (deep networks '
+         f'can, depending on their weights), within {NUDGE_FACTOR}x of how far the source '
+         f'network itself moves when its input moves by {INPUT_NUDGE:g}')
+
+
+@dataclass(frozen=True)
+class Exactness:
+    """What a format claims of its converted backbone against the source network (``--list``
+    prints it; the converter tests enforce it), in eval and train mode, with mmattn's CPU fast
+    paths on (the default) and off: :data:`BOUND`, unless
+
+    Args:
+        identical: the stage outputs are bit-identical to the source network's (the same
+            operations in the same order).
+        differs: the modes (``'train'``, ``'eval'``) in which the outputs are claimed not to
+            be identical, where the network amplifies rounding; ``why`` says why.
+        why: why they differ there.
+    """
+    identical: bool = False
+    differs: Tuple[str, ...] = ()
+    why: str = ''
+
+    def lines(self) -> List[str]:
+        if self.identical:
+            return ['stage outputs identical to the source network\'s (float64, eval and '
+                    'train mode, mmattn\'s CPU fast paths on or off): the same operations in '
+                    'the same order']
+        return [BOUND + ', in eval and train mode, fast paths on or off'
+                + (f'; not identical in {" and ".join(self.differs)} mode: {self.why}'
+                   if self.differs else '')]
 
 
 @dataclass(frozen=True)
@@ -77,6 +117,17 @@ class ConverterFormat:
         figures: published results of the source network, each citing its source.
         unsupported: source models of the same family whose layout our backbones cannot
             express, each with the reason (printed by ``--list``).
+        networks: the names the converted networks are published under (timm model names,
+            released file names), found in a checkpoint's file or folder name or metadata
+            (``identify.py``); a file named as another format's network is refused, naming the
+            format to use.
+        lookalikes: ``(name, why)`` of networks that have exactly this format's tensors but
+            compute something else: refused where the file or its name tells them apart;
+            ``--list`` says what the user must check where nothing does.
+        refused_networks: ``(name, why)`` of networks of the family our backbones cannot
+            express (their tensors differ too; the name gives the clearer refusal).
+        exactness: what the tests hold the converted backbone to.
+        layer_prefix: the prefix of the source's ResNet stages (``'layer{}.'``).
     """
     name: str
     description: str
@@ -86,11 +137,24 @@ class ConverterFormat:
     depths: Tuple[int, ...] = (50, 101, 152)
     figures: Tuple[str, ...] = ()
     unsupported: Tuple[str, ...] = ()
+    networks: Tuple[str, ...] = ()
+    lookalikes: Tuple[Tuple[str, str], ...] = ()
+    refused_networks: Tuple[Tuple[str, str], ...] = ()
+    exactness: Exactness = Exactness()
+    layer_prefix: str = 'layer{}.'
 
     def infer_depth(self, src_state: Mapping[str, torch.Tensor],
-                    layer_prefix: str = 'layer{}.') -> int:
+                    layer_prefix: Optional[str] = None) -> int:
         """The depth whose blocks per stage the checkpoint has (counted from its keys)."""
+        layer_prefix = layer_prefix or self.layer_prefix
         blocks = count_blocks(src_state, layer_prefix)
+        if not any(blocks):
+            tops = Counter(k.split('.', 1)[0] + '.' for k in src_state)
+            raise ConversionError(
+                f'{self.name}: no ResNet blocks under {layer_prefix.format(1)!r} ... '
+                f'{layer_prefix.format(4)!r}: not a checkpoint in this format\'s layout (its '
+                f'{len(src_state)} tensors are under '
+                f'{short_list([f"{p} ({n})" for p, n in tops.most_common()], 6)})')
         # ResNet-34 and -50 have the same blocks per stage: a bottleneck has a third conv
         first = re.escape(layer_prefix.format(1)) + r'0\.'
         bottleneck = any(re.match(first + r'(.*\.)?conv3\.', k) for k in src_state)
@@ -104,7 +168,7 @@ class ConverterFormat:
             f'{ {d: RESNET_ARCH[d][1] for d in self.depths} }')
 
 
-def _short_list(keys: Sequence[str], limit: int = 12) -> str:
+def short_list(keys: Sequence[str], limit: int = 12) -> str:
     keys = list(keys)
     shown = ', '.join(keys[:limit])
     return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
@@ -245,13 +309,13 @@ class KeyMapper:
         """The converted state dict; raises naming missing and left-over source tensors."""
         problems = []
         if self.missing:
-            problems.append(f'{len(self.missing)} source tensors missing: ' + _short_list(
+            problems.append(f'{len(self.missing)} source tensors missing: ' + short_list(
                 [s if s == d else f'{s} (to drop)' if d is None else f'{s} (for {d})'
                  for s, d in self.missing]))
         leftover = [k for k in self.src if k not in self.used]
         if leftover:
             problems.append(f'{len(leftover)} source tensors this format cannot map: '
-                            + _short_list(leftover))
+                            + short_list(leftover))
         if problems:
             raise ConversionError(f'{self.fmt}: refusing the checkpoint: ' + '; '.join(problems))
         return self.dst, self.report
@@ -265,16 +329,16 @@ def check_against(dst_state: Mapping[str, torch.Tensor], expected: Mapping[str, 
     unfilled = [k for k in expected if k not in dst_state]
     if unfilled:
         problems.append(f'{len(unfilled)} backbone tensors left unfilled: '
-                        + _short_list(unfilled))
+                        + short_list(unfilled))
     extra = [k for k in dst_state if k not in expected]
     if extra:
         problems.append(f'{len(extra)} converted tensors the backbone does not have: '
-                        + _short_list(extra))
+                        + short_list(extra))
     shapes = [f'{k}: converted {tuple(v.shape)}, backbone {tuple(expected[k].shape)}'
               for k, v in dst_state.items()
               if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
     if shapes:
-        problems.append(f'{len(shapes)} shape mismatches: ' + _short_list(shapes, 6))
+        problems.append(f'{len(shapes)} shape mismatches: ' + short_list(shapes, 6))
     if problems:
         raise ConversionError(f'{fmt}: the converted state dict does not fit the backbone: '
                               + '; '.join(problems))
@@ -298,34 +362,22 @@ def backbone_state(cfg: dict) -> Dict[str, torch.Tensor]:
 
 
 def load_source(path: str) -> Dict[str, torch.Tensor]:
-    """A released checkpoint's state dict: a ``.pth``/``.pth.tar`` holding the state dict
-    itself or nesting it under ``state_dict`` or ``model``, keys possibly prefixed by
-    ``module.`` (saved from DataParallel). Read with ``weights_only=True``: a checkpoint is
-    never unpickled as code."""
-    obj = torch.load(path, map_location='cpu', weights_only=True)
-    for _ in range(2):
-        if isinstance(obj, Mapping):
-            for key in ('state_dict', 'model'):
-                if isinstance(obj.get(key), Mapping):
-                    obj = obj[key]
-                    break
-    if not isinstance(obj, Mapping):
-        raise ConversionError(f'{path}: expected a state dict, got {type(obj).__name__}')
-    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise ConversionError(f'{path}: not a state dict: entries that are not tensors: '
-                              + _short_list(not_tensors))
-    state = OrderedDict(obj)
-    if state and all(k.startswith('module.') for k in state):
-        state = OrderedDict((k[len('module.'):], v) for k, v in state.items())
-    return state
+    """A released checkpoint's state dict (:func:`files.read_source`: a ``torch.save`` file
+    holding the state dict itself or nesting it under ``state_dict`` or ``model``, keys
+    possibly prefixed by ``module.``, or a ``.safetensors`` file), read as tensors only: a
+    checkpoint is never unpickled as code. A file that cannot be read is refused in one line
+    naming it."""
+    from .files import read_source
+    return read_source(path).state
 
 
 def save_converted(dst_state: Mapping[str, torch.Tensor], path: str, meta: dict) -> None:
     """Write ``{'state_dict': ..., 'meta': ...}``: what mmengine's ``load_checkpoint`` (and so
     ``init_cfg=dict(type='Pretrained', checkpoint=path)`` on the backbone) reads, with the
-    backbone's own keys, so no ``prefix`` is needed."""
-    torch.save({'state_dict': OrderedDict(dst_state), 'meta': dict(meta)}, path)
+    backbone's own keys, so no ``prefix`` is needed. Written to a temporary file and renamed
+    (:func:`files.write_atomically`): ``path`` is never left half-written."""
+    from .files import write_atomically
+    write_atomically({'state_dict': OrderedDict(dst_state), 'meta': dict(meta)}, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,16 +9,21 @@ without the weights of some attention module type.
 TYPE`` leaves out every tensor of the modules of that mmattn type (found by their plugin name:
 the type's abbreviation, ``se``, ``cbam``, ..., with mmcv's ``_2``, ``_3`` for repeats):
 those modules then start from their own initialisation, the rest of the backbone from SRC.
-Refuses a SRC without the prefix, and a type none of whose modules are in SRC.
+Refuses a SRC without the prefix, and a type none of whose modules are in SRC; a file that
+cannot be read, and a DST that is SRC or a directory, in one line. DST is written to a temporary
+file beside it and renamed when complete.
 """
 import argparse
-import os
 import os.path as osp
 import re
 import sys
 from collections import OrderedDict
 
-import torch
+# tools/ on the path, so that model_converters imports as a package from any directory
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from model_converters.files import (FileProblem, check_destination,  # noqa: E402
+                                    load_checkpoint, write_atomically)
 
 
 def _abbr(type_name):
@@ -54,9 +59,15 @@ def main(argv=None):
                         help='mmattn module types whose weights to leave out (e.g. SE)')
     args = parser.parse_args(argv)
 
-    import mmattn  # noqa: F401  (mmengine checkpoints under torch's safe loader)
-    ckpt = torch.load(args.src, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt)
+    try:
+        # the destination never replaces the source, nor is a directory
+        check_destination(args.src, args.dst, force=True)
+        ckpt = load_checkpoint(args.src)
+    except FileProblem as err:
+        sys.exit(f'error: {err}')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        sys.exit(f'error: {args.src}: holds a {type(state or ckpt).__name__}, not a state dict')
     kept, dropped = extract(state, args.prefix, args.drop_attention)
     if not kept:
         sys.exit(f'error: no key of {args.src} starts with {args.prefix!r} '
@@ -65,8 +76,10 @@ def main(argv=None):
     if empty:
         sys.exit(f'error: {args.src} holds no {", ".join(empty)} weights under '
                  f'{args.prefix!r} (module name {", ".join(_abbr(t) for t in empty)})')
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(dict(state_dict=kept), args.dst)
+    try:
+        write_atomically(dict(state_dict=kept), args.dst)
+    except FileProblem as err:
+        sys.exit(f'error: {err}')
     for t, n in dropped.items():
         print(f'dropped {n} tensors of {t} modules')
     print(f'wrote {len(kept)} tensors of {args.prefix.rstrip(".")} to {args.dst}')

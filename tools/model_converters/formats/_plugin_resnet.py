@@ -89,27 +89,18 @@ def convert_blocks(fmt: str, src_state: Mapping[str, torch.Tensor], depth: int,
 
 
 @dataclass(frozen=True)
-class ResNetFormat(ConverterFormat):
-    """A format that counts the blocks under ``layer_prefix`` (a detector checkpoint's
-    ``backbone.layer{}.``)."""
-    layer_prefix: str = 'layer{}.'
-
-    def infer_depth(self, src_state, layer_prefix=None):
-        return super().infer_depth(src_state, layer_prefix or self.layer_prefix)
-
-
-@dataclass(frozen=True)
-class RefusedFormat(ResNetFormat):
+class RefusedFormat(ConverterFormat):
     """A format that refuses every checkpoint (see :func:`refusing_format`): it says why
     before anything else is looked at."""
     reason: str = ''
 
-    def infer_depth(self, src_state, layer_prefix='layer{}.'):
+    def infer_depth(self, src_state, layer_prefix=None):
         raise ConversionError(f'{self.name}: not convertible: {self.reason}')
 
 
 def refusing_format(name: str, description: str, published: str, reason: str,
-                    depths: Tuple[int, ...], figures: Tuple[str, ...] = ()) -> ConverterFormat:
+                    depths: Tuple[int, ...], figures: Tuple[str, ...] = (),
+                    networks: Tuple[str, ...] = ()) -> ConverterFormat:
     """A source whose layout our backbones cannot express: converting it approximately would
     give weights for a different network, so both the conversion and the config refuse, with
     ``reason``."""
@@ -119,7 +110,8 @@ def refusing_format(name: str, description: str, published: str, reason: str,
 
     return RefusedFormat(name=name, description=description, published=published,
                          backbone=refuse, convert=refuse, depths=depths, figures=figures,
-                         unsupported=(f'{description}: {reason}', ), reason=reason)
+                         unsupported=(f'{description}: {reason}', ), reason=reason,
+                         refused_networks=tuple((n, reason) for n in networks))
 
 
 def depths_of(*depths: int) -> Tuple[int, ...]:

@@ -26,8 +26,8 @@ implus/PytorchInsight's ``resnet_cbam.py`` and ``resnet_bam.py`` are copies of t
 ``ResidualNet`` (same names and layout), so ``cbam`` and ``bam`` read the CBAM- and
 BAM-ResNet-50/101 weights released there as well.
 """
-from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, every_block
+from ..common import ConversionError, ConverterFormat
+from ._plugin_resnet import attn_resnet, convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/Jongchan/attention-module'
 _DEPTHS = depths_of(18, 34, 50, 101)
@@ -78,7 +78,7 @@ def bam_convert(src_state, depth):
 
 
 FORMATS = [
-    ResNetFormat(
+    ConverterFormat(
         name='cbam',
         description='CBAM-ResNet (authors\' ResidualNet, CBAM after bn3 in every block)',
         published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+CBAM, Google Drive); '
@@ -90,7 +90,7 @@ FORMATS = [
                  'ImageNet top-1 77.626 (CBAM-ResNet50), 78.354 (CBAM-ResNet101); '
                  'implus/PytorchInsight README'),
     ),
-    ResNetFormat(
+    ConverterFormat(
         name='bam',
         description='BAM-ResNet (authors\' ResidualNet, BAM after layer1, layer2, layer3)',
         published=f'{_REPO} (README, "Resume with checkpoints": ResNet50+BAM, Google Drive); '

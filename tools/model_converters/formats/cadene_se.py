@@ -60,6 +60,9 @@ FORMATS = [
         published=f'{CADENE} (pretrainedmodels.se_resnet50 etc.; files se_resnet50-ce0d4300.pth, '
         f'se_resnet101-7e38fcc6.pth, se_resnet152-d17c99b7.pth under {CADENE_URL})',
         backbone=_backbone(resnext=False), convert=_convert('cadene-se'),
+        # timm's legacy_* models are Cadene's SENet module and files
+        networks=('se_resnet50', 'se_resnet101', 'se_resnet152', 'legacy_seresnet50',
+                  'legacy_seresnet101', 'legacy_seresnet152'),
         figures=('ImageNet top-1 (Cadene\'s evaluation of the port / the authors\' Caffe '
                  'model): se_resnet50 77.636 / 77.63, se_resnet101 78.396 / 78.25, '
                  f'se_resnet152 78.658 / 78.66 ({README_TABLE})', ),
@@ -72,6 +75,9 @@ FORMATS = [
         f'se_resnext50_32x4d-a260b3a4.pth, se_resnext101_32x4d-3b2fe3d8.pth under '
         f'{CADENE_URL})',
         backbone=_backbone(resnext=True), convert=_convert('cadene-se-x32x4d'),
+        networks=('se_resnext50_32x4d', 'se_resnext101_32x4d', 'legacy_seresnext50_32x4d',
+                  'legacy_seresnext101_32x4d', 'legacy_se_resnext50_32x4d',
+                  'legacy_se_resnext101_32x4d'),
         depths=(50, 101),
         figures=('ImageNet top-1 (Cadene\'s evaluation of the port / the authors\' Caffe '
                  'model): se_resnext50_32x4d 79.076 / 79.03, se_resnext101_32x4d 80.236 / '

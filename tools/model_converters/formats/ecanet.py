@@ -11,7 +11,8 @@ per stage (``k_size`` list), not the paper's adaptive rule: the released files a
 ``eca_resnet101_k3357``, ``eca_resnet152_k3357``. Ours: ``mmattn.ECA`` at ``after_conv3`` with
 the stage's ``kernel_size`` (one plugin entry per stage), same tensor.
 """
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, per_stage
+from ..common import ConverterFormat
+from ._plugin_resnet import attn_resnet, convert_blocks, depths_of, per_stage
 
 _REPO = 'https://github.com/BangguWu/ECANet'
 # the k_size of each released checkpoint (its file name), per depth
@@ -42,7 +43,7 @@ def eca_convert(src_state, depth):
 
 
 FORMATS = [
-    ResNetFormat(
+    ConverterFormat(
         name='eca',
         description='ECA-ResNet (authors\' eca_resnet, ECA after bn3 in every block, k per '
                     'stage as released)',

@@ -16,8 +16,13 @@ Ours: ``mmattn.FcaNet(dct_size=s, freq_sel_method='top16', reduction=16)`` at ``
 one plugin entry per stage; the basis buffer ``fca.dct_basis`` is taken from the checkpoint
 (the conversion reports how far it is from the 'top16' DCT basis; the authors' "learnable
 tensor" variants store a trained tensor under the same name, which is then kept as trained).
+
+The converted backbone runs the authors' operations in their order: its stage outputs equal
+the authors' network's bit for bit (the format's ``exactness``; the converter tests check it at
+FcaNet-101).
 """
-from ._plugin_resnet import ResNetFormat, attn_resnet, convert_blocks, depths_of, per_stage
+from ..common import ConverterFormat, Exactness
+from ._plugin_resnet import attn_resnet, convert_blocks, depths_of, per_stage
 
 _REPO = 'https://github.com/cfzd/FcaNet'
 DCT_SIZES = (56, 28, 14, 7)
@@ -53,7 +58,7 @@ def fcanet_convert(src_state, depth):
 
 
 FORMATS = [
-    ResNetFormat(
+    ConverterFormat(
         name='fcanet',
         description='FcaNet (authors\' model/fcanet.py on torchvision\'s ResNet, multi-spectral '
                     'attention after bn3 in every block, DCT basis 56/28/14/7 per stage)',
@@ -64,5 +69,7 @@ FORMATS = [
         depths=depths_of(34, 50, 101, 152),
         figures=('ImageNet top-1 78.52 (FcaNet50), 79.64 (FcaNet101); authors\' README',
                  'COCO box AP 39.0 (Faster R-CNN FcaNet50), 41.2 (FcaNet101); authors\' README'),
+        # the authors' pooling and weighted sum, op by op (mmattn.FcaNet has no fast path)
+        exactness=Exactness(identical=True),
     ),
 ]

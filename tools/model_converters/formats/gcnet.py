@@ -15,8 +15,8 @@ of stages 2-4 (c3-c5), after ``bn3``, before the sum: ``conv_mask`` (C->1, bias)
 ``after_conv3`` of stages 2-4. The neck and heads (``neck.*``, ``rpn_head.*``,
 ``bbox_head.*``, ``mask_head.*``...) are dropped.
 """
-from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
+from ..common import ConversionError, ConverterFormat
+from ._plugin_resnet import convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/xvjiarui/GCNet'
 _STAGES = (False, True, True, True)
@@ -53,7 +53,7 @@ def _convert(name, ratio):
 
 
 def _format(name, r, figures):
-    return ResNetFormat(
+    return ConverterFormat(
         layer_prefix='backbone.layer{}.',
         name=name,
         description=f'GCNet detector backbone (authors\' mmdetection v1 ResNet, GC r{r} after '

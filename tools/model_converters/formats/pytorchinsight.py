@@ -13,7 +13,8 @@ The same repository also released CBAM- and BAM-ResNet weights: its ``resnet_cba
 ``cbam`` and ``bam`` formats (``attention_module.py``). Its SK-ResNet* (``resnet_sk.py``)
 replaces the 3x3 conv and is not expressible (``refused.py``).
 """
-from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
+from ..common import ConverterFormat
+from ._plugin_resnet import convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/implus/PytorchInsight'
 GROUPS = 64
@@ -32,7 +33,7 @@ def sge_convert(src_state, depth):
 
 
 FORMATS = [
-    ResNetFormat(
+    ConverterFormat(
         name='sge',
         description='SGE-ResNet (authors\' resnet_sge, SGE with 64 groups after bn3 in every '
                     'block)',

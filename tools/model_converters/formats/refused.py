@@ -47,5 +47,6 @@ FORMATS = [
         'timm-sk', 'timm SK-ResNet / SK-ResNeXt (skresnet18, skresnet34, skresnext50_32x4d)',
         'timm (Hugging Face hub timm/skresnet18.ra_in1k, timm/skresnet34.ra_in1k, '
         'timm/skresnext50_32x4d.ra_in1k)',
-        SK_REASON, depths_of(18, 34, 50)),
+        SK_REASON, depths_of(18, 34, 50),
+        networks=('skresnet18', 'skresnet34', 'skresnext50_32x4d')),
 ]

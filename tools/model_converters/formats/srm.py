@@ -14,8 +14,12 @@ The authors' repository publishes no weights (its README gives training commands
 figures only); this format is for checkpoints trained with that code. ``rclb`` is also the
 name of the same code's SE and GE layers: a checkpoint of those is refused, naming the tensors
 (SE: ``rclb.fc.*``; GE: ``rclb.conv.*``).
+
+In train mode the converted backbone is not bit-identical to the authors' network: the
+format's ``exactness`` says why, and the converter tests check its bound at SRM-ResNet-101.
 """
-from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
+from ..common import ConverterFormat, Exactness
+from ._plugin_resnet import convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/hyunjaelee410/style-based-recalibration-module'
 
@@ -30,7 +34,7 @@ def srm_convert(src_state, depth):
 
 
 FORMATS = [
-    ResNetFormat(
+    ConverterFormat(
         name='srm',
         description='SRM-ResNet (authors\' models/resnet.py, SRM after bn3 in every block)',
         published=f'{_REPO}: no released weights (training code only)',
@@ -40,5 +44,12 @@ FORMATS = [
         # undefined is_ge): their code builds only the bottleneck depths
         depths=depths_of(50, 101, 152),
         figures=(),
+        exactness=Exactness(
+            differs=('train', ),
+            why='the BN after the channel-wise FC normalises each channel over one style '
+                'value per image (2 at batch 2), and mmattn.SRM sums the style mean '
+                'in another order than the authors\' view().mean() (torch.var_mean): the BN '
+                'and the depth amplify that rounding (the source network moves as much when '
+                'its input moves by 1e-15)'),
     ),
 ]

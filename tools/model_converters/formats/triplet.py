@@ -19,8 +19,8 @@ conv, BN defaults), and ``layer{i}.{j}.triplet_attention`` after ``bn3`` (ResNet
 Ours: ``mmattn.TripletAttention(kernel_size=k)`` at ``after_conv3``. The authors released
 ResNet-50 weights with k = 7 (format ``triplet``) and k = 3 (``triplet-k3``).
 """
-from ..common import ConversionError
-from ._plugin_resnet import ResNetFormat, convert_blocks, depths_of, every_block
+from ..common import ConversionError, ConverterFormat
+from ._plugin_resnet import convert_blocks, depths_of, every_block
 
 _REPO = 'https://github.com/landskape-ai/triplet-attention'
 _BRANCHES = (('ChannelGateH', 'cw'), ('ChannelGateW', 'hc'), ('SpatialGate', 'hw'))
@@ -53,7 +53,7 @@ def _convert(name, kernel_size):
 
 
 def _format(name, k, top1):
-    return ResNetFormat(
+    return ConverterFormat(
         name=name,
         description=f'ResNet + triplet attention (authors\' ResidualNet, gates {k}x{k}, after '
                     f'bn3 in every block)',
