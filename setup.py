@@ -41,6 +41,8 @@ setup(
             'onnxscript',
             'pycocotools>=2.0.6',
             'cityscapesscripts>=2.2',
+            # .safetensors checkpoints in tools/model_converters
+            'safetensors>=0.4',
             # the documentation build, which tests/test_docs.py runs with warnings as errors
             'sphinx>=8.1,<10',
             'myst-parser>=4.0,<6',
