@@ -4,6 +4,6 @@ Every module file of this folder is imported here (a new one needs no edit), and
 attention modules it registers are exported by name
 (``from mmattn.models.context import NonLocal``).
 """
-from ..factory import import_family
+from mmattn.models.factory import import_family
 
 __all__ = import_family(__name__, __path__, globals())
