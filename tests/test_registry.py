@@ -137,6 +137,13 @@ def test_a_module_declaring_nothing_is_told_what_to_add():
         'Both declares both `placement` and `no_placement`: keep one',
         'Both declares maps and `no_maps`: keep one']
 
+    # the model zoo refuses it, before counting anything, with the same sentence
+    from mmattn.utils.complexity import ConfigError
+    from tests.helpers import load_tool
+    zoo = load_tool('analysis', 'model_zoo.py')
+    with pytest.raises(ConfigError, match='Bare declares no ResNet-50 placement: set its'):
+        zoo.check_placements(dict(attention_classes(), Bare=Bare))
+
 
 def test_placements_name_their_own_class():
     """A placement builds the class it belongs to (a copied placement would count another

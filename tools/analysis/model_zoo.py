@@ -343,6 +343,8 @@ def _rel(path):
 
 def build_tables(args):
     classes = attention_classes()
+    if not args.no_classifier:
+        check_placements(classes)  # before the minutes of counting
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
     shape = parse_shape(args.shape)
     cshape = parse_shape(args.classifier_shape)
@@ -480,13 +482,18 @@ def _added(c, name):
     return c.attention.get(name, dict(params=0, flops=0, uncounted={}))
 
 
-def classifier_counts(classes, cache, shape, device):
-    """(plain ResNet-50's count, {name: count with the module at its class's placement}) for
-    the placed modules; a class that declares neither a placement nor a reason is an error."""
+def check_placements(classes):
+    """Refuse classes that declare neither a ResNet-50 placement nor a reason for none."""
     gaps = [gap for cls in classes.values() for gap in missing_declarations(cls)
             if 'placement' in gap]
     if gaps:
         raise ConfigError('\n'.join(gaps))
+
+
+def classifier_counts(classes, cache, shape, device):
+    """(plain ResNet-50's count, {name: count with the module at its class's placement}) for
+    the placed modules; a class that declares neither a placement nor a reason is an error."""
+    check_placements(classes)
     plain = classifier_record('plain', None, cache, shape, device)
     counts = {name: classifier_record(name, copy.deepcopy(cls.placement), cache, shape, device)
               for name, cls in classes.items() if cls.placement is not None}
