@@ -187,6 +187,14 @@ def test_its_config_trains_one_step(gct, tmp_path):
     model.train()
     gcts = {n: m for n, m in model.named_modules() if isinstance(m, gct)}
     assert len(gcts) == 16
+    # what test_param_counts.py checks of every detection config: the class's placement
+    # builds the same modules, at the same positions
+    from mmattn.models.backbones import AUTHORS_PLACEMENT, resnet50_classifier
+    from tests.test_models.test_backbones.test_param_counts import (_attention_summary,
+                                                                    _positions)
+    ours = resnet50_classifier(**AUTHORS_PLACEMENT['GCT']).backbone
+    assert _attention_summary(ours, gct) == _attention_summary(model.backbone, gct)
+    assert _positions(AUTHORS_PLACEMENT['GCT'], 'GCT') == _positions(cfg.model.backbone, 'GCT')
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     # the authors' advice, through the config: no weight decay on the gating bias
     decay = {id(p): g['weight_decay'] for g in optim_wrapper.optimizer.param_groups
