@@ -190,7 +190,7 @@ class CrissCross(BaseAttention):
         return maps
 
     @staticmethod
-    def _cross_row(q: Tensor, k: Tensor, qy: int, qx: int) -> Tensor:
+    def _cross_row(q, k, qy, qx):
         """(H, W) attention of pixel (qy, qx) in one pass, from q, k of (C', H, W): one
         softmax over its column (itself excluded) and its row."""
         h = q.shape[1]
@@ -205,7 +205,7 @@ class CrissCross(BaseAttention):
         return out
 
     @staticmethod
-    def _cross_weights(q: Tensor, k: Tensor):
+    def _cross_weights(q, k):
         """Every pixel's weights in one pass, (H, W, H) over its column and (H, W, W) over its
         row: O(HW (H + W)) energies, never an HW x HW matrix."""
         h = q.shape[1]
