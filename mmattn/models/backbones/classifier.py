@@ -11,6 +11,8 @@ from typing import Iterator, Optional, Sequence
 import torch
 from torch import nn
 
+from ..factory import attention_classes
+
 
 class _Placements(Mapping):
     """Registry name -> the AttnResNet keyword arguments that place the module in a ResNet-50
@@ -25,13 +27,8 @@ class _Placements(Mapping):
     ``configs/faster_rcnn_<module>_r50_coco.py``, which the same test checks.
     """
 
-    @staticmethod
-    def _classes():
-        from ..factory import attention_classes
-        return attention_classes()
-
     def __getitem__(self, name: str) -> dict:
-        cls = self._classes().get(name)
+        cls = attention_classes().get(name)
         if cls is None:
             raise KeyError(f'{name!r} is not a registered mmattn attention module')
         if cls.placement is None:
@@ -41,7 +38,7 @@ class _Placements(Mapping):
         return copy.deepcopy(cls.placement)
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, cls in self._classes().items() if cls.placement is not None)
+        return (name for name, cls in attention_classes().items() if cls.placement is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
