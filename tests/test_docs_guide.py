@@ -134,9 +134,8 @@ def test_the_model_zoo_lists_it(gct, tmp_path):
                                           (64, 64), 'cpu')
     table = zoo.module_table(classes, plain, counts, (64, 64))
     (row, ) = [line for line in table.splitlines() if line.startswith('| `GCT`')]
-    assert row.startswith('| `GCT` | channel | Gated Channel Transformation for Visual '
-                          'Recognition (Yang et al., CVPR 2020) | after conv2, every block of '
-                          'layer1-4 | 11.33 K (0.04%) | ')
+    assert row.startswith('| `GCT` | channel | Yang et al., CVPR 2020 | after conv2, every block '
+                          'of layer1-4 (x16) | 11.33 K (0.04%) | ')
     # written between the README's markers, nothing else changed
     readme = tmp_path / 'README.md'
     readme.write_text('# mmattn\n\n<!-- module-table:start -->\nold\n<!-- module-table:end -->'

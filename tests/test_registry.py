@@ -154,7 +154,7 @@ def test_placements_name_their_own_class():
         assert set(placement) <= {'plugins', 'stage_plugins'}, name
         specs = placement.get('plugins', []) + placement.get('stage_plugins', [])
         assert specs and all(s['cfg']['type'] == f'mmattn.{name}' for s in specs), name
-    with pytest.raises(KeyError, match='OCR.s object context needs the coarse class map'):
+    with pytest.raises(KeyError, match='ObjectContext has no ResNet-50 placement: decode head'):
         AUTHORS_PLACEMENT['ObjectContext']
 
 

@@ -56,8 +56,8 @@ class AFNBlock(BaseAttention):
     code = 'https://github.com/MendelXu/ANN'
     is_plugin = False
     # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
-    no_placement = ("fuses two backbone stages into the segmentation head's input "
-                    '(AttnANNHead); not a plugin (two inputs)')
+    no_placement = ('decode head (AttnANNHead), fusing two backbone stages into its input: '
+                    'a block of two inputs, not a plugin')
     maps_caption = ("the high-level query pixel's weights over the low-level map's pyramid "
                     'anchors, spread over their bins')
 

@@ -129,9 +129,8 @@ class APNBlock(BaseAttention):
              '(Zhu et al., ICCV 2019)')
     code = 'https://github.com/MendelXu/ANN'
     # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
-    no_placement = ("ANN's pyramid non-local block runs in its segmentation head "
-                    "(AttnANNHead, configs/ann_r50-d8_*), on the last stage's output; no "
-                    'backbone config')
+    no_placement = ("decode head (AttnANNHead, configs/ann_r50-d8_*), on the last stage's "
+                    "output: ANN's pyramid non-local block has no backbone config")
     maps_caption = ("the query pixel's softmax weights over the pyramid anchors, each spread "
                     'over the positions its bin averages')
 

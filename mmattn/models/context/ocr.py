@@ -66,8 +66,8 @@ class ObjectContext(BaseAttention):
     is_plugin = False
     variants = {'without_mid_conv': dict(mid_channels=None)}
     # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
-    no_placement = ("OCR's object context needs the coarse class map of a segmentation head "
-                    '(AttnOCRHead); not a plugin')
+    no_placement = ('decode head (AttnOCRHead), which gives it the coarse class map it needs: '
+                    'not a plugin')
     maps_caption = ("the query pixel's weights over the K object regions, each spread over "
                     "the image by its region's soft mask")
 
