@@ -99,3 +99,103 @@ def test_plugin_type_reachable_from_mmdet_scope():
         name, layer = build_plugin_layer(dict(type='mmattn.SE'), in_channels=32)
     assert name == 'se' and isinstance(layer, attention_classes()['SE'])
     assert mmattn.__version__
+
+
+# -- what a module declares for the tools ---------------------------------------------------------
+def test_every_module_declares_what_the_tools_read():
+    """Each class gives its ResNet-50 placement (or why it has none) and its attention maps
+    (or why it has none): BaseAttention's attributes, read by the classifier, the model zoo
+    and the attention-map tool."""
+    from mmattn.models.factory import missing_declarations
+    gaps = [gap for cls in attention_classes().values() for gap in missing_declarations(cls)]
+    assert not gaps, '\n'.join(gaps)
+
+
+def test_a_module_declaring_nothing_is_told_what_to_add():
+    from mmattn.models import BaseAttention
+    from mmattn.models.factory import missing_declarations
+
+    class Bare(BaseAttention):
+        """Declares nothing for the tools."""
+
+    placement, maps = missing_declarations(Bare)
+    assert placement.startswith('Bare declares no ResNet-50 placement: set its class attribute '
+                                '`placement`')
+    assert "dict(cfg=dict(type='mmattn.Bare'), position='after_conv3')" in placement
+    assert '`no_placement`' in placement
+    assert maps.startswith('Bare declares no attention maps')
+    assert all(word in maps for word in ('`channel_gates`', '`spatial_gates`',
+                                         '`attention_maps()`', '`no_maps`'))
+
+    class Both(Bare):
+        placement = dict(plugins=[])
+        no_placement = 'a reason'
+        channel_gates = {'channel gate': 'gate'}
+        no_maps = 'another reason'
+
+    assert missing_declarations(Both) == [
+        'Both declares both `placement` and `no_placement`: keep one',
+        'Both declares maps and `no_maps`: keep one']
+
+    # the model zoo refuses it, before counting anything, with the same sentence
+    from mmattn.utils.complexity import ConfigError
+    from tests.helpers import load_tool
+    zoo = load_tool('analysis', 'model_zoo.py')
+    with pytest.raises(ConfigError, match='Bare declares no ResNet-50 placement: set its'):
+        zoo.check_placements(dict(attention_classes(), Bare=Bare))
+
+
+def test_placements_name_their_own_class():
+    """A placement builds the class it belongs to (a copied placement would count another
+    module)."""
+    from mmattn.models.backbones import AUTHORS_PLACEMENT
+    for name in AUTHORS_PLACEMENT:
+        placement = AUTHORS_PLACEMENT[name]
+        assert set(placement) <= {'plugins', 'stage_plugins'}, name
+        specs = placement.get('plugins', []) + placement.get('stage_plugins', [])
+        assert specs and all(s['cfg']['type'] == f'mmattn.{name}' for s in specs), name
+    with pytest.raises(KeyError, match='ObjectContext has no ResNet-50 placement: decode head'):
+        AUTHORS_PLACEMENT['ObjectContext']
+
+
+# -- family packages import their files ------------------------------------------------------------
+@pytest.mark.parametrize('family', ['channel', 'spatial', 'context'])
+def test_family_package_imports_every_module_file(family):
+    import importlib
+    import pkgutil
+    package = importlib.import_module(f'mmattn.models.{family}')
+    files = [info.name for info in pkgutil.iter_modules(package.__path__)]
+    assert files and all(f'mmattn.models.{family}.{f}' in sys.modules for f in files)
+    registered = sorted(name for name, cls in attention_classes().items()
+                        if cls.__module__.startswith(f'mmattn.models.{family}.'))
+    assert package.__all__ == registered
+    assert all(getattr(package, name) is attention_classes()[name] for name in registered)
+
+
+def test_a_new_file_in_a_family_folder_registers_without_an_edit(tmp_path, monkeypatch):
+    """A family package's own __init__.py, copied beside a new module file, imports and
+    exports it."""
+    import importlib
+    import os.path as osp
+    pkg = tmp_path / 'new_family'
+    pkg.mkdir()
+    init = osp.join(osp.dirname(mmattn.__file__), 'models', 'channel', '__init__.py')
+    (pkg / '__init__.py').write_text(open(init).read())
+    (pkg / 'new_gate.py').write_text(
+        'import torch\n\n'
+        'from mmattn.models import BaseAttention\n'
+        'from mmattn.registry import MODELS\n\n\n'
+        '@MODELS.register_module()\n'
+        'class NewFamilyGate(BaseAttention):\n'
+        '    """x * sigmoid(x)."""\n\n'
+        '    def forward(self, x):\n'
+        '        return x * torch.sigmoid(x)\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        package = importlib.import_module('new_family')
+        assert package.__all__ == ['NewFamilyGate']
+        assert MODELS.get('NewFamilyGate') is package.NewFamilyGate
+    finally:
+        MODELS._module_dict.pop('NewFamilyGate', None)
+        for name in ('new_family', 'new_family.new_gate'):
+            sys.modules.pop(name, None)

@@ -9,7 +9,8 @@ The config's model (mmdet or mmseg) is built, the checkpoint loaded if one is gi
 one the weights are the untrained initialisation), and IMAGE goes through the config's test
 pipeline and the model (``mmdet.apis.inference_detector`` / ``mmseg.apis.inference_model``).
 Forward hooks on every mmattn attention module read its maps as it runs; the modules are not
-changed. What is read for each class is one table, ``mmattn.visualization.attention_maps``:
+changed. What is read is declared by each class (its gates, or an ``attention_maps`` method;
+see ``mmattn.models.BaseAttention`` and ``mmattn.visualization.attention_maps``):
 
 - spatial gates (CBAM, BAM, sSE/scSE, SGE, triplet, coordinate attention, SimAM, residual
   attention, RGA, GE with an extent), GC's context weights and SIAU's part maps: heat maps over
@@ -23,7 +24,8 @@ changed. What is read for each class is one table, ``mmattn.visualization.attent
   block.
 
 A module with nothing to draw (DANet's CAM and the channel IAU attend between channels) is
-listed with the reason. The pictures go to ``--out-dir`` with ``index.json`` describing them,
+listed with the reason its class gives; one whose class declares no maps is listed with what
+to add. The pictures go to ``--out-dir`` with ``index.json`` describing them,
 and the tool prints the index.
 
 mmseg models run in whole-image mode (``model.test_cfg.mode='whole'``), so each module sees
@@ -261,7 +263,7 @@ def draw(records, image, frame_parts, args, out_dir):
     import mmcv
     import numpy as np
 
-    from mmattn.visualization.attention_maps import EXTRACTORS
+    from mmattn.visualization.attention_maps import maps_caption
     from mmattn.visualization.drawing import (BANNER_HEIGHT, Frame, PanelPainter, display_size,
                                               plot_channels, tile)
     dh, dw = display_size(image.shape[:2], args.panel_size)
@@ -287,7 +289,7 @@ def draw(records, image, frame_parts, args, out_dir):
     index = []
     for (prefix, suffix, cls_name), recs in groups.items():
         stem = safe_name('_'.join(p for p in (prefix, suffix) if p)) + '_' + cls_name
-        shows = EXTRACTORS[recs[0].cls].shows
+        shows = maps_caption(recs[0].cls)
         rows, kinds, flat_panels = [], [], []
         for r in recs:
             row = []

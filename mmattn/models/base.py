@@ -24,6 +24,30 @@ class BaseAttention(BaseModule):
       paper's where it differs from the authors' code, other modes); the conformance suite
       runs every one of them.
 
+    Where the module goes in a ResNet-50, read by the ResNet-50 classifier
+    (:mod:`mmattn.models.backbones.classifier`), the model zoo and the parameter-count tests;
+    a module declares one of the two:
+
+    - ``placement``: :class:`~mmattn.models.backbones.AttnResNet` keyword arguments
+      (``plugins=`` and/or ``stage_plugins=``) that place it as its authors do, e.g.
+      ``dict(plugins=[dict(cfg=dict(type='mmattn.SE'), position='after_conv3')])``; where the
+      authors give no ResNet-50, the placement of the module's detection config.
+    - ``no_placement``: why it has none (a segmentation head's block, a two-input fusion).
+
+    What ``tools/visualize_attention.py`` draws (:mod:`mmattn.visualization`); a module declares
+    one of the three:
+
+    - ``channel_gates`` / ``spatial_gates``: map name -> path of a submodule whose output is a
+      gate the module multiplies its input by. A channel gate, (N, C, 1, 1), is drawn as one
+      weight per channel; a spatial gate, (N, 1, H, W) or (N, C, H, W), as a heat map (averaged
+      over the channels).
+    - :meth:`attention_maps`, for maps that must be computed (one query pixel's attention, a
+      gate built inside ``forward``); ``map_taps`` names the submodules whose calls it reads.
+    - ``no_maps``: why there is nothing to draw over the image (e.g. a C x C attention between
+      channels).
+
+    ``maps_caption`` is the line the tool prints for the module's pictures (what they show).
+
     Zero or identity initialisations that the authors do outside the module (in their ResNet's
     init loop) are done by :meth:`reset_authors_init`, both at construction and after
     :meth:`init_weights` (which a backbone's ``init_cfg`` would otherwise override).
@@ -35,6 +59,15 @@ class BaseAttention(BaseModule):
     is_plugin: bool = True
     min_spatial: int = 1
     variants: Dict[str, dict] = {}
+    # where it goes in a ResNet-50
+    placement: Optional[dict] = None
+    no_placement: str = ''
+    # what the attention-map tool draws
+    channel_gates: Dict[str, str] = {}
+    spatial_gates: Dict[str, str] = {}
+    map_taps: Tuple[str, ...] = ()
+    no_maps: str = ''
+    maps_caption: str = ''
 
     def __init__(self, in_channels: int, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -77,6 +110,25 @@ class BaseAttention(BaseModule):
             raise ValueError(
                 f'{type(self).__name__}: {name} must be at least {self.min_spatial}x'
                 f'{self.min_spatial} spatially, got {tuple(x.shape[2:])}')
+
+    # -- attention maps ---------------------------------------------------------------------
+    def attention_maps(self, inputs: tuple, taps: dict, query):
+        """The maps of one call, for ``tools/visualize_attention.py``; override it where the
+        maps must be computed rather than read from ``channel_gates`` / ``spatial_gates``.
+
+        Args:
+            inputs: the module's positional inputs in that call.
+            taps: for each path of ``map_taps``, the list of that submodule's calls
+                (:class:`mmattn.visualization.Tap`: its inputs and output).
+            query: the query pixel (:class:`mmattn.visualization.QueryPoint`) of maps that
+                show one pixel's attention.
+
+        Returns:
+            :class:`mmattn.visualization.AttentionMaps` of the first image of the batch, a
+            string saying why this instance has nothing to draw, or ``None`` (this default):
+            the tool then draws the declared gates.
+        """
+        return None
 
     # -- conformance ------------------------------------------------------------------------
     @classmethod

@@ -1,9 +1,10 @@
 """Pictures of what the attention modules look at (see ``tools/visualize_attention.py``)."""
-from .attention_maps import (CANNOT_DRAW, EXTRACTORS, AttentionMaps, AttentionRecorder,
-                             Extractor, QueryPoint, Record, extract_maps,
-                             find_attention_modules, uncovered_classes)
+from .attention_maps import (AttentionMaps, AttentionRecorder, QueryPoint, Record, Tap,
+                             extract_maps, find_attention_modules, first_image, maps_caption,
+                             spread_over_pooling, taps_of, uncovered_classes)
 
 __all__ = [
-    'CANNOT_DRAW', 'EXTRACTORS', 'AttentionMaps', 'AttentionRecorder', 'Extractor',
-    'QueryPoint', 'Record', 'extract_maps', 'find_attention_modules', 'uncovered_classes'
+    'AttentionMaps', 'AttentionRecorder', 'QueryPoint', 'Record', 'Tap', 'extract_maps',
+    'find_attention_modules', 'first_image', 'maps_caption', 'spread_over_pooling', 'taps_of',
+    'uncovered_classes'
 ]

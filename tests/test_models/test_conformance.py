@@ -3,15 +3,21 @@
 A module added to the registry is picked up here without any edit. Each module runs with its
 default arguments and with every entry of its ``variants`` (the authors' and the paper's forms).
 
+Each check is a function of a module class and its keyword arguments (``check_*``). The tests
+below run every check on every registered class and variant; :func:`run_conformance` runs them
+all on one class (``tests/test_docs_guide.py`` runs the adding-a-module guide's example
+through it).
+
 KNOWN_LIMITS is the one place that lists what a module cannot do, and why; each entry turns
 the matching check into a visible skip with that reason.
 """
 import io
+from typing import List, Optional, Type
 
 import pytest
 import torch
 
-from mmattn.models import attention_classes
+from mmattn.models import BaseAttention, attention_classes
 from tests.helpers import has_module, randomize_, requires_mmdet, requires_mmseg
 
 # (module name, check) -> reason.
@@ -20,107 +26,79 @@ KNOWN_LIMITS = {
 
 CHANNELS = [1, 2, 3, 16, 64, 256, 2048]
 SPATIAL = [(1, 1), (1, 5), (3, 2), (7, 7), (14, 9), (56, 56)]
+BATCH1_SPATIAL = [(1, 1), (5, 4)]
+AUTOCAST_DTYPES = [torch.float16, torch.bfloat16]
+HAS_ONNX = has_module('onnx') and has_module('onnxruntime')
 
 
-def _cases():
-    for name, cls in attention_classes().items():
-        yield pytest.param(name, {}, id=name)
-        for vname, kwargs in getattr(cls, 'variants', {}).items():
-            yield pytest.param(name, kwargs, id=f'{name}-{vname}')
-
-
-CASES = list(_cases())
-
-
-def _limit(name, check):
-    reason = KNOWN_LIMITS.get((name, check))
-    cls = attention_classes()[name]
+def limit_reason(cls: Type[BaseAttention], check: str) -> Optional[str]:
+    """Why ``cls`` is exempt from ``check`` (a KNOWN_LIMITS key's second part), or None."""
+    reason = KNOWN_LIMITS.get((cls.__name__, check))
     if reason is None and not cls.is_plugin and check in ('plugin_mmdet', 'plugin_mmseg'):
         reason = 'not a plugin: a head or fusion block whose output differs from its input'
-    if reason:
-        pytest.skip(f'KNOWN_LIMITS: {name}: {reason}')
+    return reason
 
 
-def _build(name, channels, kwargs):
-    return attention_classes()[name](in_channels=channels, **kwargs)
-
-
-def _inputs(name, channels, shape, **kw):
-    return attention_classes()[name].example_inputs(channels, shape, **kw)
-
-
-def _check_output(name, module, inputs, out):
+def _check_output(cls, module, inputs, out):
+    name = cls.__name__
     assert isinstance(out, torch.Tensor), f'{name} returned {type(out)}'
     assert torch.isfinite(out).all(), f'{name} produced non-finite values'
     if module.is_plugin:
         assert out.shape == inputs[0].shape, f'{name}: {tuple(out.shape)} != input shape'
 
 
-@pytest.mark.parametrize('channels', CHANNELS)
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_channel_counts(name, kwargs, channels):
-    _limit(name, f'channels={channels}')
+# -- the checks ---------------------------------------------------------------------------------
+def check_channel_counts(cls, kwargs, channels):
     torch.manual_seed(0)
-    m = randomize_(_build(name, channels, kwargs)).eval()
-    inputs = _inputs(name, channels, (2, channels, 7, 6))
+    m = randomize_(cls(in_channels=channels, **kwargs)).eval()
+    inputs = cls.example_inputs(channels, (2, channels, 7, 6))
     with torch.no_grad():
-        _check_output(name, m, inputs, m(*inputs))
+        _check_output(cls, m, inputs, m(*inputs))
 
 
-@pytest.mark.parametrize('hw', SPATIAL, ids=lambda hw: f'{hw[0]}x{hw[1]}')
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_spatial_sizes(name, kwargs, hw):
-    _limit(name, f'spatial={hw[0]}x{hw[1]}')
+def check_spatial_sizes(cls, kwargs, hw):
     torch.manual_seed(0)
-    m = randomize_(_build(name, 32, kwargs)).eval()
-    inputs = _inputs(name, 32, (2, 32) + hw)
+    m = randomize_(cls(in_channels=32, **kwargs)).eval()
+    inputs = cls.example_inputs(32, (2, 32) + hw)
     with torch.no_grad():
-        _check_output(name, m, inputs, m(*inputs))
+        _check_output(cls, m, inputs, m(*inputs))
 
 
-@pytest.mark.parametrize('hw', [(1, 1), (5, 4)], ids=lambda hw: f'{hw[0]}x{hw[1]}')
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_batch_one_training(name, kwargs, hw):
+def check_batch_one_training(cls, kwargs, hw):
     """Batch size 1 in training mode: norms after global pooling must not crash a run."""
-    _limit(name, 'batch1')
-    m = _build(name, 64, kwargs).train()
-    inputs = _inputs(name, 64, (1, 64) + hw, requires_grad=True)
+    m = cls(in_channels=64, **kwargs).train()
+    inputs = cls.example_inputs(64, (1, 64) + hw, requires_grad=True)
     out = m(*inputs)
-    _check_output(name, m, inputs, out)
+    _check_output(cls, m, inputs, out)
     out.float().sum().backward()
     assert torch.isfinite(inputs[0].grad).all()
 
 
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_autocast(name, kwargs, dtype):
-    _limit(name, f'autocast_{dtype}')
+def check_autocast(cls, kwargs, dtype):
     torch.manual_seed(0)
-    m = randomize_(_build(name, 64, kwargs)).train()
-    inputs = _inputs(name, 64, (2, 64, 12, 10), requires_grad=True)
+    m = randomize_(cls(in_channels=64, **kwargs)).train()
+    inputs = cls.example_inputs(64, (2, 64, 12, 10), requires_grad=True)
     with torch.autocast('cpu', dtype=dtype):
         out = m(*inputs)
-    assert torch.isfinite(out.float()).all(), f'{name} under {dtype} autocast is not finite'
+    assert torch.isfinite(out.float()).all(), \
+        f'{cls.__name__} under {dtype} autocast is not finite'
     out.float().sum().backward()
 
 
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_channels_last(name, kwargs):
-    _limit(name, 'channels_last')
+def check_channels_last(cls, kwargs):
     torch.manual_seed(0)
-    m = randomize_(_build(name, 48, kwargs)).eval()
-    inputs = _inputs(name, 48, (2, 48, 9, 11))
+    m = randomize_(cls(in_channels=48, **kwargs)).eval()
+    inputs = cls.example_inputs(48, (2, 48, 9, 11))
     cl = tuple(t.contiguous(memory_format=torch.channels_last) for t in inputs)
     with torch.no_grad():
         torch.testing.assert_close(m(*cl), m(*inputs), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_gradients_reach_every_parameter(name, kwargs):
-    _limit(name, 'gradients')
+def check_gradients_reach_every_parameter(cls, kwargs):
+    name = cls.__name__
     torch.manual_seed(0)
-    m = randomize_(_build(name, 32, kwargs)).train()
-    inputs = _inputs(name, 32, (2, 32, 8, 7), requires_grad=True)
+    m = randomize_(cls(in_channels=32, **kwargs)).train()
+    inputs = cls.example_inputs(32, (2, 32, 8, 7), requires_grad=True)
     (m(*inputs) * torch.randn(1)).sum().backward()
     missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing, f'{name}: no gradient reaches {missing}'
@@ -129,17 +107,15 @@ def test_gradients_reach_every_parameter(name, kwargs):
     assert inputs[0].grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_gradients_match_finite_differences(name, kwargs):
+def check_gradients_match_finite_differences(cls, kwargs):
     """The gradients of the inputs and of every parameter against finite differences, in
     float64: hand-written backward passes (fused gates, criss-cross, Gram products) must be
     the derivative of what the forward computes. Evaluation mode, so that dropout is off and
     batch norms are fixed functions."""
-    _limit(name, 'gradcheck')
     from torch.func import functional_call
     torch.manual_seed(0)
-    m = randomize_(_build(name, 16, kwargs)).double().eval()
-    inputs = _inputs(name, 16, (2, 16, 5, 4), dtype=torch.float64, requires_grad=True)
+    m = randomize_(cls(in_channels=16, **kwargs)).double().eval()
+    inputs = cls.example_inputs(16, (2, 16, 5, 4), dtype=torch.float64, requires_grad=True)
     names = [n for n, p in m.named_parameters() if p.requires_grad]
     params = tuple(p.detach().clone().requires_grad_() for n, p in m.named_parameters()
                    if p.requires_grad)
@@ -150,15 +126,11 @@ def test_gradients_match_finite_differences(name, kwargs):
     assert torch.autograd.gradcheck(f, tuple(inputs) + params, fast_mode=True)
 
 
-@pytest.mark.skipif(not (has_module('onnx') and has_module('onnxruntime')),
-                    reason='needs onnx and onnxruntime')
-@pytest.mark.parametrize('name,kwargs', CASES)
-def test_onnx_export(name, kwargs):
-    _limit(name, 'onnx')
+def check_onnx_export(cls, kwargs):
     import onnxruntime as ort
     torch.manual_seed(0)
-    m = randomize_(_build(name, 32, kwargs)).eval()
-    inputs = _inputs(name, 32, (2, 32, 12, 10))
+    m = randomize_(cls(in_channels=32, **kwargs)).eval()
+    inputs = cls.example_inputs(32, (2, 32, 12, 10))
     buf = io.BytesIO()
     torch.onnx.export(m, inputs, buf, opset_version=17, dynamo=False,
                       input_names=[f'in{i}' for i in range(len(inputs))])
@@ -169,32 +141,141 @@ def test_onnx_export(name, kwargs):
     torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-4)
 
 
-def _plugin_cfg(name, kwargs):
-    return [dict(cfg=dict(type=f'mmattn.{name}', **kwargs), stages=(True, True, True, True),
-                 position='after_conv3')]
+def _plugin_cfg(cls, kwargs):
+    return [dict(cfg=dict(type=f'mmattn.{cls.__name__}', **kwargs),
+                 stages=(True, True, True, True), position='after_conv3')]
+
+
+def check_plugin_mmdet_resnet50(cls, kwargs):
+    from mmdet.models.backbones import ResNet
+    net = ResNet(depth=50, plugins=_plugin_cfg(cls, kwargs))
+    net.train()  # mmdet's ResNet.train() returns None
+    blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
+    assert all(any(isinstance(c, cls) for c in b.children()) for b in blocks), \
+        'the plugin is missing from some block'
+    outs = net(torch.randn(2, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [256, 512, 1024, 2048]
+
+
+def check_plugin_mmseg_resnetv1c(cls, kwargs):
+    from mmseg.models.backbones import ResNetV1c
+    net = ResNetV1c(depth=50, plugins=_plugin_cfg(cls, kwargs), strides=(1, 2, 1, 1),
+                    dilations=(1, 1, 2, 4))
+    net.train()
+    outs = net(torch.randn(2, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [256, 512, 1024, 2048]
+
+
+# every check: its KNOWN_LIMITS name, the function, the arguments it runs with, and whether
+# what it needs is installed
+CHECKS = [
+    *[(f'channels={c}', check_channel_counts, dict(channels=c), True) for c in CHANNELS],
+    *[(f'spatial={h}x{w}', check_spatial_sizes, dict(hw=(h, w)), True) for h, w in SPATIAL],
+    *[('batch1', check_batch_one_training, dict(hw=hw), True) for hw in BATCH1_SPATIAL],
+    *[(f'autocast_{d}', check_autocast, dict(dtype=d), True) for d in AUTOCAST_DTYPES],
+    ('channels_last', check_channels_last, {}, True),
+    ('gradients', check_gradients_reach_every_parameter, {}, True),
+    ('gradcheck', check_gradients_match_finite_differences, {}, True),
+    ('onnx', check_onnx_export, {}, HAS_ONNX),
+    ('plugin_mmdet', check_plugin_mmdet_resnet50, {}, has_module('mmdet')),
+    ('plugin_mmseg', check_plugin_mmseg_resnetv1c, {}, has_module('mmseg')),
+]
+
+
+def run_conformance(cls: Type[BaseAttention]) -> List[str]:
+    """Every check on ``cls``, with its default arguments and each of its ``variants``, as the
+    tests below run them on the registered modules. Returns what was not run, and why (a
+    KNOWN_LIMITS entry, a package that is not installed)."""
+    not_run = []
+    for vname, kwargs in [('default', {})] + list(cls.variants.items()):
+        for check, fn, args, available in CHECKS:
+            reason = limit_reason(cls, check) or (None if available else 'not installed')
+            if reason:
+                not_run.append(f'{cls.__name__}[{vname}] {check}: {reason}')
+                continue
+            fn(cls, kwargs, **args)
+    return not_run
+
+
+# -- every registered module and variant ------------------------------------------------------
+def _cases():
+    for name, cls in attention_classes().items():
+        yield pytest.param(name, {}, id=name)
+        for vname, kwargs in getattr(cls, 'variants', {}).items():
+            yield pytest.param(name, kwargs, id=f'{name}-{vname}')
+
+
+CASES = list(_cases())
+
+
+def _cls(name, check):
+    """The registered class, or a skip naming its KNOWN_LIMITS reason for ``check``."""
+    cls = attention_classes()[name]
+    reason = limit_reason(cls, check)
+    if reason:
+        pytest.skip(f'KNOWN_LIMITS: {name}: {reason}')
+    return cls
+
+
+@pytest.mark.parametrize('channels', CHANNELS)
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_channel_counts(name, kwargs, channels):
+    check_channel_counts(_cls(name, f'channels={channels}'), kwargs, channels)
+
+
+@pytest.mark.parametrize('hw', SPATIAL, ids=lambda hw: f'{hw[0]}x{hw[1]}')
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_spatial_sizes(name, kwargs, hw):
+    check_spatial_sizes(_cls(name, f'spatial={hw[0]}x{hw[1]}'), kwargs, hw)
+
+
+@pytest.mark.parametrize('hw', BATCH1_SPATIAL, ids=lambda hw: f'{hw[0]}x{hw[1]}')
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_batch_one_training(name, kwargs, hw):
+    check_batch_one_training(_cls(name, 'batch1'), kwargs, hw)
+
+
+@pytest.mark.parametrize('dtype', AUTOCAST_DTYPES, ids=str)
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_autocast(name, kwargs, dtype):
+    check_autocast(_cls(name, f'autocast_{dtype}'), kwargs, dtype)
+
+
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_channels_last(name, kwargs):
+    check_channels_last(_cls(name, 'channels_last'), kwargs)
+
+
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_gradients_reach_every_parameter(name, kwargs):
+    check_gradients_reach_every_parameter(_cls(name, 'gradients'), kwargs)
+
+
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_gradients_match_finite_differences(name, kwargs):
+    check_gradients_match_finite_differences(_cls(name, 'gradcheck'), kwargs)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason='needs onnx and onnxruntime')
+@pytest.mark.parametrize('name,kwargs', CASES)
+def test_onnx_export(name, kwargs):
+    check_onnx_export(_cls(name, 'onnx'), kwargs)
 
 
 @requires_mmdet
 @pytest.mark.parametrize('name,kwargs', CASES)
 def test_plugin_mmdet_resnet50(name, kwargs):
-    _limit(name, 'plugin_mmdet')
-    from mmdet.models.backbones import ResNet
-    net = ResNet(depth=50, plugins=_plugin_cfg(name, kwargs))
-    net.train()  # mmdet's ResNet.train() returns None
-    blocks = [b for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer]
-    assert all(any(isinstance(c, attention_classes()[name]) for c in b.children())
-               for b in blocks), 'the plugin is missing from some block'
-    outs = net(torch.randn(2, 3, 64, 64))
-    assert [o.shape[1] for o in outs] == [256, 512, 1024, 2048]
+    check_plugin_mmdet_resnet50(_cls(name, 'plugin_mmdet'), kwargs)
 
 
 @requires_mmseg
 @pytest.mark.parametrize('name,kwargs', CASES)
 def test_plugin_mmseg_resnetv1c(name, kwargs):
-    _limit(name, 'plugin_mmseg')
-    from mmseg.models.backbones import ResNetV1c
-    net = ResNetV1c(depth=50, plugins=_plugin_cfg(name, kwargs), strides=(1, 2, 1, 1),
-                    dilations=(1, 1, 2, 4))
-    net.train()
-    outs = net(torch.randn(2, 3, 64, 64))
-    assert [o.shape[1] for o in outs] == [256, 512, 1024, 2048]
+    check_plugin_mmseg_resnetv1c(_cls(name, 'plugin_mmseg'), kwargs)
+
+
+def test_every_check_runs_on_every_case():
+    """The tests above and run_conformance cover the same checks."""
+    tested = {name[len('test_'):] for name in globals() if name.startswith('test_')}
+    checked = {fn.__name__[len('check_'):] for _, fn, _, _ in CHECKS}
+    assert checked == tested - {'every_check_runs_on_every_case'}

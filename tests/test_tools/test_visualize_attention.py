@@ -1,7 +1,7 @@
-"""tools/visualize_attention.py and its extractors (mmattn.visualization).
+"""tools/visualize_attention.py and the maps each class declares (mmattn.visualization).
 
-The extractors are checked against the modules: each map is computed here a second way, from
-the module's weights written out in float64 (the full HW x HW matrix where the extractor only
+The maps are checked against the modules: each map is computed here a second way, from
+the module's weights written out in float64 (the full HW x HW matrix where the class only
 computes one row), or from the module's own output (a gate g must give out = x * g), so a
 wrong map fails. The tool is run on a toy image with the toy detector (SE), a detector with
 CBAM and Non-local blocks (random weights through a checkpoint), and the toy CCNet.
@@ -69,26 +69,36 @@ def conv1x1(conv, x):
 
 # -- coverage ---------------------------------------------------------------------------------
 def test_every_registered_class_is_drawn_or_reported():
+    from mmattn.models.factory import draws_maps
     assert am.uncovered_classes() == []
-    registered = set(attention_classes().values())
-    assert not set(am.EXTRACTORS) & set(am.CANNOT_DRAW)
-    # no entry for a class that is gone from the registry
-    assert set(am.EXTRACTORS) | set(am.CANNOT_DRAW) <= registered
-    assert all(len(reason) > 20 for reason in am.CANNOT_DRAW.values())
-    assert all(e.shows for e in am.EXTRACTORS.values())
+    for name, cls in attention_classes().items():
+        # maps, or a reason for having none: not both
+        assert draws_maps(cls) != bool(cls.no_maps), name
+        if cls.no_maps:
+            assert len(cls.no_maps) > 20, name
+        else:
+            assert am.maps_caption(cls), name
 
 
-def test_a_new_module_without_an_extractor_is_reported(monkeypatch):
+def test_a_new_module_without_maps_is_reported(monkeypatch):
+    from mmattn.models import BaseAttention
 
-    class NewGate(SE):
-        pass
+    class NewGate(BaseAttention):
+        """x * sigmoid(x), declaring nothing for the tools."""
+
+        def forward(self, x):
+            return x * torch.sigmoid(x)
 
     monkeypatch.setitem(MODELS._module_dict, 'NewGate', NewGate)
     assert am.uncovered_classes() == ['NewGate']
     m = NewGate(C).eval()
     with am.AttentionRecorder(m) as rec, torch.no_grad():
         m(torch.randn(1, C, H, W))
-    assert rec.records[0].maps is None and 'no extractor for NewGate' in rec.records[0].reason
+    (r, ) = rec.records
+    assert r.maps is None and 'NewGate declares no attention maps' in r.reason
+    # the reason says what to add
+    assert all(word in r.reason for word in ('channel_gates', 'spatial_gates',
+                                             'attention_maps()', 'no_maps'))
 
 
 def test_every_class_and_variant_gives_maps_of_its_input_size():
@@ -99,7 +109,7 @@ def test_every_class_and_variant_gives_maps_of_its_input_size():
             with am.AttentionRecorder(m) as rec, torch.no_grad():
                 m(*inputs)
             (r, ) = rec.records
-            if cls in am.CANNOT_DRAW or (cls is GlobalContext and m.pooling_type == 'avg'):
+            if cls.no_maps or (cls is GlobalContext and m.pooling_type == 'avg'):
                 assert r.maps is None and r.reason, (name, kw)
                 continue
             assert r.maps, (name, kw, r.reason)

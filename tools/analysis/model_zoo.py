@@ -1,20 +1,30 @@
-"""The README's model zoo, generated from the registry, the configs and the measured runs.
+"""The model zoo, generated from the registry, the module classes, the configs and the runs.
 
-    python tools/analysis/model_zoo.py --update README.md
+    python tools/analysis/model_zoo.py --update docs/en/model_zoo.md --readme README.md
     python tools/analysis/model_zoo.py                  # print the markdown instead
 
-For every attention module registered in mmattn (``mmattn.models.factory.attention_classes``):
-its paper and authors' repository (the classes' ``paper``/``code``), family, the configs that
-use it (every ``CONFIG_DIR/*.py`` whose built model contains the module; nothing is listed by
-hand, and a module no config uses says "no config"), where each config places it (read from
-the config's ``plugins`` / ``stage_plugins`` / neck / head), and:
+Nothing in it is written by hand: adding a module (its file, with the class attributes of
+:class:`mmattn.models.BaseAttention`) or a config adds its rows. Two outputs:
+
+- ``--update FILE`` (``docs/en/model_zoo.md``): the model zoo tables, between
+  ``<!-- model-zoo:start -->`` and ``<!-- model-zoo:end -->``;
+- ``--readme FILE`` (``README.md``): the module table, between
+  ``<!-- module-table:start -->`` and ``<!-- module-table:end -->``: one row per module with
+  its family, paper, where it plugs in (its class's ``placement``) and the parameters and
+  FLOPs it adds to an ImageNet ResNet-50 at 224x224.
+
+For every attention module registered in mmattn (``mmattn.models.factory.attention_classes``),
+the model zoo gives its paper and authors' repository (the classes' ``paper``/``code``),
+family, the configs that use it (every ``CONFIG_DIR/*.py`` whose built model contains the
+module; nothing is listed by hand, and a module no config uses says "no config"), where each
+config places it (read from the config's ``plugins`` / ``stage_plugins`` / neck / head), and:
 
 - its parameter and FLOP overhead in Faster R-CNN R50-FPN at 800x1333 (``--shape``): the
   parameters and FLOPs of the module's instances, counted by mmengine through
   :func:`mmattn.utils.complexity.analyze_config`, the function ``get_flops.py`` uses, against
   the totals of the plain config (``--baseline``, mmdet's Faster R-CNN R50-FPN 1x);
-- its overhead in an ImageNet ResNet-50 at 224x224 (``--classifier-shape``), placed as
-  ``mmattn.models.backbones.classifier.AUTHORS_PLACEMENT`` says;
+- its overhead in an ImageNet ResNet-50 at 224x224 (``--classifier-shape``), placed as its
+  class's ``placement`` says (``mmattn.models.backbones.classifier.AUTHORS_PLACEMENT``);
 - published results, from ``--published`` (configs/model_zoo/published.yml: each number with
   its source, the paper's or OpenMMLab's model zoo);
 - results measured here on the toy data: the metrics JSON that ``tools/test.py`` (mmengine's
@@ -26,10 +36,11 @@ the config's ``plugins`` / ``stage_plugins`` / neck / head), and:
 Counting a Faster R-CNN at 800x1333 takes 10-20 s on a CPU; counts are cached in
 ``--cache-dir`` under a hash of the model config, the input shape, torch/mmengine versions and
 mmattn's model sources, so a re-run after adding a module counts only what changed.
-The markdown goes between ``<!-- model-zoo:start -->`` and ``<!-- model-zoo:end -->`` in the
-``--update`` file (appended at its end, with the markers, if it has none).
+Each file's markers are replaced with the new markdown (appended at the file's end, with the
+markers, if it has none).
 """
 import argparse
+import copy
 import glob
 import hashlib
 import json
@@ -43,13 +54,15 @@ from collections import defaultdict
 import torch
 
 import mmattn  # noqa: F401  (registry scope)
-from mmattn.models.factory import attention_classes, family_of
+from mmattn.models.factory import attention_classes, family_of, missing_declarations
 from mmattn.utils.complexity import (Complexity, ConfigError, analyze_config, analyze_model,
                                      attention_modules, build_model, load_config, parse_shape,
                                      random_batch, source_fingerprint)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 START, END = '<!-- model-zoo:start -->', '<!-- model-zoo:end -->'
+TABLE_MARKERS = ('<!-- module-table:start -->', '<!-- module-table:end -->')
+ZOO_PAGE = 'docs/en/model_zoo.md'
 BASELINE = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 # metrics tools/test.py prints, by scope: the one a table cell shows first
 MAIN_METRICS = {'mmdet': [('coco/bbox_mAP', 'box mAP'), ('coco/bbox_mAP_50', 'mAP@50')],
@@ -57,9 +70,14 @@ MAIN_METRICS = {'mmdet': [('coco/bbox_mAP', 'box mAP'), ('coco/bbox_mAP_50', 'mA
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Generate the README\'s model zoo tables')
+    parser = argparse.ArgumentParser(
+        description='Generate the model zoo tables and the README\'s module table')
     parser.add_argument('--update', metavar='FILE',
-                        help='write the tables between the model-zoo markers of FILE')
+                        help=f'write the model zoo tables between the model-zoo markers of '
+                        f'FILE ({ZOO_PAGE})')
+    parser.add_argument('--readme', metavar='FILE',
+                        help='write the module table between the module-table markers of FILE '
+                        '(README.md); needs the classifier counts')
     parser.add_argument('--config-dir', default=osp.join(ROOT, 'configs'),
                         help='configs to list (its *.py, not sub-folders)')
     parser.add_argument('--baseline', default=BASELINE,
@@ -181,11 +199,10 @@ def _blocks(blocks, stages) -> str:
         for i, sel in enumerate(blocks) if sel and stages[i])
 
 
-def describe_placement(cfg, name, instances) -> str:
-    """Where the config puts ``mmattn.<name>``, in words."""
-    model = cfg.model
+def describe_backbone_placement(backbone, name) -> list:
+    """Where AttnResNet keyword arguments (a backbone config, or a class's ``placement``)
+    put ``mmattn.<name>``, in words: one phrase per kind of placement."""
     parts = []
-    backbone = model.get('backbone') or {}
     grouped = {}
     for spec in backbone.get('plugins') or []:
         if _short_type(spec['cfg']['type']) != name:
@@ -208,6 +225,13 @@ def describe_placement(cfg, name, instances) -> str:
             stage_union = [a or b for a, b in zip(stage_union or [False] * len(stages), stages)]
     if stage_union:
         parts.append(f'between stages: on the output of {_layers(stage_union)}')
+    return parts
+
+
+def describe_placement(cfg, name, instances) -> str:
+    """Where the config puts ``mmattn.<name>``, in words."""
+    model = cfg.model
+    parts = describe_backbone_placement(model.get('backbone') or {}, name)
     necks = model.get('neck')
     necks = necks if isinstance(necks, (list, tuple)) else [necks] if necks else []
     for i, neck in enumerate(necks):
@@ -319,6 +343,8 @@ def _rel(path):
 
 def build_tables(args):
     classes = attention_classes()
+    if not args.no_classifier:
+        check_placements(classes)  # before the minutes of counting
     cache = Cache(args.cache_dir, enabled=not args.no_cache)
     shape = parse_shape(args.shape)
     cshape = parse_shape(args.classifier_shape)
@@ -342,7 +368,8 @@ def build_tables(args):
         toy[_placement_key(run['scope'], run['instances'])].append(run)
 
     lines = [
-        f'Generated by `python tools/analysis/model_zoo.py --update README.md` from the registry, '
+        f'Generated by `python tools/analysis/model_zoo.py --update {ZOO_PAGE}` from the '
+        'registry, '
         f'`{_rel(args.config_dir)}/*.py`, `{_rel(args.published)}` and the toy test runs under '
         + ', '.join(f'`{_rel(d)}`' for d in args.toy_work_dirs) + '. Re-run it after adding a '
         'module or a config.', '',
@@ -415,14 +442,13 @@ def build_tables(args):
     zoo = '\n'.join(lines).rstrip() + '\n'
 
     if args.no_classifier:
-        return zoo, ''
-    from mmattn.models.backbones.classifier import AUTHORS_PLACEMENT, NO_BACKBONE_PLACEMENT
-    plain = classifier_record('plain', None, cache, cshape, args.device)
+        return zoo, '', None
+    plain, counts = classifier_counts(classes, cache, cshape, args.device)
     clines = [
         f'ResNet-50 classifier (backbone, global average pool, 2048x1000 fc) at '
-        f'{cshape[0]}x{cshape[1]}, each module placed as '
-        '`mmattn.models.backbones.classifier.AUTHORS_PLACEMENT` says (the authors\' ImageNet '
-        'networks for the first six, the detection config\'s placement for the others; '
+        f'{cshape[0]}x{cshape[1]}, each module placed as its class\'s `placement` says (its '
+        'authors\' ImageNet network for SE, CBAM, SGE, SRM, triplet attention and SimAM, the '
+        'detection config\'s placement for the others; '
         '`tests/test_models/test_backbones/test_param_counts.py` checks both). Plain: '
         f'{plain.params:,} parameters'
         + ''.join(f' ({e["value"]} M published, {e["ref"]})' for e in published
@@ -432,13 +458,12 @@ def build_tables(args):
         '| module | params | +params | FLOPs | +FLOPs | ops in the module not counted | '
         'published params |',
         '|---|---|---|---|---|---|---|']
-    for name in classes:
-        if name not in AUTHORS_PLACEMENT:
-            clines.append(f'| `{name}` | not placed: {NO_BACKBONE_PLACEMENT.get(name, "?")} '
-                          '| | | | | |')
+    for name, cls in classes.items():
+        if name not in counts:
+            clines.append(f'| `{name}` | not placed: {cls.no_placement} | | | | | |')
             continue
-        c = classifier_record(name, AUTHORS_PLACEMENT[name], cache, cshape, args.device)
-        a = c.attention.get(name, dict(params=0, flops=0, uncounted={}))
+        c = counts[name]
+        a = _added(c, name)
         ops = ', '.join(op.replace('aten::', '') for op in a['uncounted'])
         pub = '; '.join(f'{e["value"]} M ({e["source"]})' for e in published
                         if e['module'] == name and e['metric'] == 'params (M)'
@@ -447,23 +472,93 @@ def build_tables(args):
             f'| `{name}` | {c.params:,} | {a["params"]:,} ({_pct(a["params"], plain.params)}) '
             f'| {_fmt(c.flops)} | {_fmt(a["flops"])} ({_pct(a["flops"], plain.flops)}) '
             f'| {ops} | {pub} |')
-    return zoo, '\n'.join(clines) + '\n'
+    table = module_table(classes, plain, counts, cshape)
+    return zoo, '\n'.join(clines) + '\n', table
 
 
-def update_file(path, text):
+# -- the ResNet-50 classifier and the README's module table -----------------------------------
+def _added(c, name):
+    """Parameters, FLOPs and uncounted operators of the ``name`` instances of a count."""
+    return c.attention.get(name, dict(params=0, flops=0, uncounted={}))
+
+
+def check_placements(classes):
+    """Refuse classes that declare neither a ResNet-50 placement nor a reason for none."""
+    gaps = [gap for cls in classes.values() for gap in missing_declarations(cls)
+            if 'placement' in gap]
+    if gaps:
+        raise ConfigError('\n'.join(gaps))
+
+
+def classifier_counts(classes, cache, shape, device):
+    """(plain ResNet-50's count, {name: count with the module at its class's placement}) for
+    the placed modules; a class that declares neither a placement nor a reason is an error."""
+    check_placements(classes)
+    plain = classifier_record('plain', None, cache, shape, device)
+    counts = {name: classifier_record(name, copy.deepcopy(cls.placement), cache, shape, device)
+              for name, cls in classes.items() if cls.placement is not None}
+    return plain, counts
+
+
+FAMILIES = ('channel', 'spatial', 'context')
+
+
+def placement_text(name, cls, count=None) -> str:
+    """Where the class's placement puts it in a ResNet-50, in words (or why it has none);
+    ``count``: the number of instances that builds."""
+    if cls.placement is None:
+        return cls.no_placement
+    where = '; '.join(describe_backbone_placement(cls.placement, name))
+    return where + (f' (x{count})' if count is not None else '')
+
+
+def module_table(classes, plain, counts, shape) -> str:
+    """The README's module table: one row per module, family by family."""
+    lines = [
+        '| module | family | paper | where it plugs in | +params (ResNet-50) | '
+        f'+FLOPs (ResNet-50, {shape[0]}x{shape[1]}) |',
+        '|---|---|---|---|---|---|']
+    order = sorted(classes, key=lambda name: (
+        FAMILIES.index(family_of(classes[name])) if family_of(classes[name]) in FAMILIES
+        else len(FAMILIES), name.lower()))
+    for name in order:
+        cls = classes[name]
+        cite, title = _paper(cls)
+        params = flops = '-'
+        count = None
+        if name in counts:
+            a = _added(counts[name], name)
+            params = f'{_fmt(a["params"])} ({_pct(a["params"], plain.params)})'
+            flops = f'{_fmt(a["flops"])} ({_pct(a["flops"], plain.flops)})'
+            count = len(a.get('instances', []))
+        lines.append(f'| `{name}` | {family_of(cls)} | {cite or title} | '
+                     f'{placement_text(name, cls, count)} | {params} | {flops} |')
+    lines += ['', f'What each module adds to a plain ResNet-50 classifier ({plain.params:,} '
+              f'parameters, {_fmt(plain.flops)}FLOPs; one FLOP is one multiply-add, element-wise '
+              'operators are not counted), placed as its class\'s `placement` says: as its '
+              'authors place it, or as its detection config does where the authors give no '
+              'ResNet-50; "x16" is the number of instances. Generated by '
+              '`python tools/analysis/model_zoo.py --readme README.md`; the '
+              f'[model zoo]({ZOO_PAGE}) has the configs, their Faster R-CNN overheads and the '
+              'published results.']
+    return '\n'.join(lines) + '\n'
+
+
+def update_file(path, text, markers=(START, END)):
     """Replace what lies between the markers of ``path`` (or append them with ``text``)."""
+    start, end = markers
     with open(path) as f:
         content = f.read()
-    block = f'{START}\n{text.rstrip()}\n{END}'
-    if content.count(START) == 0 and content.count(END) == 0:
+    block = f'{start}\n{text.rstrip()}\n{end}'
+    if content.count(start) == 0 and content.count(end) == 0:
         content = content.rstrip('\n') + '\n\n' + block + '\n'
-    elif content.count(START) != 1 or content.count(END) != 1 or \
-            content.index(START) > content.index(END):
-        raise ConfigError(f'{path}: needs exactly one {START} followed by one {END}, or '
+    elif content.count(start) != 1 or content.count(end) != 1 or \
+            content.index(start) > content.index(end):
+        raise ConfigError(f'{path}: needs exactly one {start} followed by one {end}, or '
                           'neither (the table is then appended)')
     else:
-        content = (content[:content.index(START)] + block
-                   + content[content.index(END) + len(END):])
+        content = (content[:content.index(start)] + block
+                   + content[content.index(end) + len(end):])
     with open(path, 'w') as f:
         f.write(content)
 
@@ -471,13 +566,18 @@ def update_file(path, text):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        zoo, classifier = build_tables(args)
+        if args.readme and args.no_classifier:
+            raise ConfigError('--readme needs the ResNet-50 counts: drop --no-classifier')
+        zoo, classifier, table = build_tables(args)
         text = zoo + ('\n' + classifier if classifier else '')
         if args.update:
             update_file(args.update, text)
             log(f'model zoo written to {args.update}')
-        else:
-            print(text)
+        if args.readme:
+            update_file(args.readme, table, TABLE_MARKERS)
+            log(f'module table written to {args.readme}')
+        if not (args.update or args.readme):
+            print(text + ('\n' + table if table else ''))
     except ConfigError as e:
         print(f'model_zoo.py: error: {e}', file=sys.stderr)
         sys.exit(2)

@@ -1,11 +1,8 @@
-"""Channel attention: gates that rescale each channel of the input."""
-from .eca import ECA
-from .fcanet import FcaNet
-from .gather_excite import GatherExcite
-from .gsop import GSoP
-from .scse import CSE, SCSE, SSE
-from .se import SE
-from .spa import SPA
-from .srm import SRM
+"""Channel attention: gates that rescale each channel of the input.
 
-__all__ = ['CSE', 'ECA', 'FcaNet', 'GSoP', 'GatherExcite', 'SCSE', 'SE', 'SPA', 'SRM', 'SSE']
+Every module file of this folder is imported here (a new one needs no edit), and the
+attention modules it registers are exported by name (``from mmattn.models.channel import SE``).
+"""
+from mmattn.models.factory import import_family
+
+__all__ = import_family(__name__, __path__, globals())

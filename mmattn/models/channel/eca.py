@@ -43,6 +43,12 @@ class ECA(BaseAttention):
              '(Wang et al., CVPR 2020)')
     code = 'https://github.com/BangguWu/ECANet'
     variants = {'k3': dict(kernel_size=3)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.ECA'), stages=(True, True, True, True),
+             position='after_conv3')])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, kernel_size=None, gamma=2, b=1,
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):

@@ -102,6 +102,15 @@ class FcaNet(BaseAttention):
         'size14': dict(dct_size=14),
         'low16': dict(freq_sel_method='low16'),
     }
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    # DCT sizes 56/28/14/7: the stage sizes of a 224x224 image, the authors' setting
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.FcaNet', dct_size=size, freq_sel_method='top16',
+                      reduction=16),
+             stages=tuple(i == stage for i in range(4)), position='after_conv3')
+        for stage, size in enumerate((56, 28, 14, 7))])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, reduction=16, dct_size=7, freq_sel_method='top16',
                  act_cfg=dict(type='ReLU'), gate_cfg=dict(type='Sigmoid'), init_cfg=None):

@@ -69,6 +69,23 @@ class GatherExcite(BaseAttention):
         'theta-size14': dict(variant='theta', feat_size=14),
     }
     _VARIANTS = ('theta-minus', 'theta', 'theta-plus')
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.GatherExcite', variant='theta-minus'),
+             stages=(True, True, True, True), position='after_conv3')])
+    map_taps = ('gate', )
+    maps_caption = ('channel weights (global extent) or the gate averaged over channels '
+                    '(extent e)')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        if not taps.get('gate'):
+            return 'its gate did not run as a module'
+        g = first_image(taps['gate'][-1].output)  # (C, h, w): 1 x 1 for the global extent
+        if g.shape[-2:] == (1, 1):
+            return AttentionMaps(channel={'channel gate': g.flatten()})
+        return AttentionMaps(
+            spatial={f'gate (extent {self.extent}), mean over channels': g.mean(0)})
 
     def __init__(self, in_channels, variant='theta-minus', extent=None, feat_size=7,
                  reduction=16, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),

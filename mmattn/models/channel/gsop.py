@@ -57,6 +57,14 @@ class GSoP(BaseAttention):
     paper = 'Global Second-order Pooling Convolutional Networks (Gao et al., CVPR 2019)'
     code = 'https://github.com/ZilinGao/Global-Second-order-Pooling-Convolutional-Networks'
     variants = {'stride2': dict(dr_stride=2)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.GSoP', att_dim=128, dr_stride=2),
+             stages=(True, False, False, False), position='after_conv3', blocks='last'),
+        dict(cfg=dict(type='mmattn.GSoP', att_dim=128, dr_stride=1),
+             stages=(False, True, True, True), position='after_conv3', blocks='last')])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, att_dim=128, dr_stride=1, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='ReLU'), gate_cfg=dict(type='Sigmoid'), init_cfg=None):

@@ -33,6 +33,12 @@ class CSE(BaseAttention):
     paper = ("Concurrent Spatial and Channel 'Squeeze & Excitation' in Fully Convolutional "
              'Networks (Roy et al., MICCAI 2018)')
     code = 'https://github.com/ai-med/squeeze_and_excitation'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.CSE', reduction=2), stages=(True, True, True, True),
+             position='after_conv3')])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, reduction=2, act_cfg=dict(type='ReLU'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):
@@ -66,6 +72,12 @@ class SSE(BaseAttention):
     _abbr_ = 'sse'
     paper = CSE.paper
     code = CSE.code
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.SSE'), stages=(True, True, True, True),
+             position='after_conv3')])
+    spatial_gates = {'spatial gate': 'gate'}
+    maps_caption = 'spatial gate (sigmoid of a 1x1 conv)'
 
     def __init__(self, in_channels, gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
@@ -97,6 +109,13 @@ class SCSE(BaseAttention):
     paper = CSE.paper
     code = CSE.code
     variants = {'sum': dict(fusion='sum')}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.SCSE', reduction=2, fusion='max'),
+             stages=(True, True, True, True), position='after_conv3')])
+    spatial_gates = {'sSE spatial gate': 'sSE.gate'}
+    channel_gates = {'cSE channel gate': 'cSE.gate'}
+    maps_caption = "sSE's spatial gate and cSE's channel gate (fused by max or sum)"
 
     def __init__(self, in_channels, reduction=2, fusion='max', act_cfg=dict(type='ReLU'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):

@@ -26,6 +26,10 @@ class SE(BaseAttention):
     _abbr_ = 'se'
     paper = 'Squeeze-and-Excitation Networks (Hu et al., CVPR 2018)'
     code = 'https://github.com/hujie-frank/SENet'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[dict(cfg=dict(type='mmattn.SE'), position='after_conv3')])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, reduction=16, act_cfg=dict(type='ReLU'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):

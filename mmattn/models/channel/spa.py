@@ -34,6 +34,12 @@ class SPA(BaseAttention):
     paper = ('SPANet: Spatial Pyramid Attention Network for Enhanced Image Recognition '
              '(Guo et al., ICME 2020)')
     code = 'https://github.com/13952522076/SPANet'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.SPA', reduction=16, pool_sizes=(1, 2, 4)),
+             stages=(True, True, True, True), position='after_conv3')])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, reduction=16, pool_sizes=(1, 2, 4),
                  act_cfg=dict(type='ReLU'), gate_cfg=dict(type='Sigmoid'), init_cfg=None):

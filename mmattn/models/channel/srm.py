@@ -44,6 +44,10 @@ class SRM(BaseAttention):
     paper = ('SRM: A Style-based Recalibration Module for Convolutional Neural Networks '
              '(Lee et al., ICCV 2019)')
     code = 'https://github.com/hyunjaelee410/style-based-recalibration-module'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[dict(cfg=dict(type='mmattn.SRM'), position='after_conv3')])
+    channel_gates = {'channel gate': 'gate'}
+    maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
     def __init__(self, in_channels, eps=1e-5, norm_cfg=dict(type='BN'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):

@@ -55,6 +55,24 @@ class AFNBlock(BaseAttention):
              '(Zhu et al., ICCV 2019)')
     code = 'https://github.com/MendelXu/ANN'
     is_plugin = False
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    no_placement = ('decode head (AttnANNHead), fusing two backbone stages into its input: '
+                    'a block of two inputs, not a plugin')
+    maps_caption = ("the high-level query pixel's weights over the low-level map's pyramid "
+                    'anchors, spread over their bins')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.models.context.apnb import conv_module_forward, pyramid_pool
+        from mmattn.visualization import AttentionMaps, spread_over_pooling
+        low, high = inputs[0], inputs[1]
+        q = conv_module_forward(self.query_project, high)
+        key = conv_module_forward(self.key_project, low)
+        qy, qx = query.index(*q.shape[2:])
+        anchors = pyramid_pool(key, self.pool_sizes)[0].double()  # (C, sum s^2)
+        weights = (q[0, :, qy, qx].double() @ anchors * self.key_channels**-0.5).softmax(0)
+        row = spread_over_pooling(weights, lambda z: pyramid_pool(z, self.pool_sizes),
+                                  *key.shape[2:])
+        return AttentionMaps(query={'attention of the query pixel over the low-level map': row})
 
     def __init__(self, in_channels, low_in_channels=None, key_channels=256, value_channels=256,
                  out_channels=None, pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True,

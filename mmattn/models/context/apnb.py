@@ -60,6 +60,23 @@ class APNBlock(BaseAttention):
     paper = ('Asymmetric Non-local Neural Networks for Semantic Segmentation '
              '(Zhu et al., ICCV 2019)')
     code = 'https://github.com/MendelXu/ANN'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    no_placement = ("decode head (AttnANNHead, configs/ann_r50-d8_*), on the last stage's "
+                    "output: ANN's pyramid non-local block has no backbone config")
+    maps_caption = ("the query pixel's softmax weights over the pyramid anchors, each spread "
+                    'over the positions its bin averages')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.models.context.apnb import conv_module_forward, pyramid_pool
+        from mmattn.visualization import AttentionMaps, spread_over_pooling
+        # query and key share one projection
+        key = conv_module_forward(self.key_project, inputs[0])
+        qy, qx = query.index(*key.shape[2:])
+        anchors = pyramid_pool(key, self.pool_sizes)[0].double()  # (C, sum s^2)
+        weights = (key[0, :, qy, qx].double() @ anchors * self.key_channels**-0.5).softmax(0)
+        row = spread_over_pooling(weights, lambda z: pyramid_pool(z, self.pool_sizes),
+                                  *key.shape[2:])
+        return AttentionMaps(query={'attention of the query pixel (anchors spread)': row})
 
     def __init__(self, in_channels, key_channels=256, value_channels=256, out_channels=None,
                  pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True, conv_cfg=None,

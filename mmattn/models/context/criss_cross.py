@@ -53,6 +53,61 @@ class CrissCross(BaseAttention):
     paper = 'CCNet: Criss-Cross Attention for Semantic Segmentation (Huang et al., ICCV 2019)'
     code = 'https://github.com/speedinghzl/CCNet'
     variants = {'r1': dict(recurrence=1)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.CrissCross', reduction=8, recurrence=2),
+             stages=(False, False, False, True), blocks='last', position='after_block')])
+    map_taps = ('query_conv', 'key_conv')
+    maps_caption = ("the query pixel's weights on its row and column in each pass, and the "
+                    "product of the passes' attention (where its R passes gather from)")
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps
+        qs = [t.output[0].double().cpu() for t in taps.get('query_conv', [])]
+        ks = [t.output[0].double().cpu() for t in taps.get('key_conv', [])]
+        if not qs:
+            return 'its query conv did not run'
+        qy, qx = query.index(*qs[0].shape[1:])
+        maps = AttentionMaps()
+        for r, (q, k) in enumerate(zip(qs, ks)):
+            maps.query[f'pass {r + 1}: row and column'] = self._cross_row(q, k, qy, qx)
+        if len(qs) > 1:
+            # the last pass gathers from the query's cross; each of those pixels gathered from
+            # its own cross in the pass before: multiply the passes' (sparse) attention
+            # backwards
+            w = self._cross_row(qs[-1], ks[-1], qy, qx)
+            for q, k in zip(reversed(qs[:-1]), reversed(ks[:-1])):
+                col, row = self._cross_weights(q, k)
+                w = torch.einsum('hw,hwg->gw', w, col) + torch.einsum('hw,hwv->hv', w, row)
+            maps.query[f'passes 1-{len(qs)} combined'] = w
+        return maps
+
+    @staticmethod
+    def _cross_row(q, k, qy, qx):
+        """(H, W) attention of pixel (qy, qx) in one pass, from q, k of (C', H, W): one
+        softmax over its column (itself excluded) and its row."""
+        h = q.shape[1]
+        qv = q[:, qy, qx]
+        e_col = qv @ k[:, :, qx]  # (H,)
+        e_col[qy] = float('-inf')
+        e_row = qv @ k[:, qy, :]  # (W,)
+        a = torch.cat([e_col, e_row]).softmax(0)
+        out = torch.zeros(q.shape[1:], dtype=a.dtype)
+        out[:, qx] += a[:h]
+        out[qy, :] += a[h:]
+        return out
+
+    @staticmethod
+    def _cross_weights(q, k):
+        """Every pixel's weights in one pass, (H, W, H) over its column and (H, W, W) over its
+        row: O(HW (H + W)) energies, never an HW x HW matrix."""
+        h = q.shape[1]
+        e_h = torch.einsum('chw,cgw->hwg', q, k)
+        idx = torch.arange(h)
+        e_h = e_h.masked_fill((idx[:, None] == idx[None, :])[:, None, :], float('-inf'))
+        e_w = torch.einsum('chw,chv->hwv', q, k)
+        a = torch.cat([e_h, e_w], dim=-1).softmax(-1)
+        return a[..., :h], a[..., h:]
 
     def __init__(self, in_channels, reduction=8, recurrence=2, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

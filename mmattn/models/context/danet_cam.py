@@ -36,6 +36,12 @@ class DANetCAM(BaseAttention):
     _abbr_ = 'cam'
     paper = 'Dual Attention Network for Scene Segmentation (Fu et al., CVPR 2019)'
     code = 'https://github.com/junfu1115/DANet'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.DANetCAM'), stages=(False, False, False, True),
+             blocks='last', position='after_block')])
+    no_maps = ('its attention is a C x C matrix between channels (softmax of -X X^T): it has '
+               'no weight per position and no weight per channel to draw')
 
     def __init__(self, in_channels, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

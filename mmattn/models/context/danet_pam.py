@@ -38,6 +38,19 @@ class DANetPAM(BaseAttention):
     _abbr_ = 'pam'
     paper = 'Dual Attention Network for Scene Segmentation (Fu et al., CVPR 2019)'
     code = 'https://github.com/junfu1115/DANet'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.DANetPAM', reduction=8), stages=(False, False, False, True),
+             blocks='last', position='after_block')])
+    map_taps = ('query_conv', 'key_conv')
+    maps_caption = 'softmax(q_p . k_j) of the query pixel p over every position j'
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps
+        q, k = taps['query_conv'][-1].output[0], taps['key_conv'][-1].output[0]
+        qy, qx = query.index(*q.shape[1:])
+        row = (q[:, qy, qx].double() @ k.flatten(1).double()).softmax(dim=-1)
+        return AttentionMaps(query={'attention of the query pixel': row.reshape(k.shape[1:])})
 
     def __init__(self, in_channels, reduction=8, key_channels=None, lean=True, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

@@ -36,6 +36,25 @@ class DoubleAttention(BaseAttention):
     _abbr_ = 'double_attention'
     paper = 'A^2-Nets: Double Attention Networks (Chen et al., NeurIPS 2018)'
     code = ''
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.DoubleAttention', c_m=512, c_n=512),
+             stages=(False, False, False, True), blocks='last', position='after_conv3')])
+    map_taps = ('conv_b', 'conv_v')
+    maps_caption = ("the query pixel's weights over positions, sum_n softmax_n(V)[n, p] "
+                    'softmax_j(B)[n, j]; the gather maps averaged')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        b = first_image(taps['conv_b'][-1].output).double()  # (c_n, H, W)
+        v = first_image(taps['conv_v'][-1].output).double()
+        size = b.shape[1:]
+        gather = b.flatten(1).softmax(dim=1)  # each descriptor's distribution over positions
+        qy, qx = query.index(*size)
+        dist = v[:, qy, qx].softmax(0)  # the query pixel's weights over the c_n descriptors
+        return AttentionMaps(
+            query={'attention of the query pixel': (dist @ gather).reshape(size)},
+            spatial={f'gather maps, mean over {self.c_n}': gather.mean(0).reshape(size)})
 
     def __init__(self, in_channels, c_m=None, c_n=None, reduction=4, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

@@ -53,6 +53,27 @@ class GlobalContext(BaseAttention):
         'mul': dict(fusion_types=('channel_mul', )),
         'add_mul': dict(fusion_types=('channel_add', 'channel_mul')),
     }
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.GlobalContext', ratio=1. / 16, pooling_type='att',
+                      fusion_types=('channel_add', )),
+             stages=(False, True, True, True), position='after_conv3')])
+    map_taps = ('conv_mask', )
+    maps_caption = ('the context weights (softmax over positions of a 1x1 conv); the '
+                    'channel_mul gate')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        if self.pooling_type != 'att':
+            return "pooling_type='avg' weighs every position the same (global average pooling)"
+        weights = first_image(taps['conv_mask'][-1].output)[0]
+        maps = AttentionMaps(spatial={'context weights (softmax over positions)':
+                                      weights.flatten().softmax(0).reshape(weights.shape)})
+        if self.channel_mul_conv is not None:
+            context = self.spatial_pool(inputs[0])
+            gate = torch.sigmoid(self._run(self.channel_mul_conv, context))
+            maps.channel['channel_mul gate'] = first_image(gate).flatten()
+        return maps
 
     def __init__(self, in_channels, ratio=1. / 16, pooling_type='att',
                  fusion_types=('channel_add', ), norm_cfg=dict(type='LN'),

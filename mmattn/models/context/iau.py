@@ -78,6 +78,12 @@ class ChannelIAU(BaseAttention):
     paper = ('Interaction-and-Aggregation Network for Person Re-identification '
              '(Hou et al., CVPR 2019)')
     code = 'https://github.com/blue-blue272/ImgReID-IAnet'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    # configs/faster_rcnn_iau_r50_coco.py places both IAU modules; each alone here
+    placement = dict(stage_plugins=[
+        dict(cfg=dict(type='mmattn.ChannelIAU'), stages=(False, True, True, False))])
+    no_maps = ('its attention is a C x C matrix between channels (softmax of X X^T): it has no '
+               'weight per position and no weight per channel to draw')
 
     def __init__(self, in_channels, norm_cfg=dict(type='BN'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
@@ -142,6 +148,19 @@ class SpatialIAU(BaseAttention):
     paper = ('Interaction-and-Aggregation Network for Person Re-identification '
              '(Hou et al., CVPR 2019)')
     code = 'https://github.com/blue-blue272/ImgReID-IAnet'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(stage_plugins=[
+        dict(cfg=dict(type='mmattn.SpatialIAU', num_parts=4, reduction=2),
+             stages=(False, True, True, False))])
+    map_taps = ('part_attn.0', )
+    maps_caption = 'the P part maps (sigmoid), one panel each'
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.models.utils import norm_forward
+        from mmattn.visualization import AttentionMaps, first_image
+        conv = taps['part_attn.0'][-1].output
+        parts = torch.sigmoid(norm_forward(self.part_attn[1], conv))
+        return AttentionMaps(spatial={f'part {k}': p for k, p in enumerate(first_image(parts))})
 
     def __init__(self, in_channels, num_parts=4, reduction=2, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='ReLU'), init_cfg=None):

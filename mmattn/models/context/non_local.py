@@ -66,6 +66,38 @@ class NonLocal(BaseAttention):
         'concatenation': dict(mode='concatenation'),
         'sub_sample': dict(sub_sample=True),
     }
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.NonLocal', reduction=2, mode='embedded_gaussian',
+                      use_scale=True, sub_sample=True),
+             stages=(False, True, True, False), blocks=((), (1, 3), (1, 3, 5), ()),
+             position='after_block')])
+    map_taps = ('theta', 'phi')
+    maps_caption = ('the pairwise weights f(query, j) of the query pixel over the positions j '
+                    '(the max-pooled grid with sub_sample)')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps
+        x = inputs[0]
+        qy, qx = query.index(*x.shape[2:])
+        if self.mode == 'gaussian':
+            src = self.pool(x) if self.pool is not None else x
+            q, k = x[0, :, qy, qx], src[0]
+        else:
+            q, k = taps['theta'][-1].output[0, :, qy, qx], taps['phi'][-1].output[0]
+        size = k.shape[1:]
+        q, k = q.double(), k.flatten(1).double()  # (C',), (C', M)
+        n_keys = k.shape[1]
+        if self.mode == 'gaussian':
+            row = (q @ k).softmax(dim=-1)
+        elif self.mode == 'embedded_gaussian':
+            row = ((q @ k) * (self.inter_channels**-0.5 if self.use_scale else 1.0)).softmax(-1)
+        elif self.mode == 'dot_product':
+            row = (q @ k) / n_keys
+        else:  # concatenation: ReLU(w_theta . theta_i + w_phi . phi_j) / M
+            w = self.concat_project.weight.flatten().double()
+            row = torch.relu(w[:self.inter_channels] @ q + w[self.inter_channels:] @ k) / n_keys
+        return AttentionMaps(query={'weights of the query pixel': row.reshape(size)})
 
     def __init__(self, in_channels, reduction=2, mode='embedded_gaussian', use_scale=True,
                  sub_sample=False, lean=True, norm_cfg=dict(type='BN'), init_cfg=None):

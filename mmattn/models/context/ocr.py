@@ -65,6 +65,26 @@ class ObjectContext(BaseAttention):
     code = 'https://github.com/HRNet/HRNet-Semantic-Segmentation/tree/HRNet-OCR'
     is_plugin = False
     variants = {'without_mid_conv': dict(mid_channels=None)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    no_placement = ('decode head (AttnOCRHead), which gives it the coarse class map it needs: '
+                    'not a plugin')
+    maps_caption = ("the query pixel's weights over the K object regions, each spread over "
+                    "the image by its region's soft mask")
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.models.context.apnb import conv_module_forward
+        from mmattn.visualization import AttentionMaps
+        feats, logits = inputs[0], inputs[1]
+        if self.mid_conv is not None:
+            feats = conv_module_forward(self.mid_conv, feats)
+        qy, qx = query.index(*feats.shape[2:])
+        regions = self.object_regions(feats, logits)
+        q = self._seq(self.f_pixel, feats)[0, :, qy, qx].double()
+        k = self._seq(self.f_object, regions)[0].flatten(1).double()  # (C, K)
+        weights = (q @ k * self.key_channels**-0.5).softmax(0)  # over the K regions
+        masks = logits[0].flatten(1).double().softmax(dim=1)  # (K, HW): each region's mask
+        row = (weights @ masks).reshape(feats.shape[2:])
+        return AttentionMaps(query={'attention of the query pixel via the object regions': row})
 
     def __init__(self, in_channels, num_classes=_DEFAULT_NUM_CLASSES, mid_channels=512,
                  key_channels=256, out_channels=None, dropout=0.05, norm_conv_bias=True,

@@ -87,6 +87,30 @@ class RGA(BaseAttention):
     code = 'https://github.com/microsoft/Relation-Aware-Global-Attention-Networks'
     variants = {'spatial_only': dict(use_channel=False),
                 'channel_only': dict(use_spatial=False)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    # the detection config's grids (the authors' cell counts laid out landscape)
+    placement = dict(stage_plugins=[
+        dict(cfg=dict(type='mmattn.RGA', use_spatial=True, use_channel=True, cha_ratio=8,
+                      spa_ratio=8, down_ratio=8, spatial_size=size), stages=stages)
+        for size, stages in (((32, 64), (True, False, False, False)),
+                             ((16, 32), (False, True, False, False)),
+                             ((8, 16), (False, False, True, True)))])
+    maps_caption = 'the spatial gate (RGA-S) and the channel gate (RGA-C)'
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        # the branches' last layers run through a helper, not as modules: the gates are
+        # recomputed with the module's own methods
+        x = inputs[0]
+        maps = AttentionMaps()
+        if self.use_spatial:
+            gate = torch.sigmoid(self.spatial_logits(x))
+            maps.spatial['spatial gate'] = first_image(gate)[0]
+            x = gate * x
+        if self.use_channel:
+            maps.channel['channel gate'] = first_image(
+                torch.sigmoid(self.channel_logits(x))).flatten()
+        return maps
 
     def __init__(self, in_channels, spatial_size=(16, 8), use_spatial=True, use_channel=True,
                  cha_ratio=8, spa_ratio=8, down_ratio=8, norm_cfg=dict(type='BN'),

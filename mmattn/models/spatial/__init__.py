@@ -1,14 +1,8 @@
-"""Spatial and hybrid attention: gates over positions, or over positions and channels together."""
-from .bam import BAM
-from .cbam import CBAM
-from .coordatt import CoordAttention
-from .resatt import ResidualAttention
-from .sge import SGE
-from .simam import SimAM
-from .sk import SelectiveKernel
-from .triplet import TripletAttention
+"""Spatial and hybrid attention: gates over positions, or over positions and channels together.
 
-__all__ = [
-    'BAM', 'CBAM', 'CoordAttention', 'ResidualAttention', 'SGE', 'SimAM', 'SelectiveKernel',
-    'TripletAttention'
-]
+Every module file of this folder is imported here (a new one needs no edit), and the
+attention modules it registers are exported by name (``from mmattn.models.spatial import CBAM``).
+"""
+from mmattn.models.factory import import_family
+
+__all__ = import_family(__name__, __path__, globals())

@@ -48,6 +48,24 @@ class BAM(BaseAttention):
     paper = 'BAM: Bottleneck Attention Module (Park et al., BMVC 2018)'
     code = 'https://github.com/Jongchan/attention-module'
     variants = {'paper_sum': dict(fusion='sum')}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(stage_plugins=[
+        dict(cfg=dict(type='mmattn.BAM', reduction=16, dilation=4),
+             stages=(True, True, True, False))])
+    map_taps = ('channel_fc2', 'spatial_out')
+    maps_caption = ('the gate 1 + sigmoid(Mc Ms) averaged over channels; the spatial branch '
+                    'Ms; the channel branch Mc')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        mc = first_image(taps['channel_fc2'][-1].output).flatten()  # (C,)
+        ms = first_image(taps['spatial_out'][-1].output)[0]  # (H, W)
+        att = mc[:, None, None] * ms if self.fusion == 'product' else mc[:, None, None] + ms
+        return AttentionMaps(
+            spatial={'gate 1 + sigmoid(Mc Ms), mean over channels':
+                     (1 + torch.sigmoid(att)).mean(0),
+                     'spatial branch Ms (logits)': ms},
+            channel={'channel branch Mc (logits)': mc})
 
     def __init__(self, in_channels, reduction=16, dilation=4, num_dilated_convs=2,
                  fusion='product', norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),

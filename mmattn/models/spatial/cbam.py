@@ -44,6 +44,24 @@ class CBAM(BaseAttention):
     paper = 'CBAM: Convolutional Block Attention Module (Woo et al., ECCV 2018)'
     code = 'https://github.com/Jongchan/attention-module'
     variants = {'no_spatial': dict(no_spatial=True)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[dict(cfg=dict(type='mmattn.CBAM'), position='after_conv3')])
+    map_taps = ('fc2', 'spatial_gate.conv')
+    maps_caption = ('spatial gate (sigmoid of the 7x7 conv on [max, mean] over channels); '
+                    'channel gate')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.models.utils import norm_forward
+        from mmattn.visualization import AttentionMaps, first_image
+        # fc2 runs once per pooled vector (avg, max); the channel gate is the sigmoid of the sum
+        logits = sum(t.output for t in taps.get('fc2', []))
+        maps = AttentionMaps(
+            channel={'channel gate': first_image(torch.sigmoid(logits)).flatten()})
+        if self.spatial_gate is not None:
+            conv = taps['spatial_gate.conv'][-1].output
+            gate = torch.sigmoid(norm_forward(self.spatial_gate.bn, conv))
+            maps.spatial['spatial gate'] = first_image(gate)[0]
+        return maps
 
     def __init__(self, in_channels, reduction=16, kernel_size=7, pool_types=('avg', 'max'),
                  no_spatial=False, norm_cfg=dict(type='BN', eps=1e-5, momentum=0.01),

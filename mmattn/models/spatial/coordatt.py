@@ -34,6 +34,19 @@ class CoordAttention(BaseAttention):
     _abbr_ = 'coordatt'
     paper = 'Coordinate Attention for Efficient Mobile Network Design (Hou et al., CVPR 2021)'
     code = 'https://github.com/Andrew-Qibin/CoordAttention'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.CoordAttention', reduction=32),
+             stages=(True, True, True, True), position='after_conv3')])
+    map_taps = ('conv_h', 'conv_w')
+    maps_caption = 'the product of the H and W gates, averaged over channels'
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        a_h = torch.sigmoid(first_image(taps['conv_h'][-1].output))  # (C, H, 1)
+        a_w = torch.sigmoid(first_image(taps['conv_w'][-1].output))  # (C, 1, W) after permute
+        a_w = a_w.reshape(a_w.shape[0], 1, -1)
+        return AttentionMaps(spatial={'a_h * a_w, mean over channels': (a_h * a_w).mean(0)})
 
     def __init__(self, in_channels, reduction=32, min_channels=8, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='HSwish'), init_cfg=None):

@@ -84,6 +84,18 @@ class ResidualAttention(BaseAttention):
     paper = 'Residual Attention Network for Image Classification (Wang et al., CVPR 2017)'
     code = 'https://github.com/fwang91/residual-attention-network'
     variants = {'levels2': dict(num_downsamples=2), 'levels3': dict(num_downsamples=3)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(stage_plugins=[
+        dict(cfg=dict(type='mmattn.ResidualAttention', num_downsamples=n, p=1, t=2, r=1),
+             stages=tuple(i == stage for i in range(4)))
+        for stage, n in enumerate((3, 2, 1))])
+    map_taps = ('mask_conv2', )
+    maps_caption = 'the soft mask M (sigmoid), averaged over channels'
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        mask = torch.sigmoid(first_image(taps['mask_conv2'][-1].output))
+        return AttentionMaps(spatial={'soft mask M, mean over channels': mask.mean(0)})
 
     def __init__(self, in_channels, num_downsamples=1, p=1, t=2, r=1, align_corners=True,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):

@@ -45,6 +45,26 @@ class SGE(BaseAttention):
     paper = ('Spatial Group-wise Enhance: Improving Semantic Feature Learning in '
              'Convolutional Networks (Li et al., 2019)')
     code = 'https://github.com/implus/PytorchInsight'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[dict(cfg=dict(type='mmattn.SGE'), position='after_conv3')])
+    maps_caption = ('the group gates (sigmoid of the normalised similarity to the group '
+                    'mean), averaged over groups')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        # no submodule to tap: the gate is recomputed from the input with the parameters
+        x = inputs[0]
+        n, c, h, w = x.shape
+        g = self.groups
+        xg = x.reshape(n * g, c // g, h, w)
+        t = (xg * xg.mean(dim=(2, 3), keepdim=True)).sum(dim=1).reshape(n * g, h * w)
+        if h * w > 1:
+            t = t - t.mean(dim=1, keepdim=True)
+            t = t / (t.std(dim=1, keepdim=True) + self.eps)
+        else:
+            t = torch.zeros_like(t)
+        gate = torch.sigmoid(t.reshape(n, g, h, w) * self.weight + self.bias)
+        return AttentionMaps(spatial={f'gate, mean over {g} groups': first_image(gate).mean(0)})
 
     def __init__(self, in_channels, groups=64, eps=1e-5, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

@@ -40,6 +40,21 @@ class SimAM(BaseAttention):
     paper = ('SimAM: A Simple, Parameter-Free Attention Module for Convolutional Neural '
              'Networks (Yang et al., ICML 2021)')
     code = 'https://github.com/ZjjConan/SimAM'
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    # the authors' SimAM follows the 3x3 conv (before bn2); after_conv2 is the closest point
+    placement = dict(plugins=[dict(cfg=dict(type='mmattn.SimAM'), position='after_conv2')])
+    maps_caption = ('the energy gate sigmoid(d / (4 (var + lambda)) + 0.5), averaged over '
+                    'channels')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        # parameter-free: the gate is recomputed from the input
+        x = inputs[0]
+        n = max(x.shape[2] * x.shape[3] - 1, 1)
+        d = (x - x.mean(dim=(2, 3), keepdim=True)).pow(2)
+        gate = torch.sigmoid(d / (4 * (d.sum(dim=(2, 3), keepdim=True) / n + self.e_lambda))
+                             + 0.5)
+        return AttentionMaps(spatial={'gate, mean over channels': first_image(gate).mean(0)})
 
     def __init__(self, in_channels, e_lambda=1e-4, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

@@ -48,6 +48,21 @@ class SelectiveKernel(BaseAttention):
     paper = 'Selective Kernel Networks (Li et al., CVPR 2019)'
     code = 'https://github.com/implus/SKNet'
     variants = {'M3': dict(num_branches=3)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(plugins=[
+        dict(cfg=dict(type='mmattn.SelectiveKernel', num_branches=2, groups=32, reduction=16,
+                      min_channels=32),
+             stages=(True, True, True, True), position='after_conv2')])
+    map_taps = ('fc_select', )
+    maps_caption = ('per channel, the softmax weight of each branch (branch m has '
+                    'dilation m)')
+
+    def attention_maps(self, inputs, taps, query):
+        from mmattn.visualization import AttentionMaps, first_image
+        logits = first_image(taps['fc_select'][-1].output)
+        weights = logits.reshape(self.num_branches, self.in_channels).softmax(dim=0)
+        return AttentionMaps(channel={f'branch {i + 1} (dilation {i + 1}) weight': weights[i]
+                                      for i in range(self.num_branches)})
 
     def __init__(self, in_channels, num_branches=2, groups=32, reduction=16, min_channels=32,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):

@@ -42,6 +42,36 @@ class TripletAttention(BaseAttention):
     paper = 'Rotate to Attend: Convolutional Triplet Attention Module (Misra et al., WACV 2021)'
     code = 'https://github.com/landskape-ai/triplet-attention'
     variants = {'no_spatial': dict(no_spatial=True)}
+    # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
+    placement = dict(
+        plugins=[dict(cfg=dict(type='mmattn.TripletAttention'), position='after_conv3')])
+    map_taps = ('cw.conv', 'hc.conv', 'hw.conv')
+    maps_caption = ("the hw branch's spatial gate; the gate of all three branches per "
+                    'position, averaged over channels')
+
+    def attention_maps(self, inputs, taps, query):
+        import torch
+
+        from mmattn.models.utils import norm_forward
+        from mmattn.visualization import AttentionMaps, first_image
+
+        def gate(branch, path):
+            """sigmoid(norm(conv(z-pool))) of a branch, from its recorded conv output."""
+            conv = taps[path][-1].output
+            return first_image(torch.sigmoid(norm_forward(branch.bn, conv)))[0]
+
+        g_cw = gate(self.cw, 'cw.conv')  # (C, W): gates x[c, :, w]
+        g_hc = gate(self.hc, 'hc.conv')  # (H, C): gates x[c, h, :]
+        total = g_cw.mean(0)[None, :] + g_hc.mean(1)[:, None]
+        maps = AttentionMaps()
+        if self.hw is not None:
+            g_hw = gate(self.hw, 'hw.conv')  # (H, W)
+            maps.spatial['hw gate'] = g_hw
+            total = total + g_hw
+        # out = mean of the branches' x * gate: x times the mean gate, element by element
+        maps.spatial['mean gate of the branches, mean over channels'] = total / (
+            3 if self.hw is not None else 2)
+        return maps
 
     def __init__(self, in_channels, kernel_size=7, no_spatial=False,
                  norm_cfg=dict(type='BN', eps=1e-5, momentum=0.01), init_cfg=None):

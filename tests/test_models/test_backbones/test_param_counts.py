@@ -1,12 +1,13 @@
 """Parameter counts of ResNet-50 classifiers with each module at its authors' placement.
 
-Fidelity evidence (issue 6): backbone (depth 50, out_indices=(3,)) + global average pool +
+Fidelity evidence: backbone (depth 50, out_indices=(3,)) + global average pool +
 Linear(2048, 1000) must give the parameter counts the authors report, to 0.01 M. A module that
 is not registered yet is skipped, saying so.
 
 Every other registered module is placed as its detection config places it
-(configs/faster_rcnn_<module>_r50_coco.py), for the README's ResNet-50 overhead table; the
-tests at the end check that each placement builds the same modules as its config.
+(configs/faster_rcnn_<module>_r50_coco.py), for the model zoo's ResNet-50 overhead table; the
+tests at the end check that each placement builds the same modules as its config. The
+placements are the classes' ``placement`` attributes (``AUTHORS_PLACEMENT`` reads them).
 """
 import glob
 import os.path as osp
@@ -136,13 +137,12 @@ def _positions(backbone, name):
 
 
 def test_every_module_is_placed_or_explained():
-    from mmattn.models.backbones.classifier import NO_BACKBONE_PLACEMENT
-    from mmattn.models.factory import attention_classes
-    registered = set(attention_classes())
-    assert not set(AUTHORS_PLACEMENT) & set(NO_BACKBONE_PLACEMENT)
-    missing = registered - set(AUTHORS_PLACEMENT) - set(NO_BACKBONE_PLACEMENT)
-    assert not missing, f'no ResNet-50 placement (nor a reason) for {sorted(missing)}'
-    assert set(AUTHORS_PLACEMENT) | set(NO_BACKBONE_PLACEMENT) <= registered
+    from mmattn.models.factory import attention_classes, missing_declarations
+    gaps = [gap for cls in attention_classes().values() for gap in missing_declarations(cls)
+            if 'placement' in gap]
+    assert not gaps, '\n'.join(gaps)
+    placed = {name for name, cls in attention_classes().items() if cls.placement is not None}
+    assert set(AUTHORS_PLACEMENT) == placed
 
 
 @pytest.mark.parametrize('name', sorted(AUTHORS_PLACEMENT))
@@ -155,7 +155,8 @@ def test_placement_builds_what_the_detection_config_builds(name, backbone_config
     from mmattn.models.backbones import resnet50_classifier
     if name not in backbone_configs:
         pytest.fail(f'no configs/faster_rcnn_*_r50_coco.py places mmattn.{name} in its '
-                    'backbone: add one, or move the module to NO_BACKBONE_PLACEMENT')
+                    'backbone: add one, or give its class a `no_placement` reason in place of '
+                    'its `placement`')
     cls = MODELS.get(name)
     ours = _attention_summary(resnet50_classifier(**AUTHORS_PLACEMENT[name]).backbone, cls)
     assert ours, f'AUTHORS_PLACEMENT[{name!r}] places no {name}'
@@ -170,8 +171,9 @@ def test_placement_builds_what_the_detection_config_builds(name, backbone_config
 
 
 def test_modules_without_placement_have_no_backbone_config(backbone_configs):
-    from mmattn.models.backbones.classifier import NO_BACKBONE_PLACEMENT
-    for name in NO_BACKBONE_PLACEMENT:
-        assert name not in backbone_configs, (
-            f'{backbone_configs[name][0][0]} places {name} in a backbone: give it an '
-            'AUTHORS_PLACEMENT entry')
+    from mmattn.models.factory import attention_classes
+    for name, cls in attention_classes().items():
+        if cls.no_placement:
+            assert name not in backbone_configs, (
+                f'{backbone_configs[name][0][0]} places {name} in a backbone: give its class '
+                'a `placement` in place of its `no_placement` reason')
