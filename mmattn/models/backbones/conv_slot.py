@@ -74,7 +74,7 @@ def _lookup(type_name, where: str):
     try:
         cls = MODELS.get(type_name)
     except KeyError as err:  # mmattn's scope says what it has
-        raise DropInError(f'{where}: {err.args[0]}') from None
+        raise DropInError(f'{where}: {err.args[0]} A conv slot takes {CONV_LIKE}') from None
     if cls is None:
         raise DropInError(f'{where}: {type_name!r} is not registered (neither in mmattn\'s '
                           f'scope nor in mmengine\'s root registry, where mmcv\'s conv layers '
@@ -105,6 +105,10 @@ def check_conv_cfg(cfg, where: str) -> type:
         raise DropInError(f'{where}: {given} come from the conv the layer replaces (its '
                           f'{", ".join(CONV_ARGS)}); leave them out of the config')
     params = inspect.signature(cls).parameters
+    required = [n for n, p in params.items() if p.default is p.empty and n not in CONV_ARGS
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in cfg]
+    if required:
+        raise DropInError(f'{where}: {name} needs {", ".join(required)} in its config')
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(k for k in cfg if k != 'type' and k not in params)
         if unknown:
@@ -230,13 +234,16 @@ class AttnConv2d(nn.Conv2d):
         padding_mode: ``nn.Conv2d``'s.
         attention (dict): the attention module's config (any registered plugin of mmattn,
             e.g. ``dict(type='mmattn.SimAM', e_lambda=0.1)``), built with
-            ``in_channels=out_channels``.
+            ``in_channels=out_channels``; required, keyword only.
     """
 
     includes_norm_act = False
+    # the forms the conformance suite runs (tests/test_models/test_conformance.py)
+    variants = {'SimAM': dict(attention=dict(type='mmattn.SimAM')),
+                'SE': dict(attention=dict(type='mmattn.SE'))}
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 dilation=1, groups=1, bias=True, padding_mode='zeros', attention=None):
+                 dilation=1, groups=1, bias=True, padding_mode='zeros', *, attention):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride,
                          padding=padding, dilation=dilation, groups=groups, bias=bias,
                          padding_mode=padding_mode)

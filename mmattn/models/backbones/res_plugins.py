@@ -254,7 +254,9 @@ class PluginBlockMixin:
         self.norm_act_convs = tuple(self.norm_act_convs) + (slot, )
         override = (self.init_cfg or {}).get('override') if isinstance(self.init_cfg,
                                                                         dict) else None
-        if isinstance(override, dict) and override.get('name') == norm_name:
+        # mmdet and mmseg name it by the block's property (norm2) for its layer (bn2)
+        if isinstance(override, dict) and override.get('name') in (norm_name,
+                                                                   f'norm{slot[-1]}'):
             self.init_cfg = None
 
     def slot_attention_modules(self) -> List[torch.nn.Module]:
