@@ -218,6 +218,18 @@ def describe_backbone_placement(backbone, name) -> list:
     for (position, blocks), stages in grouped.items():
         parts.append(f'{_position(position)}, {_blocks(blocks, stages)} of '
                      f'{_layers(stages)}')
+    for slot in ('conv1', 'conv2'):  # the conv slot: a layer in place of a block's conv
+        cfg = backbone.get(f'{slot}_cfg')
+        if not cfg:
+            continue
+        stages = backbone.get(f'stage_with_{slot}_cfg') or (True, ) * backbone.get(
+            'num_stages', 4)
+        attention = cfg.get('attention') if isinstance(cfg.get('attention'), dict) else {}
+        if _short_type(cfg['type']) == name:
+            parts.append(f'in place of {slot}, every block of {_layers(stages)}')
+        elif _short_type(attention.get('type')) == name:
+            parts.append(f'right after {slot}, before its norm, every block of '
+                         f'{_layers(stages)}')
     stage_union = None
     for spec in backbone.get('stage_plugins') or []:
         if _short_type(spec['cfg']['type']) == name:
@@ -447,8 +459,9 @@ def build_tables(args):
     clines = [
         f'ResNet-50 classifier (backbone, global average pool, 2048x1000 fc) at '
         f'{cshape[0]}x{cshape[1]}, each module placed as its class\'s `placement` says (its '
-        'authors\' ImageNet network for SE, CBAM, SGE, SRM, triplet attention and SimAM, the '
-        'detection config\'s placement for the others; '
+        'authors\' ImageNet network for SE, CBAM, SGE, SRM, triplet attention and SimAM, and '
+        'for SKConv SKNet-50, a ResNeXt-50 32x4d; the detection config\'s placement for the '
+        'others; '
         '`tests/test_models/test_backbones/test_param_counts.py` checks both). Plain: '
         f'{plain.params:,} parameters'
         + ''.join(f' ({e["value"]} M published, {e["ref"]})' for e in published
@@ -467,7 +480,7 @@ def build_tables(args):
         ops = ', '.join(op.replace('aten::', '') for op in a['uncounted'])
         pub = '; '.join(f'{e["value"]} M ({e["source"]})' for e in published
                         if e['module'] == name and e['metric'] == 'params (M)'
-                        and 'ResNet-50' in e['benchmark'])
+                        and e['benchmark'].startswith('ImageNet'))
         clines.append(
             f'| `{name}` | {c.params:,} | {a["params"]:,} ({_pct(a["params"], plain.params)}) '
             f'| {_fmt(c.flops)} | {_fmt(a["flops"])} ({_pct(a["flops"], plain.flops)}) '
