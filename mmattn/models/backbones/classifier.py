@@ -23,7 +23,8 @@ class _Placements(Mapping):
     raises a KeyError with its reason. Each access returns a copy.
 
     For SE, CBAM, SGE, SRM, triplet attention, SimAM and SKConv (SKNet-50) it is their authors'
-    ImageNet network, whose parameter count ``tests/test_models/test_backbones/test_param_counts.py`` checks
+    ImageNet network, whose parameter count
+    ``tests/test_models/test_backbones/test_param_counts.py`` checks
     against the paper's; the others repeat the backbone part of their
     ``configs/faster_rcnn_<module>_r50_coco.py``, which the same test checks.
     """

@@ -37,8 +37,6 @@ from ..utils import DropInError, MissingKeyError
 # what the slot gives a layer: the replaced conv's arguments
 CONV_ARGS = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation',
              'groups', 'bias')
-# slot name -> the norm after that conv (mmdet's and mmseg's blocks: bn1 after conv1, ...)
-SLOTS = ('conv1', 'conv2')
 CONV_LIKE = ('a conv-like layer: one built as Layer(in_channels, out_channels, kernel_size, '
              'stride=..., padding=..., dilation=..., groups=..., bias=...) with the arguments of '
              'the conv it replaces, e.g. mmattn.SKConv, or '

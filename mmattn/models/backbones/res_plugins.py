@@ -14,7 +14,10 @@ mmdet's and mmseg's ResNets take ``plugins=[dict(cfg=..., position=..., stages=.
   facebookresearch/video-nonlocal-net ``lib/models/resnet_helper.py``).
 
 The mixins here add what is missing without touching the original blocks' layers, so a backbone
-without plugins keeps the original's parameters, state-dict keys and outputs.
+without plugins keeps the original's parameters, state-dict keys and outputs. They also hold
+the conv slot (``conv_slot.py``): a registered conv-like layer in place of a block's ``conv2``
+(``conv1`` of a BasicBlock), for modules that their authors put in place of the 3x3 conv or
+between it and its norm (SK, SimAM).
 
 Plugin spec (one dict per plugin, in the backbone's ``plugins`` list):
 
@@ -400,7 +403,9 @@ class AttnResNetMixin:
     constructor passes its positional arguments on to the original's, so the original's
     positional order holds (mmdet's ``ResNet(depth, in_channels, stem_channels, ...)``:
     ``AttnResNet(18, 3)`` is ``ResNet(18, 3)`` with plugins possible); the arguments it adds,
-    ``stage_plugins`` and ``freeze_plugins``, are keyword-only. A subclass that adds its own
+    ``stage_plugins``, ``freeze_plugins`` and the conv slot's ``conv1_cfg``,
+    ``stage_with_conv1_cfg``, ``conv2_cfg``, ``stage_with_conv2_cfg`` (``conv_slot.py``), are
+    keyword-only. A subclass that adds its own
     does so the same way (``def __init__(self, *args, extra=None, **kwargs)``, then
     ``super().__init__(*args, **kwargs)``). Each subclass gets a ``__signature__`` that shows
     the original's parameters followed by these.

@@ -7,16 +7,17 @@ max-pool, ``downsample.0/1``, classifier ``fc``) with SK blocks, whose convs are
 stride) and ``attn`` (``fc_reduce`` 1x1 conv, ``bn``, ReLU, ``fc_select`` 1x1 conv with both
 branches' logits, softmax across the branches):
 
-- ``skresnet18``/``skresnet34`` (format ``timm-sk``; ``SelectiveKernelBasic``): ``conv1`` *is* the SK unit (no BN
-  or ReLU after it), ``conv2`` a 3x3 ``ConvNormAct`` without activation; the unit splits its
-  input channels between the two paths (``split_input=True``), ``rd_ratio=1/8``,
-  ``rd_divisor=16``: ``mmattn.SKConv(split_input=True, reduction=8, min_channels=16)`` in
-  ``AttnResNet``'s conv1 slot.
+- ``skresnet18``/``skresnet34`` (format ``timm-sk``; ``SelectiveKernelBasic``): ``conv1``
+  *is* the SK unit (no BN or ReLU after it), ``conv2`` a 3x3 ``ConvNormAct`` without
+  activation; the unit splits its input channels between the two paths
+  (``split_input=True``), ``rd_ratio=1/8``, ``rd_divisor=16``:
+  ``mmattn.SKConv(split_input=True, reduction=8, min_channels=16)`` in ``AttnResNet``'s conv1
+  slot.
 - ``skresnext50_32x4d`` (format ``timm-sk-x32x4d``; ``SelectiveKernelBottleneck``, cardinality
-  32, base width 4; "should be equivalent to the SKNet50 model in the Select Kernel Paper"): ``conv1``/``conv3`` 1x1
-  ``ConvNormAct``, ``conv2`` the SK unit on all channels (``split_input=False``) with 32
-  groups, ``rd_ratio=1/16``, ``rd_divisor=32``: ``mmattn.SKConv()`` (M=2, r=16, L=32) in
-  ``AttnResNeXt``'s conv2 slot, the block's 32 groups.
+  32, base width 4; "should be equivalent to the SKNet50 model in the Select Kernel Paper"):
+  ``conv1``/``conv3`` 1x1 ``ConvNormAct``, ``conv2`` the SK unit on all channels
+  (``split_input=False``) with 32 groups, ``rd_ratio=1/16``, ``rd_divisor=32``:
+  ``mmattn.SKConv()`` (M=2, r=16, L=32) in ``AttnResNeXt``'s conv2 slot, the block's 32 groups.
 
 timm rounds the fuse width to a multiple of ``rd_divisor`` (``make_divisible``); at every width
 of these networks that is SKConv's ``max(C // r, L)`` (16, 16, 32, 64 and 32, 32, 32, 64), and
