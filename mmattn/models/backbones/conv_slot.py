@@ -63,7 +63,8 @@ def conv_like_problem(cls) -> Optional[str]:
     return f'its constructor takes no {", ".join(missing)}'
 
 
-def _lookup(type_name, where: str):
+def _lookup(type_name, where: str, takes: str = f'a conv slot takes {CONV_LIKE}'):
+    """The registered class of ``type_name``; refused with ``where`` and what is taken."""
     if isinstance(type_name, type):
         return type_name
     if not isinstance(type_name, str):
@@ -72,11 +73,11 @@ def _lookup(type_name, where: str):
     try:
         cls = MODELS.get(type_name)
     except KeyError as err:  # mmattn's scope says what it has
-        raise DropInError(f'{where}: {err.args[0]} A conv slot takes {CONV_LIKE}') from None
+        raise DropInError(f'{where}: {err.args[0]} ({takes})') from None
     if cls is None:
         raise DropInError(f'{where}: {type_name!r} is not registered (neither in mmattn\'s '
                           f'scope nor in mmengine\'s root registry, where mmcv\'s conv layers '
-                          f'are); a conv slot takes {CONV_LIKE}')
+                          f'are); {takes}')
     return cls
 
 
@@ -250,7 +251,8 @@ class AttnConv2d(nn.Conv2d):
             raise ValueError(f'AttnConv2d: attention must be an attention module\'s config '
                              f"with a \"type\", e.g. dict(type='mmattn.SimAM'), got "
                              f'{attention!r}')
-        cls = _lookup(attention['type'], 'AttnConv2d: attention')
+        cls = _lookup(attention['type'], 'AttnConv2d: attention',
+                      'it takes an mmattn attention module that keeps its input\'s shape')
         if cls not in attention_classes().values() or not cls.is_plugin:
             raise ValueError(f'AttnConv2d: attention must be an mmattn attention module that '
                              f'keeps its input\'s shape (a plugin), got {attention["type"]!r}')
