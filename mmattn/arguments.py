@@ -14,7 +14,8 @@ with :class:`ArgumentError` (a ``TypeError``, as Python's own):
   argument it takes;
 - more positional arguments than the signature's (attention modules take ``in_channels``
   positionally and their other arguments by keyword);
-- a bool given for a number (:func:`is_numeric` says which arguments are numbers).
+- a bool given for a number (:func:`is_numeric` says which arguments are numbers):
+  :class:`BoolForNumberError`, also a ``ValueError``.
 
 A constructor called again for the same object (a ``super().__init__``) is not checked twice.
 :func:`attention_being_built` names the outermost attention module under construction, for
@@ -36,9 +37,14 @@ _OWNER = '__mmattn_checked__'
 class ArgumentError(TypeError):
     """A constructor argument that is unknown, one too many, or a bool given for a number.
 
-    A ``TypeError``, as Python raises for an unexpected keyword, so code that catches that
-    keeps working.
+    A ``TypeError``, as Python raises for an unexpected keyword or an extra positional
+    argument, so code that catches that keeps working.
     """
+
+
+class BoolForNumberError(ArgumentError, ValueError):
+    """A bool given for a number: an :class:`ArgumentError` (a ``TypeError``), and a
+    ``ValueError`` as the modules' own checks of a number's value raise."""
 
 
 class Parameters(typing.NamedTuple):
@@ -78,10 +84,7 @@ def parameters(cls: type) -> Parameters:
     if open_keywords:
         for base in cls.__mro__:
             init = vars(base).get('__init__')
-            if base is object:  # reached with **kwargs unresolved: object takes none
-                open_keywords = False
-                break
-            if init is None:
+            if init is None or base is object:
                 continue
             try:
                 own = _own_parameters(init)
@@ -175,7 +178,7 @@ def check_arguments(cls: type, args: tuple, kwargs: dict, name: Optional[str] = 
             default = ('' if param.default is param.empty
                        else f' (default {_short_repr(param.default)})')
             where = f' (its {_ordinal(i + 1)} positional argument)' if i < len(args) else ''
-            raise ArgumentError(
+            raise BoolForNumberError(
                 f'{name}: {key}={value!r}{where} is a bool, but {key} is a number{default}; '
                 f'a bool is refused for a number (True would mean 1). {takes}')
 
