@@ -92,7 +92,8 @@ def parameters(cls: type) -> Parameters:
                 break
             for p in own:
                 if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                    named.setdefault(p.name, p)
+                    # reached through **kwargs: given by keyword only
+                    named.setdefault(p.name, p.replace(kind=p.KEYWORD_ONLY))
             if not any(p.kind is p.VAR_KEYWORD for p in own):
                 open_keywords = False
                 break
