@@ -136,12 +136,13 @@ def _signature_text(params: Parameters) -> str:
     with_defaults = len(params.named) <= _WITH_DEFAULTS
     return ', '.join(
         p.name if p.default is p.empty or not with_defaults
-        else f'{p.name}={_short_repr(p.default)}' for p in params.named.values())
+        else f'{p.name}={value_text(p.default)}' for p in params.named.values())
 
 
-def _short_repr(value) -> str:
+def value_text(value) -> str:
+    """A default as a config writes it: ``dict(type='ReLU')`` for a dict, else its repr."""
     if isinstance(value, dict):
-        return 'dict(' + ', '.join(f'{k}={_short_repr(v)}' for k, v in value.items()) + ')'
+        return 'dict(' + ', '.join(f'{k}={value_text(v)}' for k, v in value.items()) + ')'
     return repr(value)
 
 
@@ -177,7 +178,7 @@ def check_arguments(cls: type, args: tuple, kwargs: dict, name: Optional[str] = 
         param = params.named.get(key)
         if isinstance(value, bool) and param is not None and is_numeric(param):
             default = ('' if param.default is param.empty
-                       else f' (default {_short_repr(param.default)})')
+                       else f' (default {value_text(param.default)})')
             where = f' (its {_ordinal(i + 1)} positional argument)' if i < len(args) else ''
             raise BoolForNumberError(
                 f'{name}: {key}={value!r}{where} is a bool, but {key} is a number{default}; '

@@ -6,9 +6,9 @@ registry under the scope ``mmattn``. A config of any OpenMMLab library reaches i
     custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
     plugins = [dict(cfg=dict(type='mmattn.SE'), position='after_conv3')]
 
-Registering a class here wraps its constructor with the checks of :mod:`mmattn.arguments`
-(an unknown keyword names the class, the argument and the closest valid one), however the
-class is then built.
+Registering one of mmattn's classes here wraps its constructor with the checks of
+:mod:`mmattn.arguments` (an unknown keyword names the class, the argument and the closest valid
+one), however the class is then built.
 """
 import difflib
 import inspect
@@ -22,10 +22,11 @@ from mmattn.arguments import check_constructor
 
 class _CheckedRegistry(Registry):
     """A registry whose classes have their constructor arguments checked
-    (:func:`mmattn.arguments.check_constructor`)."""
+    (:func:`mmattn.arguments.check_constructor`): mmattn's own classes (a class of another
+    package registered here keeps its constructor as it is)."""
 
     def _register_module(self, module, module_name=None, force=False):
-        if inspect.isclass(module):
+        if inspect.isclass(module) and module.__module__.split('.')[0] == 'mmattn':
             check_constructor(module)
         super()._register_module(module, module_name, force)
 
