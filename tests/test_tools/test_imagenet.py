@@ -359,3 +359,32 @@ def test_toy_chain_classifier_to_detector(toy_root, tmp_path):
                     env_extra=dict(OMP_NUM_THREADS='1'))
     assert 'holds no weights' not in proc.stdout + proc.stderr
     assert 'coco/bbox_mAP: ' in proc.stdout + proc.stderr
+
+
+# -- the papers' tables ----------------------------------------------------------------------------
+
+@requires_mmdet
+def test_paper_tables_name_configs_and_match_exact_counts():
+    """Every paper row names a config here; where the paper counts the whole network (all but
+    ECA-Net's table, which leaves part of it out), our parameter count is the paper's."""
+    from tests.helpers import load_tool
+    tables = load_tool('analysis', 'paper_tables.py')
+    names = {osp.basename(p)[:-3] for p in IMAGENET}
+    assert set(tables.PAPERS) <= names, sorted(set(tables.PAPERS) - names)
+    for name, (params, _, source) in tables.PAPERS.items():
+        assert source
+        if params is None or '_eca_' in name:
+            continue
+        model = tables.classifier_of(osp.join(ROOT, 'configs', 'imagenet', f'{name}.py'))
+        assert round(_count(model) / 1e6, 2) == params, name
+
+
+@requires_mmdet
+def test_paper_tables_prints_a_row_per_config(capsys):
+    from tests.helpers import load_tool
+    tables = load_tool('analysis', 'paper_tables.py')
+    assert tables.main(['--configs', 'resnet50_se_8xb32_in1k', 'resnet18_cbam_8xb32_in1k']) == 0
+    out = capsys.readouterr().out.strip().split('\n')
+    assert len(out) == 4 and out[0].startswith('| config |')
+    se = next(line for line in out if 'resnet50_se_' in line).split('|')
+    assert se[2].strip() == '28.09' and se[3].strip() == '28.09' and 'Hu et al.' in se[6]
