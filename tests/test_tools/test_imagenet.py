@@ -16,6 +16,7 @@ and the classifier's checkpoint as a detector's starting point.
 import glob
 import hashlib
 import importlib
+import importlib.util
 import logging
 import os
 import os.path as osp
@@ -333,6 +334,26 @@ def test_classifier_checkpoint_into_se_detector(with_se, tmp_path):
     else:
         assert len(said) == 1 and '16 SE module(s)' in said[0] and ckpt in said[0], said
         assert 'mmpretrain-se' in said[0]
+
+
+@pytest.mark.skipif(importlib.util.find_spec('mmseg') is None, reason='needs mmseg')
+def test_classifier_checkpoint_into_segmentation_backbone(tmp_path):
+    """The same checkpoint starts mmseg's ResNetV1b (7x7 stem, dilated last stages: the same
+    tensors) with prefix='backbone.': every tensor of the SE backbone is the classifier's."""
+    from mmattn.registry import MODELS
+    ckpt = str(tmp_path / 'se_cls.pth')
+    source = _classifier_checkpoint(_toy_detector_backbone(ckpt), ckpt, with_se=True)
+    seg = MODELS.build(dict(
+        type='mmattn.AttnResNetV1b', depth=50, stem_channels=16, base_channels=16,
+        strides=(1, 2, 1, 1),
+        dilations=(1, 1, 2, 4), plugins=[dict(cfg=dict(type='mmattn.SE'),
+                                              position='after_conv3')],
+        init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=ckpt)))
+    seg.init_weights()
+    ours = seg.state_dict()
+    assert set(ours) == set(source.state_dict())
+    for k, v in source.state_dict().items():
+        assert torch.equal(ours[k], v), k
 
 
 # -- the runs (need mmpretrain) -----------------------------------------------------------------
