@@ -15,7 +15,7 @@ model = dict(
     head=dict(num_classes=10, in_channels=512))
 data_preprocessor = dict(num_classes=10)
 
-# the pictures are 32x32: crops of most of the picture (a digit fills a third to all of it), no
+# the pictures are 32x32: crops of most of the picture (a digit fills half of it or more), no
 # flips (mirrored digits are other shapes)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
