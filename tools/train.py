@@ -1,4 +1,5 @@
-"""Train a detector or a segmentor from an mmdet or mmseg config (flags as mmdet's train.py).
+"""Train a detector, a segmentor or a classifier from an mmdet, mmseg or mmpretrain config
+(flags as mmdet's train.py).
 
     python tools/train.py configs/faster_rcnn_se_r50_coco.py
     tools/dist_train.sh configs/faster_rcnn_se_r50_coco.py 8
@@ -14,8 +15,9 @@ from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
-                          PretrainedUnavailableError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, check_pretrained_available,
+                          LibraryUnavailableError, PretrainedUnavailableError,
+                          adapt_cfg_for_cpu_distributed, check_dataset_paths,
+                          check_library_available, check_pretrained_available,
                           check_pretrained_checkpoints, init_cpu_distributed,
                           silence_pinned_notices, silence_pinned_warnings)
 from mmattn.utils.data_check import set_data_root
@@ -25,7 +27,7 @@ CHECK_HOOK = 'mmattn.AttentionCheckHook'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
+    parser = argparse.ArgumentParser(description='Train a detector, a segmentor or a classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', default=False,
@@ -135,12 +137,14 @@ def main(argv=None):
             print(finished)
             return None
     try:
+        check_library_available(cfg, args.config)
         # mmengine loads init_cfg checkpoints even before load_from / --resume replace them
         check_pretrained_checkpoints(cfg)
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
         # mmengine would only fail inside init_weights, after the work dir is written
         check_pretrained_available(cfg, args.config)
-    except (CheckpointNotFoundError, DatasetNotFoundError, PretrainedUnavailableError) as e:
+    except (CheckpointNotFoundError, DatasetNotFoundError, LibraryUnavailableError,
+            PretrainedUnavailableError) as e:
         _fail(str(e))
     adapt_cfg_for_cpu_distributed(cfg)
     init_cpu_distributed(args.launcher)
