@@ -325,8 +325,9 @@ def conv_layer_classes():
 
 
 def _conv(cls, kwargs, cin, cout, stride=1, dilation=1, groups=1):
-    return cls(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
-               bias=False, **kwargs)
+    # by keyword, as the conv slot builds it
+    return cls(in_channels=cin, out_channels=cout, kernel_size=3, stride=stride,
+               padding=dilation, dilation=dilation, groups=groups, bias=False, **kwargs)
 
 
 def check_conv_shapes(cls, kwargs):

@@ -141,7 +141,7 @@ class SKConv(BaseAttention):
     maps_caption = ('per channel, the softmax weight of each branch (branch m has '
                     'dilation m)')
 
-    def __init__(self, in_channels: int, out_channels: Optional[int] = None,
+    def __init__(self, in_channels: int, *, out_channels: Optional[int] = None,
                  kernel_size: int = 3, stride: int = 1, padding: Optional[int] = None,
                  dilation: int = 1, groups: int = 1, bias: bool = False,
                  num_branches: int = 2, reduction: float = 16, min_channels: int = 32,

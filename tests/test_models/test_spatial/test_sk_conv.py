@@ -90,7 +90,7 @@ def test_sk_conv_is_the_plugin_at_stride_one():
 
 
 def test_sk_conv_initial_state():
-    m = SKConv(256, 512, stride=2, groups=32)
+    m = SKConv(256, out_channels=512, stride=2, groups=32)
     assert m.attn_channels == 32 and m.num_branches == 2     # d = max(512 // 16, 32)
     assert SKConv(1024).attn_channels == 64
     assert SKConv(64, reduction=8, min_channels=16).attn_channels == 16
@@ -110,7 +110,7 @@ def test_sk_conv_initial_state():
         assert abs(w.std().item() - 0.01) < 0.001
     assert abs(big.branches[0].conv.weight.std().item() - (2 / (1024 * 9)) ** 0.5) < 0.001
     assert SKConv.includes_norm_act and not SKConv.is_plugin
-    split = SKConv(64, 32, split_input=True)
+    split = SKConv(64, out_channels=32, split_input=True)
     assert [b.conv.weight.shape[1] for b in split.branches] == [32, 32]
 
 
@@ -119,7 +119,8 @@ def test_sk_conv_initial_state():
     (dict(padding=0), 'padding must equal dilation (1)'),
     (dict(bias=True), 'bias must be False'),
     (dict(num_branches=0), 'num_branches must be a positive int, got 0'),
-    (dict(stride=True), 'stride must be a positive int, got True'),
+    (dict(stride=True), 'stride=True is a bool, but stride is a number'),
+    (dict(stride=0), 'stride must be a positive int, got 0'),
     (dict(branch_groups=(1, 2, 4)), 'branch_groups must be 2 positive ints'),
     (dict(branch_dilations=(1, 0)), 'branch_dilations must be 2 positive ints'),
     (dict(groups=5), 'groups 5 must divide the branch input width (16)'),
