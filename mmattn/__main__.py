@@ -95,7 +95,9 @@ def main(argv=None):
     ls.add_argument('--json', action='store_true', help='print JSON instead of text')
     ls.add_argument('--count', action='store_true',
                     help='count the ResNet-50 figures now, for the code as it is (about a '
-                    'second per module), instead of reading mmattn/models/resnet50_costs.py')
+                    'second per module), instead of reading them from '
+                    'mmattn/models/resnet50_costs.py (which holds them for the modules it '
+                    'names; the others are counted anyway)')
     ls.add_argument('--write', action='store_true',
                     help='with --count: write the figures of every module to '
                     'mmattn/models/resnet50_costs.py')
@@ -119,6 +121,11 @@ def main(argv=None):
             print(f'written to {factory.COSTS_FILE}', file=sys.stderr)
     else:
         costs = factory.stored_resnet50_costs()
+        # a placed module the stored figures do not hold yet (one just added) is counted now
+        missing = [n for n, c in factory.attention_classes().items()
+                   if n in names and c.placement is not None and n not in costs['added']]
+        if missing:
+            costs['added'].update(factory.count_resnet50_costs(missing)['added'])
     rows = [r for r in factory.list_registered(costs) if r['name'] in names]
     if args.json:
         print(json.dumps(dict(resnet50=dict(costs['plain'], shape=list(costs['shape'])),
