@@ -9,6 +9,7 @@ registry under the scope ``mmattn``. A config of any OpenMMLab library reaches i
 import difflib
 
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
@@ -49,3 +50,6 @@ MODELS = _ScopeRegistry(
 
 # Runner hooks (``custom_hooks = [dict(type='mmattn.AttentionCheckHook')]``)
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmattn', locations=['mmattn.engine'])
+
+# Training loops (``train_cfg = dict(type='mmattn.EpochBasedTrainLoop', ...)``)
+LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmattn', locations=['mmattn.engine'])

@@ -22,6 +22,10 @@ from mmattn.utils.data_check import set_data_root
 from mmattn.utils.resume import nothing_left_to_train
 
 CHECK_HOOK = 'mmattn.AttentionCheckHook'
+RESUME_HOOK = 'mmattn.ResumeStateHook'
+# mmengine's loops -> mmattn's, which resume where the checkpoint was written (same runs else)
+RESUMABLE_LOOPS = {'EpochBasedTrainLoop': 'mmattn.EpochBasedTrainLoop',
+                   'IterBasedTrainLoop': 'mmattn.IterBasedTrainLoop'}
 
 
 def parse_args(argv=None):
@@ -107,18 +111,37 @@ def build_cfg(args):
         _fail(f'{cfg.work_dir} already holds checkpoints of an earlier run. Pass --resume to '
               'continue it, --work-dir to train elsewhere, or --overwrite to start over '
               'in place.')
-    add_attention_check(cfg)
+    add_hook(cfg, CHECK_HOOK)
+    make_resumable(cfg)
     return cfg
 
 
-def add_attention_check(cfg):
-    """Add mmattn's AttentionCheckHook (warns about attention modules that will not learn)
-    unless the config has it already."""
+def add_hook(cfg, hook_type):
+    """Add one of mmattn's hooks to ``custom_hooks`` unless the config has it already:
+    AttentionCheckHook (warns about attention modules that will not learn) and
+    ResumeStateHook (what a resumed run needs to continue exactly)."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(str(h.get('type', '')).split('.')[-1] == CHECK_HOOK.split('.')[-1]
+    if not any(str(h.get('type', '')).split('.')[-1] == hook_type.split('.')[-1]
                for h in hooks):
-        hooks.append(dict(type=CHECK_HOOK))
+        hooks.append(dict(type=hook_type))
     cfg.custom_hooks = hooks
+
+
+def make_resumable(cfg):
+    """Let a resumed run continue where its checkpoint was written: mmattn's ResumeStateHook,
+    and mmattn's versions of mmengine's two training loops (the same loops in a run that is
+    not resumed). A config with another loop keeps it."""
+    add_hook(cfg, RESUME_HOOK)
+    train_cfg = cfg.get('train_cfg')
+    if not train_cfg:
+        return
+    loop = train_cfg.get('type')
+    if loop is None:  # mmengine picks its loop from by_epoch
+        loop = 'EpochBasedTrainLoop' if train_cfg.pop('by_epoch', True) else \
+            'IterBasedTrainLoop'
+    name = loop.split('.', 1)[1] if isinstance(loop, str) and loop.startswith('mmengine.') \
+        else loop
+    train_cfg['type'] = RESUMABLE_LOOPS.get(name, loop)
 
 
 def _has_checkpoints(work_dir):

@@ -45,3 +45,37 @@ def nothing_left_to_train(cfg, checkpoint: Optional[str] = None) -> Optional[str
             f'are. To train further, raise it (e.g. --cfg-options '
             f'train_cfg.max_{unit}s={limit * 2}, with a schedule that goes that far); to '
             f'evaluate, run tools/test.py {cfg.filename or "CONFIG"} {checkpoint}.')
+
+
+# -- random-number states ----------------------------------------------------------------------
+
+def capture_rng_state() -> dict:
+    """The states of Python's, numpy's and torch's global random-number generators (and of
+    every CUDA device's, once CUDA is initialised), as tensors, numbers and tuples only, so
+    that torch's safe loader reads them back from a checkpoint."""
+    import random
+
+    import numpy as np
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = dict(python=random.getstate(),
+                 numpy=(kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                        int(has_gauss), float(cached)),
+                 torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    """Set the generators to a state :func:`capture_rng_state` returned."""
+    import random
+
+    import numpy as np
+    python = state['python']
+    # a tuple pickled and read back may come as a list
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    kind, keys, pos, has_gauss, cached = state['numpy']
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state['torch'])
+    if state.get('cuda') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
