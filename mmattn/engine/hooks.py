@@ -1,6 +1,7 @@
 """mmattn's runner hooks: which attention modules will not learn (:class:`AttentionCheckHook`),
-and what a resumed run needs to continue exactly (:class:`ResumeStateHook`)."""
-from mmengine.dist import all_gather_object, get_world_size, is_main_process
+what a resumed run needs to continue exactly (:class:`ResumeStateHook`), and one model for
+every process of a distributed validation (:class:`BroadcastBuffersHook`)."""
+from mmengine.dist import all_gather_object, broadcast, get_world_size, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
@@ -213,3 +214,32 @@ class ResumeStateHook(Hook):
                       f'exactly', logger=runner.logger, level=30)
             return
         loop.resume_state = dict(record)
+
+
+@HOOKS.register_module()
+class BroadcastBuffersHook(Hook):
+    """Before each validation of a distributed run, give every process the main process's
+    buffers (batch-norm running statistics), so that the validation evaluates the model the
+    checkpoint holds, whatever the number of processes.
+
+    mmengine wraps the model with ``broadcast_buffers=False``: each process keeps the running
+    statistics of its own share of the data, and only the main process's reach the
+    checkpoint. Without this hook, validation inside ``tools/dist_train.sh N`` scores each
+    process's share of the images with that process's statistics, and differs from
+    ``tools/test.py`` and ``tools/dist_test.sh`` on the saved checkpoint. Training is
+    unchanged: in training mode batch norm normalises with the batch's statistics, and the
+    main process's own buffers (those saved) are not touched. (mmengine's ``SyncBuffersHook``
+    averages the buffers instead, which changes the saved statistics, and in an
+    iteration-based run only after the checkpoint before the validation was written.)
+
+    ``tools/train.py`` adds it to every run; with mmdet's or mmseg's own ``train.py`` add
+    ``custom_hooks = [dict(type='mmattn.BroadcastBuffersHook')]``.
+    """
+
+    priority = 'NORMAL'
+
+    def before_val(self, runner) -> None:
+        if get_world_size() < 2:
+            return
+        for buffer in runner.model.buffers():
+            broadcast(buffer, src=0)

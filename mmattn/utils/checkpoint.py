@@ -212,3 +212,73 @@ def is_complete(path: str) -> bool:
     if head.startswith(ZIP_MAGIC):
         return zipfile.is_zipfile(path)
     return head.startswith(LEGACY_MAGIC)
+
+
+# -- does a checkpoint fit the model? ----------------------------------------------------------
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint whose keys or shapes do not fit the model it is loaded into."""
+
+
+def _short(names, limit=3) -> str:
+    names = list(names)
+    shown = ', '.join(names[:limit])
+    return shown + (f', ... ({len(names) - limit} more)' if len(names) > limit else '')
+
+
+def checkpoint_state(checkpoint: Any) -> dict:
+    """The state dict mmengine's ``load_checkpoint`` loads from a checkpoint: its
+    ``state_dict`` entry (or the checkpoint itself), ``module.`` prefixes removed."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    if not isinstance(state, dict):
+        return {}
+    return {re.sub(r'^module\.', '', k): v for k, v in state.items() if k != '_metadata'}
+
+
+def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, path: str) -> None:
+    """Refuse a checkpoint whose state dict does not fit ``model``: keys the model has and the
+    checkpoint lacks (they would stay at their initialisation), keys the checkpoint has and the
+    model lacks, and tensors of another shape; the message gives the share of each and a few
+    examples."""
+    from mmengine.model import BaseTTAModel, is_model_wrapper
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module  # where mmengine loads a checkpoint into
+    expected = model.state_dict()
+    state = checkpoint_state(checkpoint)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f'{k} {tuple(state[k].shape)} for {tuple(expected[k].shape)}' for k in expected
+              if k in state and isinstance(state[k], torch.Tensor)
+              and state[k].shape != expected[k].shape]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    if missing:
+        parts.append(f'{len(missing)} of the model\'s {len(expected)} keys '
+                     f'({100 * len(missing) / len(expected):.0f}%) are missing from it '
+                     f'(e.g. {_short(missing)})')
+    if unexpected:
+        parts.append(f'{len(unexpected)} of its {len(state)} keys '
+                     f'({100 * len(unexpected) / max(len(state), 1):.0f}%) are not in the '
+                     f'model (e.g. {_short(unexpected)})')
+    if shapes:
+        parts.append(f'{len(shapes)} tensor(s) have another shape (e.g. {_short(shapes, 2)})')
+    raise CheckpointMismatchError(
+        f'{path} does not fit the model of the config: {"; ".join(parts)}. It is a checkpoint '
+        f'of another model or config; give the config it was trained with')
+
+
+def check_resumable(checkpoint: Any, path: str) -> dict:
+    """Refuse a checkpoint a run cannot resume from (a file of weights only, without
+    mmengine's ``meta`` with ``epoch`` and ``iter`` and its ``message_hub``); return its meta."""
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    lacks = [k for k in ('meta', 'message_hub', 'state_dict')
+             if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if not lacks and not all(isinstance(meta.get(k), int) for k in ('epoch', 'iter')):
+        lacks = ['meta.epoch and meta.iter']
+    if lacks:
+        raise CheckpointMismatchError(
+            f'{path} holds weights, not a training state to resume (no {", ".join(lacks)}); '
+            f'to start a new run from its weights, pass --cfg-options load_from={path} '
+            f'instead of --resume')
+    return meta
