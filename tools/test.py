@@ -17,6 +17,7 @@ import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoin
 from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
                           check_dataset_paths, init_cpu_distributed, silence_pinned_notices,
                           silence_pinned_warnings)
+from mmattn.utils.dist import close_distributed
 from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
                                      check_checkpoint_fits, read_checkpoint)
 from mmattn.utils.data_check import set_data_root
@@ -176,6 +177,7 @@ def main(argv=None):
         print('\nmetrics:')
         for k, v in metrics.items():
             print(f'  {k}: {v}')
+    close_distributed()
     return metrics
 
 

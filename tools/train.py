@@ -18,6 +18,7 @@ from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
                           check_dataset_paths, check_pretrained_available,
                           check_pretrained_checkpoints, check_remote_checkpoints,
                           init_cpu_distributed, silence_pinned_notices, silence_pinned_warnings)
+from mmattn.utils.dist import close_distributed
 from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
                                      check_checkpoint_fits, check_resumable, read_checkpoint)
 from mmattn.utils.data_check import set_data_root
@@ -215,6 +216,7 @@ def main(argv=None):
         # act on it
         silence_pinned_notices(runner.logger)
         runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -258,14 +258,14 @@ def check_checkpoint_fits(model: torch.nn.Module, checkpoint: Any, path: str) ->
                      f'({100 * len(missing) / len(expected):.0f}%) are missing from it '
                      f'(e.g. {_short(missing)})')
     if unexpected:
-        parts.append(f'{len(unexpected)} of its {len(state)} keys '
+        parts.append(f'{len(unexpected)} of the checkpoint\'s {len(state)} keys '
                      f'({100 * len(unexpected) / max(len(state), 1):.0f}%) are not in the '
                      f'model (e.g. {_short(unexpected)})')
     if shapes:
         parts.append(f'{len(shapes)} tensor(s) have another shape (e.g. {_short(shapes, 2)})')
     raise CheckpointMismatchError(
         f'{path} does not fit the model of the config: {"; ".join(parts)}. It is a checkpoint '
-        f'of another model or config; give the config it was trained with')
+        f'of another model or config: give the config it was trained with.')
 
 
 def check_resumable(checkpoint: Any, path: str) -> dict:
