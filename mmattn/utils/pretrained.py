@@ -18,6 +18,12 @@ Checks around it, and around the other checkpoints a config starts from:
   torchvision::nms does not exist``). PyPI's torchvision wheels are built against PyPI's CUDA
   torch, so a CPU build of torch has no PyPI torchvision that imports (``tools/setup_env.sh``
   says so when it meets one).
+- :func:`check_remote_checkpoints`: before a run, every checkpoint mmengine's
+  ``CheckpointLoader`` would fetch by a URL scheme (``torchvision://``, ``open-mmlab://``,
+  ``mmcls://``, ``http(s)://``, ``s3://`` ...) is looked up in mmengine's own tables and found
+  in torch's cache or downloaded into it; one that cannot be (no network, a name the tables
+  lack, a client that is not installed) fails naming the config key and the ways on, where
+  mmengine would raise a bare ``URLError`` after the work directory is written.
 - :func:`check_pretrained_checkpoints`: before a run, a config whose backbone starts from a
   local checkpoint that is not there fails with the converter command that writes it (configs
   under ``configs/pretrained/`` name their checkpoint ``checkpoints/<format>_r<depth>.pth``).

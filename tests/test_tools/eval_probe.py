@@ -1,9 +1,11 @@
-"""A hook that records what each process predicted in a validation or a test, for the tests of
-launcher-independent evaluation.
+"""Hooks around validations for the tests of evaluation and resuming, loaded into a run with
+``custom_imports=dict(imports=['tests.test_tools.eval_probe'])``.
 
-Loaded into a run with ``custom_imports=dict(imports=['tests.test_tools.eval_probe'])``; writes
-``{val,test}_rank<r>.json`` into the work directory: per image, the sum and the absolute sum
-of its segmentation logits (float64), and the metrics.
+- ``EvalProbe`` records what each process predicted in a validation or a test: it writes
+  ``{val,test}_rank<r>.json`` into the work directory, per image the sum and the absolute sum
+  of its segmentation logits (float64), and the metrics.
+- ``ValCheckpointHook`` saves a checkpoint at the end of every validation
+  (``val_iter_<n>.pth``), as ``CheckpointHook(save_best=...)`` saves the best one there.
 """
 import json
 import os.path as osp
@@ -42,3 +44,11 @@ class EvalProbe(Hook):
 
     def after_test_epoch(self, runner, metrics=None):
         self._dump(runner, 'test', metrics)
+
+
+@HOOKS.register_module()
+class ValCheckpointHook(Hook):
+    priority = 'VERY_LOW'  # with CheckpointHook
+
+    def after_val_epoch(self, runner, metrics=None):
+        runner.save_checkpoint(runner.work_dir, f'val_iter_{runner.iter}.pth', by_epoch=False)

@@ -84,7 +84,8 @@ custom_hooks = [dict(type='CheckpointHook', by_epoch=True, interval=1)]
 
 def segmentor_config(path, data):
     """The toy DANet (iteration-based, random crops, flips and colour changes): 6 iterations,
-    validated after 3 and 6, a checkpoint after every iteration."""
+    validated after 3 and 6, a checkpoint after every iteration and one after each
+    validation."""
     path.write_text(f"""_base_ = {SEG_CONFIG!r}
 train_dataloader = dict(batch_size=2, dataset=dict(data_root={str(data)!r}))
 val_dataloader = dict(batch_size=2, dataset=dict(data_root={str(data)!r}))
@@ -92,6 +93,9 @@ test_dataloader = val_dataloader
 train_cfg = dict(max_iters=6, val_interval=3)
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=1, max_keep_ckpts=-1),
                      logger=dict(interval=1))
+custom_imports = dict(imports=['mmattn', 'tests.test_tools.eval_probe'],
+                      allow_failed_imports=False)
+custom_hooks = [dict(type='ValCheckpointHook')]
 """)
     return str(path)
 
@@ -206,7 +210,8 @@ def test_killed_segmentor_resumes_exactly(tmp_path):
     run_tool(train_cmd(cfg, work, '--resume'), ENV)
     assert_same_end(reference, work, 'iter_6.pth'), f'killed at iteration {at}'
 
-    # the checkpoint written just before a validation
-    work = tmp_path / 'iter_3'
-    resume_from(cfg, reference, 'iter_3.pth', work)
-    assert_same_end(reference, work, 'iter_6.pth')
+    # the checkpoint written just before a validation, and the one written during it
+    for checkpoint in ('iter_3.pth', 'val_iter_3.pth'):
+        work = tmp_path / checkpoint.replace('.pth', '')
+        resume_from(cfg, reference, checkpoint, work)
+        assert_same_end(reference, work, 'iter_6.pth')
