@@ -15,13 +15,14 @@ setup(
     name='mmattn',
     version=read_version(),
     description='CNN attention modules (SE, CBAM, Non-local, DANet, ...) '
-    'for mmdetection and mmsegmentation',
+    'for mmdetection, mmsegmentation and mmpretrain',
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     packages=find_packages(include=['mmattn', 'mmattn.*']),
     python_requires='>=3.8',
-    # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2.0.
+    # mmdet 3.3.0 and mmseg 1.2.2 refuse mmcv >= 2.2.0; mmpretrain 1.2.0 is the last release
+    # that accepts mmcv 2.1 (it asks for mmcv>=2.0,<2.4 and mmengine>=0.8.3,<1.0).
     install_requires=[
         # torch.nn.attention.sdpa_kernel with priorities and cuDNN attention (the lean
         # attention's CUDA paths), autocast queried by device type
@@ -31,6 +32,7 @@ setup(
         'mmcv>=2.0.0,<2.2.0',
         'mmdet>=3.0.0,<3.4.0',
         'mmsegmentation>=1.0.0,<1.3.0',
+        'mmpretrain>=1.0.0,<1.3.0',
     ],
     extras_require={
         'tests': [

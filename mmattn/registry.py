@@ -5,16 +5,34 @@ registry under the scope ``mmattn``. A config of any OpenMMLab library reaches i
 
     custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
     plugins = [dict(cfg=dict(type='mmattn.SE'), position='after_conv3')]
+
+Registering one of mmattn's classes here wraps its constructor with the checks of
+:mod:`mmattn.arguments` (an unknown keyword names the class, the argument and the closest valid
+one), however the class is then built.
 """
 import difflib
+import inspect
 
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
+from mmattn.arguments import check_constructor
 
-class _ScopeRegistry(Registry):
+
+class _CheckedRegistry(Registry):
+    """A registry whose classes have their constructor arguments checked
+    (:func:`mmattn.arguments.check_constructor`): mmattn's own classes (a class of another
+    package registered here keeps its constructor as it is)."""
+
+    def _register_module(self, module, module_name=None, force=False):
+        if inspect.isclass(module) and module.__module__.split('.')[0] == 'mmattn':
+            check_constructor(module)
+        super()._register_module(module, module_name, force)
+
+
+class _ScopeRegistry(_CheckedRegistry):
     """A registry that says what it has when asked for a name it lacks.
 
     mmengine's ``Registry.get`` returns ``None`` for a missing name, and callers such as mmcv's
@@ -35,7 +53,8 @@ class _ScopeRegistry(Registry):
                 raise KeyError(
                     f'{real_key!r} is not a module of the {self.scope!r} scope.{hint} '
                     f'Registered: {", ".join(known)}. '
-                    f'Run `python -m mmattn list` to see every module with its paper.')
+                    f'Run `python -m mmattn list` to see every module, backbone, neck and head '
+                    f'with its arguments.')
         return obj
 
     def __contains__(self, key):
@@ -49,7 +68,8 @@ MODELS = _ScopeRegistry(
     'model', parent=MMENGINE_MODELS, scope='mmattn', locations=['mmattn.models'])
 
 # Runner hooks (``custom_hooks = [dict(type='mmattn.AttentionCheckHook')]``)
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmattn', locations=['mmattn.engine'])
+HOOKS = _CheckedRegistry('hook', parent=MMENGINE_HOOKS, scope='mmattn', locations=['mmattn.engine'])
 
 # Training loops (``train_cfg = dict(type='mmattn.EpochBasedTrainLoop', ...)``)
-LOOPS = Registry('loop', parent=MMENGINE_LOOPS, scope='mmattn', locations=['mmattn.engine'])
+LOOPS = _CheckedRegistry('loop', parent=MMENGINE_LOOPS, scope='mmattn',
+                         locations=['mmattn.engine'])

@@ -1,4 +1,5 @@
 """The mmattn registry scope: reachable from configs, no clashes, listed by the CLI."""
+import inspect
 import subprocess
 import sys
 
@@ -46,27 +47,132 @@ def test_every_module_is_described():
         assert cls.__doc__ and cls._abbr_ != 'attn', f'{name} lacks a docstring or _abbr_'
 
 
-def test_list_command_prints_every_module():
-    out = subprocess.run([sys.executable, '-m', 'mmattn', 'list'], capture_output=True,
-                         text=True, check=True).stdout
-    # titles are wrapped at spaces to fit 100 columns: read them with the lines joined
+def _list(*args):
+    return subprocess.run([sys.executable, '-m', 'mmattn', 'list', *args], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_list_command_prints_every_registered_class():
+    """Modules, backbones, neck and heads, each with its arguments and their defaults; the
+    modules with their paper, code, placement and what they add to a ResNet-50."""
+    from mmattn.models.factory import registered_classes, stored_resnet50_costs
+    out = _list()
+    lines = out.splitlines()
+    # titles and signatures are wrapped at spaces to fit 100 columns: read them joined
     joined = ' '.join(out.split())
+    classes = registered_classes()
+    assert {'AttnResNet', 'AttnResNeXt', 'AttnResNetV1c', 'AttnNeck', 'AttnDAHead',
+            'AttnCCHead', 'AttnOCRHead', 'AttnANNHead', 'SE'} <= set(classes)
+    costs = stored_resnet50_costs()
+    for name, cls in classes.items():
+        assert any(line == f'mmattn.{name}' or line.startswith(f'mmattn.{name}  ')
+                   for line in lines), name
+        for p in inspect.signature(cls).parameters.values():
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                assert f' {p.name}' in joined or f'({p.name}' in joined, (name, p.name)
     for name, cls in attention_classes().items():
-        assert f'mmattn.{name} ' in out and cls.paper in joined
-        assert (cls.code or '-') in out.split()
-    assert f'{len(attention_classes())} modules' in out
-    assert max(len(line) for line in out.splitlines()) <= 100
+        assert cls.paper in joined and (cls.code or 'none released') in joined
+        if cls.placement is None:
+            assert f'where: not placed in a ResNet-50: {cls.no_placement}' in joined
+            continue
+        added = costs['added'].get(name)
+        if added is None:  # a new module, before its figures are counted and written
+            assert f'mmattn.{name}\n    where: ' in out and 'not counted yet' in joined
+            continue
+        share = 100 * added['params'] / costs['plain']['params']
+        assert any(line.startswith(f'mmattn.{name}  +') and f'params ({share:.2f}%)' in line
+                   for line in lines), name
+        assert f'(x{added["instances"]})' in joined
+    assert 'mmattn.SE  +2.53 M params (9.90%), +2.51 M FLOPs (0.06%) in ResNet-50' in lines
+    assert ("args: SE(in_channels, *, reduction=16, act_cfg=dict(type='ReLU'), "
+            "gate_cfg=dict(type='Sigmoid'), init_cfg=None)") in joined
+    assert 'where: after conv3, every block of layer1-4 (x16)' in joined
+    assert 'stage_plugins=None, freeze_plugins=False' in joined  # what AttnResNet adds
+    assert f'{len(classes)} classes (' in out
+    assert max(len(line) for line in lines if 'https://' not in line) <= 100
 
 
 def test_list_command_family():
-    run = [sys.executable, '-m', 'mmattn', 'list', '--family']
-    out = subprocess.run(run + ['channel'], capture_output=True, text=True, check=True).stdout
+    out = _list('--family', 'channel')
     channel = [n for n, cls in attention_classes().items()
                if cls.__module__.startswith('mmattn.models.channel.')]
-    assert f'{len(channel)} modules' in out and all(f'mmattn.{n} ' in out for n in channel)
-    proc = subprocess.run(run + ['foo'], capture_output=True, text=True)
+    assert f'{len(channel)} classes ({len(channel)} channel)' in out
+    assert all(f'mmattn.{n}  ' in out for n in channel) and 'mmattn.AttnResNet' not in out
+    out = _list('--family', 'backbone')
+    assert 'mmattn.AttnResNet\n' in out and 'mmattn.SE' not in out.replace("'mmattn.SE'", '')
+    proc = subprocess.run([sys.executable, '-m', 'mmattn', 'list', '--family', 'foo'],
+                          capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stdout == ''
-    assert "unknown family 'foo'; the families are: channel, context, spatial" in proc.stderr
+    assert ("unknown family 'foo'; the families are: channel, spatial, context, backbone, "
+            'neck, head') in proc.stderr
+
+
+def test_list_command_json():
+    import json
+    from mmattn.models.factory import registered_classes, stored_resnet50_costs
+    listing = json.loads(_list('--json'))
+    costs = stored_resnet50_costs()
+    assert listing['resnet50'] == dict(costs['plain'], shape=[224, 224])
+    rows = {row['name']: row for row in listing['classes']}
+    assert list(rows) == list(registered_classes())
+    se = rows['SE']
+    assert (se['type'], se['family'], se['plugin']) == ('mmattn.SE', 'channel', True)
+    assert se['arguments'][:2] == [dict(name='in_channels', keyword_only=False),
+                                   dict(name='reduction', keyword_only=True, default=16)]
+    assert se['placement'] == dict(plugins=[dict(cfg=dict(type='mmattn.SE'),
+                                                 position='after_conv3')])
+    assert se['resnet50'] == dict(costs['added']['SE'], params_percent=pytest.approx(9.9033, 1e-4),
+                                  flops_percent=pytest.approx(0.0612, 1e-2))
+    assert rows['ObjectContext']['resnet50'] is None
+    assert rows['ObjectContext']['where'].startswith('decode head (AttnOCRHead)')
+    da = rows['AttnDAHead']
+    assert da['family'] == 'head' and 'paper' not in da
+    assert [a['name'] for a in da['arguments']][:4] == ['pam_channels', 'lean', 'in_channels',
+                                                        'channels']
+    assert {a['name']: a.get('default') for a in rows['AttnResNet']['arguments']}[
+        'freeze_plugins'] is False
+
+
+def test_listing_takes_no_counting(monkeypatch, capsys):
+    """The figures come from mmattn/models/resnet50_costs.py: listing counts nothing."""
+    from mmattn import __main__ as cli
+    from mmattn.utils import complexity
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('python -m mmattn list counted FLOPs')
+
+    monkeypatch.setattr(complexity, 'analyze_model', refuse)
+    assert cli.main(['list']) == 0 and cli.main(['list', '--json']) == 0
+    assert 'mmattn.SE  +2.53 M params' in capsys.readouterr().out
+
+
+def test_stored_resnet50_costs_are_what_the_code_counts():
+    """mmattn/models/resnet50_costs.py holds what count_resnet50_costs counts now, for every
+    placed module; after changing a module or a placement, regenerate it with
+    `python -m mmattn list --count --write`."""
+    from mmattn.models.factory import count_resnet50_costs, stored_resnet50_costs
+    stored = stored_resnet50_costs()
+    counted = count_resnet50_costs()
+    placed = sorted(n for n, cls in attention_classes().items() if cls.placement is not None)
+    assert sorted(counted['added']) == placed, 'run: python -m mmattn list --count --write'
+    assert stored == counted, 'run: python -m mmattn list --count --write'
+
+
+def test_list_count_writes_the_figures_list_reads(tmp_path, monkeypatch):
+    from mmattn import __main__ as cli
+    from mmattn.models import factory
+    fake = dict(shape=(224, 224), plain=dict(params=10, flops=20),
+                added=dict(SE=dict(params=1, flops=2, instances=16)))
+    path = tmp_path / 'resnet50_costs.py'
+    write = factory.write_resnet50_costs
+    monkeypatch.setattr(factory, 'count_resnet50_costs', lambda names=None: fake)
+    monkeypatch.setattr(factory, 'write_resnet50_costs', lambda costs: write(costs, str(path)))
+    assert cli.main(['list', '--count', '--write']) == 0
+    # the file written is a module of the form the listing reads
+    namespace = {}
+    exec(path.read_text(), namespace)
+    assert (namespace['SHAPE'], namespace['PLAIN'], namespace['ADDED']) == (
+        (224, 224), fake['plain'], fake['added'])
 
 
 def test_build_attention_from_a_config_dict():

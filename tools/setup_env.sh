@@ -57,12 +57,14 @@ if ! ls "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
 fi
 "${PIP[@]}" -q "$WHEEL_DIR"/mmcv-"$MMCV_VERSION"-*.whl
 
-log "installing mmengine, mmdet, mmseg and mmattn"
-# ftfy and regex: mmseg imports them without declaring them.
+log "installing mmengine, mmdet, mmseg, mmpretrain and mmattn"
+# ftfy and regex: mmseg imports them without declaring them. mmpretrain 1.2.0, the last release
+# that accepts mmcv 2.1, imports torchvision throughout (datasets, metrics, model utilities): its
+# configs need the torchvision below.
 # torch is named again so that no dependency can swap it for another build: the mmcv wheel is
 # bound to the torch it was compiled against.
 "${PIP[@]}" -q -e "$ROOT[tests]" 'mmengine==0.10.7' 'mmdet==3.3.0' 'mmsegmentation==1.2.2' \
-  ftfy regex 'numpy<2' "torch==$TORCH_VERSION"
+  'mmpretrain==1.2.0' ftfy regex 'numpy<2' "torch==$TORCH_VERSION"
 check_torch_kept() {
   "$PY" -c "import torch, sys; sys.exit(torch.__version__ != '$TORCH_VERSION')" \
     || { log "torch changed during the install; the mmcv wheel needs torch $TORCH_VERSION"
@@ -113,9 +115,15 @@ if [[ -n "$TV_NOTE" ]]; then
   log "note: configs whose init_cfg asks for 'torchvision://...' weights (every"
   log "      configs/faster_rcnn_*) cannot load them here; tools/train.py says so and how to"
   log "      give the weights as a file."
-  log "      The toy configs and the tests need no torchvision. For a CUDA or CPU pair from"
+  log "      mmpretrain imports torchvision, so its configs (configs/imagenet/, the toy"
+  log "      classifier) cannot run here either; tools/train.py says so."
+  log "      The detection and segmentation toy configs and the tests need no torchvision."
+  log "      For a CUDA or CPU pair from"
   log "      download.pytorch.org: TORCH_SPEC=... TORCHVISION_SPEC=... PIP_EXTRA_INDEX_URL=..."
 fi
 "$PY" -c 'import mmcv.ops, mmdet.models, mmseg.models, mmattn' >/dev/null
+if [[ -z "$TV_NOTE" ]]; then
+  "$PY" -c 'import mmpretrain.models, mmpretrain.datasets, mmpretrain.evaluation' >/dev/null
+fi
 echo "$REQ_HASH" > "$STAMP"
 log "done: $VENV"

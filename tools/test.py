@@ -1,8 +1,10 @@
-"""Test (and evaluate) a detector or a segmentor (flags as mmdet's and mmseg's test.py).
+"""Test (and evaluate) a detector, a segmentor or a classifier (flags as mmdet's, mmseg's and
+mmpretrain's test.py).
 
     python tools/test.py CONFIG CHECKPOINT [--out results.pkl] [--show-dir vis]
 
-Prints the metrics (box mAP for mmdet's COCO metric, mIoU for mmseg's IoU metric).
+Prints the metrics (box mAP for mmdet's COCO metric, mIoU for mmseg's IoU metric, top-1 and
+top-5 for mmpretrain's accuracy).
 """
 import argparse
 import os
@@ -14,8 +16,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
-from mmattn.utils import (DatasetNotFoundError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, init_cpu_distributed, silence_pinned_notices,
+from mmattn.utils import (DatasetNotFoundError, LibraryUnavailableError,
+                          adapt_cfg_for_cpu_distributed, check_dataset_paths,
+                          check_library_available, init_cpu_distributed, silence_pinned_notices,
                           silence_pinned_warnings)
 from mmattn.utils.dist import close_distributed
 from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
@@ -63,11 +66,14 @@ def _fail(msg):
     sys.exit(2)
 
 
+SCOPES = ('mmdet', 'mmseg', 'mmpretrain')
+
+
 def _scope(cfg):
     scope = cfg.get('default_scope')
-    if scope not in ('mmdet', 'mmseg'):
-        _fail(f'{cfg.filename}: default_scope is {scope!r}; tools/test.py serves mmdet and '
-              'mmseg configs (inherit one of their configs through _base_)')
+    if scope not in SCOPES:
+        _fail(f'{cfg.filename}: default_scope is {scope!r}; tools/test.py serves mmdet, mmseg '
+              'and mmpretrain configs (inherit one of their configs through _base_)')
     return scope
 
 
@@ -117,6 +123,12 @@ def build_cfg(args):
     if args.data_root is not None:
         set_data_root(cfg, args.data_root)
     scope = _scope(cfg)
+    if args.out is not None and scope == 'mmpretrain':
+        _fail('--out: tools/test.py dumps detection results and segmentation maps; for a '
+              'classifier the metrics are printed and written to the work directory')
+    if (args.show or args.show_dir) and scope == 'mmpretrain':
+        _fail('--show/--show-dir: tools/test.py draws detections and segmentation maps, not '
+              'classifications (mmpretrain\'s own tools/test.py does)')
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -141,13 +153,15 @@ def check_before_writing(cfg, config):
     before mmengine's Runner writes the work directory; exits with one line naming the
     problem."""
     try:
+        check_library_available(cfg, config)
         check_dataset_paths(cfg, loaders=('test_dataloader', ))
         checkpoint = read_checkpoint(cfg.load_from)
         model = build_model(cfg)
         check_checkpoint_fits(model, checkpoint, cfg.load_from)
     except ModelBuildError as e:
         _fail(f'{config}: the model does not build: {e}')
-    except (DatasetNotFoundError, CheckpointFileError, CheckpointMismatchError) as e:
+    except (DatasetNotFoundError, LibraryUnavailableError, CheckpointFileError,
+            CheckpointMismatchError) as e:
         _fail(str(e))
 
 

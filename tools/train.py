@@ -1,4 +1,5 @@
-"""Train a detector or a segmentor from an mmdet or mmseg config (flags as mmdet's train.py).
+"""Train a detector, a segmentor or a classifier from an mmdet, mmseg or mmpretrain config
+(flags as mmdet's train.py).
 
     python tools/train.py configs/faster_rcnn_se_r50_coco.py
     tools/dist_train.sh configs/faster_rcnn_se_r50_coco.py 8
@@ -14,14 +15,15 @@ from mmengine.runner import Runner
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
-                          PretrainedUnavailableError, adapt_cfg_for_cpu_distributed,
-                          check_dataset_paths, check_pretrained_available,
+                          LibraryUnavailableError, PretrainedUnavailableError,
+                          adapt_cfg_for_cpu_distributed, check_dataset_paths,
+                          check_library_available, check_pretrained_available,
                           check_pretrained_checkpoints, check_remote_checkpoints,
                           init_cpu_distributed, silence_pinned_notices, silence_pinned_warnings)
-from mmattn.utils.dist import close_distributed
 from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
                                      check_checkpoint_fits, check_resumable, read_checkpoint)
 from mmattn.utils.data_check import set_data_root
+from mmattn.utils.dist import close_distributed
 from mmattn.utils.preflight import EarlyFailureCleanup, ModelBuildError, build_model
 from mmattn.utils.resume import latest_checkpoint, nothing_left_to_train
 
@@ -34,7 +36,7 @@ RESUMABLE_LOOPS = {'EpochBasedTrainLoop': 'mmattn.EpochBasedTrainLoop',
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
+    parser = argparse.ArgumentParser(description='Train a detector, a segmentor or a classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true', default=False,
@@ -172,6 +174,7 @@ def check_before_writing(cfg, config):
     resume_from = cfg.load_from if cfg.get('resume') else None
     checkpoint = None
     try:
+        check_library_available(cfg, config)
         if resume_from:
             checkpoint = read_checkpoint(resume_from)
             meta = check_resumable(checkpoint, resume_from)
@@ -191,8 +194,8 @@ def check_before_writing(cfg, config):
             read_checkpoint(cfg.load_from)  # its keys may differ: fine-tuning loads a part
     except ModelBuildError as e:
         _fail(f'{config}: the model does not build: {e}')
-    except (CheckpointNotFoundError, DatasetNotFoundError, PretrainedUnavailableError,
-            CheckpointFileError, CheckpointMismatchError) as e:
+    except (CheckpointNotFoundError, DatasetNotFoundError, LibraryUnavailableError,
+            PretrainedUnavailableError, CheckpointFileError, CheckpointMismatchError) as e:
         _fail(str(e))
     return None
 

@@ -4,13 +4,18 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 from mmengine.model import BaseModule
 
+from mmattn.arguments import check_constructor
+
 
 class BaseAttention(BaseModule):
     """An attention module that maps (N, C, H, W) to a tensor of the same shape.
 
     Subclasses follow one constructor convention: ``in_channels`` first (mmdet/mmseg backbones
-    pass it by keyword), then the module's own arguments, then ``norm_cfg``/``act_cfg`` where the
-    module has norms or activations, and ``init_cfg`` last.
+    pass it by keyword), then, keyword-only, the module's own arguments, then
+    ``norm_cfg``/``act_cfg`` where the module has norms or activations, and ``init_cfg`` last.
+    Every subclass's constructor is checked (:mod:`mmattn.arguments`): an unknown keyword, an
+    extra positional argument or a bool given for a number raises
+    :class:`~mmattn.arguments.ArgumentError` naming the module and what it takes.
 
     Class attributes describe the module for ``python -m mmattn list``, the model zoo and the
     conformance suite:
@@ -69,9 +74,13 @@ class BaseAttention(BaseModule):
     no_maps: str = ''
     maps_caption: str = ''
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        check_constructor(cls, attention=True)
+
     def __init__(self, in_channels: int, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(in_channels, int) or in_channels < 1:
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f'{type(self).__name__}: in_channels must be a positive int, '
                              f'got {in_channels!r}')
         self.in_channels = in_channels
@@ -140,3 +149,7 @@ class BaseAttention(BaseModule):
 
     def extra_repr(self) -> str:
         return f'in_channels={self.in_channels}'
+
+
+# a subclass without a constructor of its own is checked through this one
+check_constructor(BaseAttention, attention=True)

@@ -3,6 +3,7 @@ ConvModules, autocast regions, and the errors a drop-in raises where the origina
 raises ``KeyError``."""
 import contextlib
 import warnings
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,8 @@ from mmcv.cnn import ConvModule
 from torch import nn
 from torch.nn.modules import module as _nn_module
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmattn.arguments import attention_being_built
 
 
 class DropInError(ValueError, AssertionError):
@@ -42,24 +45,87 @@ class MissingKeyError(DropInError, KeyError):
         return BaseException.__str__(self)
 
 
+class ReducedWidthWarning(UserWarning):
+    """A reduction (or ratio) that gives a module's reduced layer fewer than one channel, or
+    more channels than its input: the module is built, but not as its authors' formula
+    intends. The message names the module, the argument, the width computed and the width
+    used."""
+
+
+def warn_reduced_width(arg: Optional[str], value, formula: str, width: int, used: int,
+                       channels: int, of: str = 'in_channels', narrow_fix: str = '',
+                       wide_fix: str = '', stacklevel: int = 1) -> None:
+    """Warn (:class:`ReducedWidthWarning`) where a reduced width leaves the authors' formula:
+    below one channel (``width < 1``) or above the input's width (``width > channels``).
+
+    Args:
+        arg: the argument that set the reduction (``'reduction'``); None where the authors fix
+            it (``of`` is then named as the cause).
+        value: its value.
+        formula: how the width was computed, with the numbers (``'64 // 128'``).
+        width: the formula's result.
+        used: the width the module builds (at least 1).
+        channels: the width that was reduced; ``of`` names it.
+        narrow_fix, wide_fix: what to write instead, for a width below 1 or above
+            ``channels``.
+        stacklevel: the frame the warning points at: 1 is the caller, 2 the caller's caller.
+    """
+    owner = attention_being_built() or 'a module'
+    given, where = f'{of}={channels}', ''
+    if arg:
+        given, where = f'{arg}={value!r}', f' ({of}={channels})'
+    if width < 1:
+        warnings.warn(
+            f"{owner}: {given} leaves {formula} = {width} channels for its reduced layer"
+            f"{where}, fewer than the minimum of 1 (the authors' formula has no "
+            f'floor here); it is built {used} channel wide.'
+            + (f' {narrow_fix}' if narrow_fix else ''), ReducedWidthWarning,
+            stacklevel=stacklevel + 1)
+    elif width > channels:
+        warnings.warn(
+            f'{owner}: {given} makes its reduced layer {formula} = {width} channels wide, '
+            f'wider than {of}={channels}.' + (f' {wide_fix}' if wide_fix else ''),
+            ReducedWidthWarning, stacklevel=stacklevel + 1)
+
+
 def reduced_channels(channels: int, reduction: float = 16, min_channels: int = 1,
-                     divisor: int = 1) -> int:
+                     divisor: int = 1, *, arg: Optional[str] = 'reduction',
+                     of: str = 'in_channels') -> int:
     """The width of a bottleneck layer: ``channels // reduction``, as most authors compute it.
 
     Args:
         channels: the input width C.
         reduction: r in C / r.
-        min_channels: the smallest width allowed (the authors' minimum, e.g. 8 for coordinate
-            attention, 32 for SK); never below 1, so small inputs keep a working layer.
+        min_channels: the authors' minimum width, where they have one (8 for coordinate
+            attention, 32 for SK: ``max(C // r, min_channels)`` is their formula); 1 where
+            they have none. Never below 1, so small inputs keep a working layer.
         divisor: if > 1, round to the nearest multiple (timm's ``make_divisible``), not below
             90% of the unrounded width. The authors' code of the modules here does not round,
             so the default is 1.
+        arg: the module's argument that sets ``reduction``, for the warning; None where the
+            authors fix the reduction.
+        of: what ``channels`` is, for the warning.
+
+    Where ``C // r`` is below 1 and the authors have no minimum (their code would build an
+    empty layer), the layer is built 1 channel wide and a :class:`ReducedWidthWarning` names
+    the module, the argument, the width computed and the width used; it also warns where
+    ``r < 1`` makes the layer wider than its input (a ratio given for a reduction).
     """
     width = int(channels // reduction)
     if divisor > 1:
         rounded = max(divisor, int(width + divisor / 2) // divisor * divisor)
         width = rounded + divisor if rounded < 0.9 * width else rounded
-    return max(int(min_channels), 1, width)
+    used = max(int(min_channels), 1, width)
+    # an authors' minimum above 1 is their formula (max(C // r, L)): nothing to say then
+    if (width < 1 and min_channels <= 1) or width > channels:
+        formula = f'{channels} // {reduction!r}' + ('' if arg else ' (a fixed reduction)')
+        warn_reduced_width(
+            arg, reduction, formula, width, used, channels, of,
+            narrow_fix=f'{arg} <= {channels} keeps at least one channel.' if arg else '',
+            wide_fix=(f'{arg} divides the width: a ratio of {reduction!r} is '
+                      f'{arg}={1 / reduction:g}.' if arg and 0 < reduction < 1 else ''),
+            stacklevel=2)
+    return used
 
 
 def norm_forward(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ from .checkpoint import (CheckpointFileError, CheckpointMismatchError,
 from .data_check import DatasetNotFoundError, check_dataset_paths
 from .dist import adapt_cfg_for_cpu_distributed, init_cpu_distributed
 from .noise import silence_pinned_notices, silence_pinned_warnings
-from .pretrained import (CONVERTER_FORMATS, CheckpointNotFoundError, PretrainedUnavailableError,
+from .pretrained import (CONVERTER_FORMATS, CheckpointNotFoundError, LibraryUnavailableError,
+                         PretrainedUnavailableError, check_library_available,
                          check_pretrained_available, check_pretrained_checkpoints,
                          check_remote_checkpoints)
 
@@ -17,5 +18,5 @@ __all__ = [
     'adapt_cfg_for_cpu_distributed', 'init_cpu_distributed', 'CONVERTER_FORMATS',
     'CheckpointNotFoundError', 'PretrainedUnavailableError', 'check_pretrained_available',
     'check_pretrained_checkpoints', 'check_remote_checkpoints', 'silence_pinned_notices',
-    'silence_pinned_warnings'
+    'silence_pinned_warnings', 'LibraryUnavailableError', 'check_library_available'
 ]

@@ -15,6 +15,12 @@ _HINTS = {
         'tools/dataset_converters/cityscapes.py). For the bundled toy data run '
         '`python tools/dataset_converters/make_toy_cityscapes.py` and use a configs/toy/ '
         'config.'),
+    'ImageNet': (
+        'ImageNet goes under data/imagenet as mmpretrain lays it out: train/ (a folder per '
+        'class), val/, and meta/train.txt, meta/val.txt (https://image-net.org/download.php; '
+        'mmpretrain\'s docs/en/user_guides/dataset_prepare.md). For the bundled toy data run '
+        '`python tools/dataset_converters/make_toy_imagenet.py` and use a configs/toy/ '
+        'config.'),
 }
 
 
@@ -42,7 +48,8 @@ def _datasets(cfg, with_keys=False):
                 stack.append((ds['dataset'], f'{where}.dataset'))
             if 'datasets' in ds:  # ConcatDataset
                 stack.extend((d, f'{where}.datasets.{i}') for i, d in enumerate(ds['datasets']))
-            if 'type' in ds and ('ann_file' in ds or 'data_prefix' in ds):
+            # mmpretrain's ImageNet names its folder and annotation list by ``split`` alone
+            if 'type' in ds and ('ann_file' in ds or 'data_prefix' in ds or 'split' in ds):
                 yield (key, ds, where) if with_keys else (key, ds)
 
 
@@ -120,7 +127,12 @@ def check_dataset_paths(cfg, loaders=LOADERS) -> None:
         paths = []
         if ds.get('ann_file'):
             paths.append(('annotation file', ds['ann_file']))
-        for name, prefix in (ds.get('data_prefix') or {}).items():
+        prefixes = ds.get('data_prefix') or {}
+        if isinstance(prefixes, str):  # mmpretrain's datasets take one folder
+            prefixes = dict(img=prefixes)
+        if not prefixes and ds.get('split'):  # mmpretrain's ImageNet: data_root/<split>/
+            prefixes = {ds['split']: ds['split']}
+        for name, prefix in prefixes.items():
             if prefix:
                 paths.append((f'{name} folder', prefix))
         for what, rel in paths:

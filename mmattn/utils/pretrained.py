@@ -48,8 +48,9 @@ import torch
 # config: ``convert.py --list``). SimAM (no weights) and SK are missing: their released
 # networks put the module where no plugin of ours goes, and their formats refuse.
 CONVERTER_FORMATS: Dict[str, Tuple[str, ...]] = OrderedDict([
-    ('SE', ('timm-se', 'cadene-se', 'timm-se-d', 'timm-se-x32x4d', 'timm-se-x32x8d',
-            'timm-se-x64x4d', 'timm-se-xd-32x8d', 'cadene-se-x32x4d')),
+    ('SE', ('timm-se', 'cadene-se', 'mmpretrain-se', 'timm-se-d', 'timm-se-x32x4d',
+            'timm-se-x32x8d', 'timm-se-x64x4d', 'timm-se-xd-32x8d', 'cadene-se-x32x4d',
+            'mmpretrain-se-x32x4d')),
     ('CBAM', ('cbam', )),
     ('BAM', ('bam', )),
     ('ECA', ('eca', )),
@@ -252,6 +253,38 @@ def check_pretrained_available(cfg, config_name: Optional[str] = None) -> None:
                      'weight anyway), pass --cfg-options '
                      + ' '.join(f'{k}=None' for k in keys) + '.')
     raise PretrainedUnavailableError('\n'.join(lines))
+
+
+class LibraryUnavailableError(ImportError):
+    """A config's library (its ``default_scope``) cannot be imported here."""
+
+
+def check_library_available(cfg, config_name: Optional[str] = None) -> None:
+    """Raise :class:`LibraryUnavailableError` if the library of ``cfg``'s ``default_scope``
+    does not import; mmengine would fail on the first model or dataset it builds, with the
+    import's traceback. mmpretrain 1.2 imports torchvision in its datasets, metrics and model
+    utilities, so it needs a torchvision that works with the installed torch."""
+    scope = cfg.get('default_scope')
+    if scope != 'mmpretrain':
+        return
+    try:
+        import mmpretrain.datasets  # noqa: F401
+        import mmpretrain.evaluation  # noqa: F401
+        import mmpretrain.models  # noqa: F401
+    except Exception as e:  # noqa: BLE001 (any failure means the runner cannot build the config)
+        import torch
+        name = config_name or getattr(cfg, 'filename', None) or 'the config'
+        problem = torchvision_problem()
+        why = (f'it imports torchvision, which does not work in this environment ({problem}). '
+               f'Install the torchvision built for your torch {torch.__version__}, pinning torch '
+               f'so that pip keeps it: pip install "torch=={torch.__version__}" '
+               f'"{_paired_torchvision(torch.__version__)}" from the index your torch came from '
+               f'(PyPI\'s torchvision wheels need PyPI\'s CUDA torch; CPU builds: '
+               f'https://download.pytorch.org/whl/cpu)'
+               if problem else f'{type(e).__name__}: {e}')
+        raise LibraryUnavailableError(
+            f'{name} is an mmpretrain config (default_scope=\'mmpretrain\'), and mmpretrain '
+            f'cannot be imported: {why}.') from e
 
 
 # -- after loading -------------------------------------------------------------------------------

@@ -399,7 +399,8 @@ def test_unfilled_and_misshapen_backbone_tensors_refused():
     dst, _ = FORMATS[name].convert(source_state(make_source(spec)), depth)
     cfg = dict(FORMATS[name].backbone(depth), **overrides)
     # a backbone with a second SE per block: its tensors stay unfilled
-    cfg['plugins'] = cfg['plugins'] * 2
+    cfg['plugins'] = cfg['plugins'] + [
+        dict(cfg['plugins'][0], cfg=dict(cfg['plugins'][0]['cfg'], postfix='_2'))]
     with pytest.raises(common.ConversionError, match=r'backbone tensors left unfilled: '
                        r'layer1\.0\.se_2\.fc1\.weight'):
         common.check_against(dst, common.backbone_state(cfg), name)

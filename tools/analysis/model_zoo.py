@@ -54,7 +54,9 @@ from collections import defaultdict
 import torch
 
 import mmattn  # noqa: F401  (registry scope)
-from mmattn.models.factory import attention_classes, family_of, missing_declarations
+from mmattn.models.factory import (attention_classes, describe_backbone_placement, family_of,
+                                   missing_declarations)
+from mmattn.models.factory import short_type as _short_type
 from mmattn.utils.complexity import (Complexity, ConfigError, analyze_config, analyze_model,
                                      attention_modules, build_model, load_config, parse_shape,
                                      random_batch, source_fingerprint)
@@ -173,61 +175,6 @@ def classifier_record(name, placement, cache, shape, device):
 
 
 # -- placement, from the config ---------------------------------------------------------------
-def _short_type(t) -> str:
-    return str(t).split('.')[-1]
-
-
-def _layers(stages) -> str:
-    idx = [i + 1 for i, on in enumerate(stages) if on]
-    if len(idx) > 2 and idx == list(range(idx[0], idx[-1] + 1)):
-        return f'layer{idx[0]}-{idx[-1]}'
-    return ', '.join(f'layer{i}' for i in idx)
-
-
-def _position(position) -> str:
-    """'after_conv3' -> 'after conv3'; 'after_block' -> 'on the block's output'."""
-    return 'on the block\'s output' if position == 'after_block' else position.replace('_', ' ')
-
-
-def _blocks(blocks, stages) -> str:
-    if blocks in (None, 'all'):
-        return 'every block'
-    if isinstance(blocks, str):
-        return f'{blocks} block'
-    return 'blocks ' + '; '.join(
-        f'{",".join(str(b) for b in sel)} of layer{i + 1}'
-        for i, sel in enumerate(blocks) if sel and stages[i])
-
-
-def describe_backbone_placement(backbone, name) -> list:
-    """Where AttnResNet keyword arguments (a backbone config, or a class's ``placement``)
-    put ``mmattn.<name>``, in words: one phrase per kind of placement."""
-    parts = []
-    grouped = {}
-    for spec in backbone.get('plugins') or []:
-        if _short_type(spec['cfg']['type']) != name:
-            continue
-        stages = spec.get('stages') or (True, ) * backbone.get('num_stages', 4)
-        blocks = spec.get('blocks')
-        if isinstance(blocks, (list, tuple)):
-            parts.append(f'{_position(spec["position"])}, {_blocks(blocks, stages)}')
-            continue
-        key = (spec['position'], blocks)
-        grouped[key] = [a or b for a, b in zip(grouped.get(key, [False] * len(stages)),
-                                                stages)]
-    for (position, blocks), stages in grouped.items():
-        parts.append(f'{_position(position)}, {_blocks(blocks, stages)} of '
-                     f'{_layers(stages)}')
-    stage_union = None
-    for spec in backbone.get('stage_plugins') or []:
-        if _short_type(spec['cfg']['type']) == name:
-            stages = spec['stages']
-            stage_union = [a or b for a, b in zip(stage_union or [False] * len(stages), stages)]
-    if stage_union:
-        parts.append(f'between stages: on the output of {_layers(stage_union)}')
-    return parts
-
-
 def describe_placement(cfg, name, instances) -> str:
     """Where the config puts ``mmattn.<name>``, in words."""
     model = cfg.model

@@ -14,7 +14,8 @@ Layout of our ResNets (mmdet's and mmseg's ``ResNet``, which keep torchvision's 
 ``layer{i}.{j}.conv{1,2,3}`` / ``bn{1,2,3}``, ``layer{i}.{j}.downsample.{0,1}`` (with
 ``avg_down`` an ``AvgPool2d`` comes first: ``downsample.{1,2}``), and a block's plugins named
 as mmcv names them, abbreviation + postfix: ``layer{i}.{j}.se`` for SE
-(``mmattn/models/backbones/res_plugins.py``; a second plugin of the same name gets ``_2``).
+(``mmattn/models/backbones/res_plugins.py``; a second plugin of one type in a block carries its
+own ``postfix``, e.g. ``se_2``).
 """
 import re
 from collections import Counter, OrderedDict

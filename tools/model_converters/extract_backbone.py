@@ -7,7 +7,7 @@ without the weights of some attention module type.
 ``DST`` holds ``state_dict`` only, keyed as the backbone's own (``layer1.0.conv1.weight``), so
 ``backbone.init_cfg=dict(type='Pretrained', checkpoint=DST)`` loads it. ``--drop-attention
 TYPE`` leaves out every tensor of the modules of that mmattn type (found by their plugin name:
-the type's abbreviation, ``se``, ``cbam``, ..., with mmcv's ``_2``, ``_3`` for repeats):
+the type's abbreviation, ``se``, ``cbam``, ..., and with a numeric postfix, ``se_2``, ``se_3``):
 those modules then start from their own initialisation, the rest of the backbone from SRC.
 Refuses a SRC without the prefix, and a type none of whose modules are in SRC; a file that
 cannot be read, and a DST that is SRC or a directory, in one line. DST is written to a temporary

@@ -15,7 +15,9 @@ network is only reported: those networks differ in their tensors, which decide.
 A checkpoint of another kind is refused too: an OpenMMLab model checkpoint (an mmdet or mmseg
 detector or segmentor, an mmpretrain classifier: tensors under ``backbone.``, ``neck.``,
 ``*_head.``), whose backbone already has our layout, and a file this tool has converted
-already.
+already. mmpretrain's SE classifiers are the exception: their SE layers are named otherwise
+(``se_layer.conv1.conv``), so one given to another format is sent to the formats that read
+them (``mmpretrain-se``), and those refuse what is not such a classifier.
 """
 import os.path as osp
 import re
@@ -25,6 +27,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from .common import ConversionError, ConverterFormat, short_list
 from .files import Source, read_json
 
+# an mmpretrain SEResNet / SEResNeXt classifier: the SELayer of a block in its backbone
+MMPRETRAIN_SE = re.compile(r'backbone\.layer\d+\.\d+\.se_layer\.')
+# the parts of an mmpretrain ImageClassifier (its GlobalAveragePooling neck has no tensors)
+CLASSIFIER_PARTS = ('backbone', 'neck', 'head', 'data_preprocessor')
 # where an OpenMMLab model keeps its parts
 OPENMMLAB_PARTS = ('backbone', 'neck', 'decode_head', 'auxiliary_head', 'rpn_head', 'roi_head',
                    'bbox_head', 'mask_head', 'head', 'data_preprocessor')
@@ -137,10 +143,19 @@ def check_kind(fmt: ConverterFormat, source: Source) -> None:
             f'{source.path}: already converted ({converter}, from {meta.get("source")}): it '
             f'loads as it is, with init_cfg=dict(type=\'Pretrained\', '
             f'checkpoint={source.path!r})')
-    if fmt.layer_prefix.startswith('backbone.'):
-        return  # a format that reads detector checkpoints
     tops = Counter(k.split('.', 1)[0] for k in source.state)
     parts = [p for p in OPENMMLAB_PARTS if p in tops]
+    mmpretrain_se = any(MMPRETRAIN_SE.match(k) for k in source.state)
+    if fmt.layer_prefix.startswith('backbone.'):
+        if fmt.name.startswith('mmpretrain'):
+            _check_mmpretrain_classifier(fmt, source, tops, parts, mmpretrain_se)
+        return  # a format that reads detector checkpoints
+    if mmpretrain_se:
+        raise ConversionError(
+            f'{source.path}: this is an mmpretrain SE classifier checkpoint (SEResNet / '
+            f'SEResNeXt: SE layers under backbone.layer*.*.se_layer., head under head.), not '
+            f'{fmt.name}\'s layout: python tools/model_converters/convert.py mmpretrain-se '
+            f'(SE-ResNet) or mmpretrain-se-x32x4d (SE-ResNeXt) {source.path} DST')
     if tops.get('backbone', 0) and not any(k.startswith(fmt.layer_prefix.format(1))
                                            for k in source.state):
         kind = ('a segmentor' if 'decode_head' in tops else
@@ -156,3 +171,27 @@ def check_kind(fmt: ConverterFormat, source: Source) -> None:
             f'layout already; load it with init_cfg=dict(type=\'Pretrained\', '
             f'checkpoint={source.path!r}, prefix=\'backbone.\'), or write it alone with '
             f'python tools/model_converters/extract_backbone.py {source.path} DST')
+
+
+def _check_mmpretrain_classifier(fmt: ConverterFormat, source: Source, tops: Counter,
+                                 parts: List[str], se: bool) -> None:
+    """Refuse, for an ``mmpretrain-*`` format, what is not an mmpretrain SE classifier: a
+    detector or segmentor checkpoint, a classifier without SE layers (its backbone loads as it
+    is), a bare backbone."""
+    others = [f'{p}. ({tops[p]})' for p in parts if p not in CLASSIFIER_PARTS]
+    if others:
+        kind = 'a segmentor' if 'decode_head' in tops else 'a detector'
+        raise ConversionError(
+            f'{source.path}: this is {kind} checkpoint (tensors under backbone. and '
+            f'{short_list(others, 4)}), not an mmpretrain classifier: {fmt.name} reads '
+            f'mmpretrain SEResNet / SEResNeXt classifiers (backbone. and head.)')
+    if not tops.get('backbone', 0):
+        raise ConversionError(
+            f'{source.path}: no tensors under backbone.: {fmt.name} reads mmpretrain '
+            f'classifier checkpoints (backbone. and head. keys, as mmpretrain saves them)')
+    if not se:
+        raise ConversionError(
+            f'{source.path}: an mmpretrain classifier without SE layers (no '
+            f'backbone.layer*.*.se_layer. tensors): a ResNet\'s backbone has our layout '
+            f'already; load it with init_cfg=dict(type=\'Pretrained\', '
+            f'checkpoint={source.path!r}, prefix=\'backbone.\')')

@@ -50,8 +50,10 @@ the originals raise there.
 
 Several plugins at one position run in the order of the ``plugins`` list. A block's plugins are
 built position by position (after_conv1's, then after_conv2's, then after_conv3's, as in mmdet,
-then after_block's; each in list order); where two names (abbreviation + postfix) clash, the
-later one gets ``_2``, ``_3``, ... appended (mmdet refuses such a config).
+then after_block's; each in list order). A plugin's name, its key in checkpoints, is mmcv's:
+the type's abbreviation + ``cfg['postfix']``. Two plugins of one name in a block (at one
+position or at two) or among one stage's stage plugins are refused, as mmdet's and mmseg's
+ResNets refuse them (``duplicate plugin``): give the second a ``postfix`` (``'_2'``).
 """
 import copy
 import inspect
@@ -192,14 +194,25 @@ def resolve_stage_plugins(stage_plugins: Optional[Sequence[dict]], num_stages: i
 
 
 def _build_named(owner: torch.nn.Module, cfg: dict, in_channels: int, taken=()):
-    """Build one plugin; its name is mmcv's (abbr + postfix), made unique within ``owner``."""
+    """Build one plugin, named as mmcv names it: its abbreviation + ``cfg['postfix']``.
+
+    A name already used in ``owner`` (a block: by another plugin or by one of its layers) or
+    in ``taken`` (the names of a stage's plugins) is refused, as mmdet's and mmseg's ResNets
+    refuse it (``duplicate plugin``): the name is the plugin's key in checkpoints, so the
+    config says it, with a ``postfix``.
+    """
     cfg = copy.deepcopy(dict(cfg))
     postfix = cfg.pop('postfix', '')
     name, layer = build_plugin_layer(cfg, postfix=postfix, in_channels=in_channels)
-    base, n = name, 1
-    while hasattr(owner, name) or name in taken:
-        n += 1
-        name = f'{base}_{n}'
+    if hasattr(owner, name) or name in taken:
+        where = (f'in an {type(owner).__name__}: the block already has a plugin or layer of '
+                 f'that name' if isinstance(owner, PluginBlockMixin) else
+                 'among the stage_plugins of one stage')
+        raise DropInError(
+            f"duplicate plugin {name!r} {where} (a plugin is named by its type's abbreviation "
+            f'+ postfix, and the name is its key in checkpoints). Give each plugin of one type '
+            f"its own postfix: cfg=dict(type={cfg['type']!r}, postfix='_2') is named "
+            f"{name + '_2'!r}. mmdet's and mmseg's ResNets refuse this too.")
     return name, layer
 
 

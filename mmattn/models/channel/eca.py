@@ -50,7 +50,7 @@ class ECA(BaseAttention):
     channel_gates = {'channel gate': 'gate'}
     maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
-    def __init__(self, in_channels, kernel_size=None, gamma=2, b=1,
+    def __init__(self, in_channels, *, kernel_size=None, gamma=2, b=1,
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if kernel_size is None:

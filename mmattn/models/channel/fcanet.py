@@ -112,7 +112,7 @@ class FcaNet(BaseAttention):
     channel_gates = {'channel gate': 'gate'}
     maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
-    def __init__(self, in_channels, reduction=16, dct_size=7, freq_sel_method='top16',
+    def __init__(self, in_channels, *, reduction=16, dct_size=7, freq_sel_method='top16',
                  act_cfg=dict(type='ReLU'), gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         dh, dw = (dct_size, dct_size) if isinstance(dct_size, int) else dct_size

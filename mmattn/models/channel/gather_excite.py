@@ -7,6 +7,7 @@ GE-theta-minus, ``RN50-GEP.prototxt`` for GE-theta, ``RN50-GEPP.prototxt`` for G
 extent-8 forms are drawn in the repository's ``figures/GEPF8.jpg`` and ``GEP8.jpg``).
 """
 import math
+from typing import Optional
 
 import torch.nn.functional as F
 from mmcv.cnn import build_activation_layer, build_norm_layer
@@ -87,8 +88,8 @@ class GatherExcite(BaseAttention):
         return AttentionMaps(
             spatial={f'gate (extent {self.extent}), mean over channels': g.mean(0)})
 
-    def __init__(self, in_channels, variant='theta-minus', extent=None, feat_size=7,
-                 reduction=16, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
+    def __init__(self, in_channels, *, variant='theta-minus', extent: Optional[int] = None,
+                 feat_size=7, reduction=16, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if variant not in self._VARIANTS:

@@ -66,7 +66,7 @@ class GSoP(BaseAttention):
     channel_gates = {'channel gate': 'gate'}
     maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
-    def __init__(self, in_channels, att_dim=128, dr_stride=1, norm_cfg=dict(type='BN'),
+    def __init__(self, in_channels, *, att_dim=128, dr_stride=1, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='ReLU'), gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.att_dim = att_dim

@@ -40,7 +40,7 @@ class CSE(BaseAttention):
     channel_gates = {'channel gate': 'gate'}
     maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
-    def __init__(self, in_channels, reduction=2, act_cfg=dict(type='ReLU'),
+    def __init__(self, in_channels, *, reduction=2, act_cfg=dict(type='ReLU'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.reduction = reduction
@@ -79,7 +79,7 @@ class SSE(BaseAttention):
     spatial_gates = {'spatial gate': 'gate'}
     maps_caption = 'spatial gate (sigmoid of a 1x1 conv)'
 
-    def __init__(self, in_channels, gate_cfg=dict(type='Sigmoid'), init_cfg=None):
+    def __init__(self, in_channels, *, gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.conv = nn.Conv2d(in_channels, 1, 1, bias=True)
         self.gate = build_activation_layer(gate_cfg)
@@ -117,7 +117,7 @@ class SCSE(BaseAttention):
     channel_gates = {'cSE channel gate': 'cSE.gate'}
     maps_caption = "sSE's spatial gate and cSE's channel gate (fused by max or sum)"
 
-    def __init__(self, in_channels, reduction=2, fusion='max', act_cfg=dict(type='ReLU'),
+    def __init__(self, in_channels, *, reduction=2, fusion='max', act_cfg=dict(type='ReLU'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if fusion not in ('max', 'sum'):

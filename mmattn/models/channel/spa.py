@@ -41,7 +41,7 @@ class SPA(BaseAttention):
     channel_gates = {'channel gate': 'gate'}
     maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
-    def __init__(self, in_channels, reduction=16, pool_sizes=(1, 2, 4),
+    def __init__(self, in_channels, *, reduction=16, pool_sizes=(1, 2, 4),
                  act_cfg=dict(type='ReLU'), gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.reduction = reduction

@@ -49,7 +49,7 @@ class SRM(BaseAttention):
     channel_gates = {'channel gate': 'gate'}
     maps_caption = 'channel weights: the output of the gate (sigmoid), one per channel'
 
-    def __init__(self, in_channels, eps=1e-5, norm_cfg=dict(type='BN'),
+    def __init__(self, in_channels, *, eps=1e-5, norm_cfg=dict(type='BN'),
                  gate_cfg=dict(type='Sigmoid'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.eps = eps

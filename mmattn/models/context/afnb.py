@@ -74,7 +74,7 @@ class AFNBlock(BaseAttention):
                                   *key.shape[2:])
         return AttentionMaps(query={'attention of the query pixel over the low-level map': row})
 
-    def __init__(self, in_channels, low_in_channels=None, key_channels=256, value_channels=256,
+    def __init__(self, in_channels, *, low_in_channels=None, key_channels=256, value_channels=256,
                  out_channels=None, pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True,
                  conv_cfg=None, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
                  init_cfg=None):

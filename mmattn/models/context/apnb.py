@@ -78,7 +78,7 @@ class APNBlock(BaseAttention):
                                   *key.shape[2:])
         return AttentionMaps(query={'attention of the query pixel (anchors spread)': row})
 
-    def __init__(self, in_channels, key_channels=256, value_channels=256, out_channels=None,
+    def __init__(self, in_channels, *, key_channels=256, value_channels=256, out_channels=None,
                  pool_sizes=(1, 3, 6, 8), dropout=0.05, norm_conv_bias=True, conv_cfg=None,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

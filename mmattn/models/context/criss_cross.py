@@ -109,7 +109,7 @@ class CrissCross(BaseAttention):
         a = torch.cat([e_h, e_w], dim=-1).softmax(-1)
         return a[..., :h], a[..., h:]
 
-    def __init__(self, in_channels, reduction=8, recurrence=2, init_cfg=None):
+    def __init__(self, in_channels, *, reduction=8, recurrence=2, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if not isinstance(recurrence, int) or recurrence < 1:
             raise ValueError(f'CrissCross: recurrence must be a positive int, got {recurrence!r}')

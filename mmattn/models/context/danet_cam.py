@@ -43,7 +43,7 @@ class DANetCAM(BaseAttention):
     no_maps = ('its attention is a C x C matrix between channels (softmax of -X X^T): it has '
                'no weight per position and no weight per channel to draw')
 
-    def __init__(self, in_channels, init_cfg=None):
+    def __init__(self, in_channels, *, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.gamma = nn.Parameter(torch.zeros(1))
         self.reset_authors_init()

@@ -52,7 +52,7 @@ class DANetPAM(BaseAttention):
         row = (q[:, qy, qx].double() @ k.flatten(1).double()).softmax(dim=-1)
         return AttentionMaps(query={'attention of the query pixel': row.reshape(k.shape[1:])})
 
-    def __init__(self, in_channels, reduction=8, key_channels=None, lean=True, init_cfg=None):
+    def __init__(self, in_channels, *, reduction=8, key_channels=None, lean=True, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if key_channels is None:
             if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) \

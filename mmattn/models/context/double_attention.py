@@ -6,6 +6,8 @@ No authors' code was released. One well-known re-implementation normalises over 
 instead of over its c_n descriptors. Neither is the paper's formula; this module follows the
 paper.
 """
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -56,7 +58,8 @@ class DoubleAttention(BaseAttention):
             query={'attention of the query pixel': (dist @ gather).reshape(size)},
             spatial={f'gather maps, mean over {self.c_n}': gather.mean(0).reshape(size)})
 
-    def __init__(self, in_channels, c_m=None, c_n=None, reduction=4, init_cfg=None):
+    def __init__(self, in_channels, *, c_m: Optional[int] = None, c_n: Optional[int] = None,
+                 reduction=4, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.c_m = int(c_m) if c_m is not None else reduced_channels(in_channels, reduction)
         self.c_n = int(c_n) if c_n is not None else reduced_channels(in_channels, reduction)

@@ -11,7 +11,7 @@ from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..utils import DropInError, norm_forward
+from ..utils import DropInError, norm_forward, warn_reduced_width
 
 _FUSIONS = {'channel_add': 'channel_add', 'add': 'channel_add',
             'channel_mul': 'channel_mul', 'mul': 'channel_mul'}
@@ -92,7 +92,14 @@ class GlobalContext(BaseAttention):
             raise DropInError(f'GlobalContext: fusion_types must be a non-empty tuple of '
                               f"'channel_add'/'channel_mul', got {fusion_types!r}")
         self.ratio = ratio
-        self.planes = max(1, int(in_channels * ratio))
+        width = int(in_channels * ratio)
+        self.planes = max(1, width)
+        if width < 1 or width > in_channels:
+            warn_reduced_width('ratio', ratio, f'int({in_channels} * {ratio!r})', width,
+                               self.planes, in_channels,
+                               narrow_fix=f'ratio >= 1/{in_channels} keeps at least one '
+                               f'channel.', wide_fix=f'ratio multiplies the width: a reduction '
+                               f'of {ratio:g} is ratio=1/{ratio:g}.')
         self.pooling_type = pooling_type
         self.fusion_types = tuple(dict.fromkeys(_FUSIONS[f] for f in fusion_types))
 

@@ -85,7 +85,7 @@ class ChannelIAU(BaseAttention):
     no_maps = ('its attention is a C x C matrix between channels (softmax of X X^T): it has no '
                'weight per position and no weight per channel to draw')
 
-    def __init__(self, in_channels, norm_cfg=dict(type='BN'), init_cfg=None):
+    def __init__(self, in_channels, *, norm_cfg=dict(type='BN'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.W1 = _conv_norm(in_channels, in_channels, norm_cfg)
         _authors_conv_init(self)
@@ -162,7 +162,7 @@ class SpatialIAU(BaseAttention):
         parts = torch.sigmoid(norm_forward(self.part_attn[1], conv))
         return AttentionMaps(spatial={f'part {k}': p for k, p in enumerate(first_image(parts))})
 
-    def __init__(self, in_channels, num_parts=4, reduction=2, norm_cfg=dict(type='BN'),
+    def __init__(self, in_channels, *, num_parts=4, reduction=2, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if not isinstance(num_parts, int) or num_parts < 2:

@@ -99,7 +99,7 @@ class NonLocal(BaseAttention):
             row = torch.relu(w[:self.inter_channels] @ q + w[self.inter_channels:] @ k) / n_keys
         return AttentionMaps(query={'weights of the query pixel': row.reshape(size)})
 
-    def __init__(self, in_channels, reduction=2, mode='embedded_gaussian', use_scale=True,
+    def __init__(self, in_channels, *, reduction=2, mode='embedded_gaussian', use_scale=True,
                  sub_sample=False, lean=True, norm_cfg=dict(type='BN'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if mode not in MODES:

@@ -86,7 +86,7 @@ class ObjectContext(BaseAttention):
         row = (weights @ masks).reshape(feats.shape[2:])
         return AttentionMaps(query={'attention of the query pixel via the object regions': row})
 
-    def __init__(self, in_channels, num_classes=_DEFAULT_NUM_CLASSES, mid_channels=512,
+    def __init__(self, in_channels, *, num_classes=_DEFAULT_NUM_CLASSES, mid_channels=512,
                  key_channels=256, out_channels=None, dropout=0.05, norm_conv_bias=True,
                  conv_cfg=None, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
                  init_cfg=None):

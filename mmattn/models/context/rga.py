@@ -112,7 +112,7 @@ class RGA(BaseAttention):
                 torch.sigmoid(self.channel_logits(x))).flatten()
         return maps
 
-    def __init__(self, in_channels, spatial_size=(16, 8), use_spatial=True, use_channel=True,
+    def __init__(self, in_channels, *, spatial_size=(16, 8), use_spatial=True, use_channel=True,
                  cha_ratio=8, spa_ratio=8, down_ratio=8, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
@@ -128,8 +128,9 @@ class RGA(BaseAttention):
         self.use_spatial = use_spatial
         self.use_channel = use_channel
         self.in_spatial = spatial_size[0] * spatial_size[1]
-        self.inter_channel = reduced_channels(in_channels, cha_ratio)
-        self.inter_spatial = reduced_channels(self.in_spatial, spa_ratio)
+        self.inter_channel = reduced_channels(in_channels, cha_ratio, arg='cha_ratio')
+        self.inter_spatial = reduced_channels(self.in_spatial, spa_ratio, arg='spa_ratio',
+                                              of='the positions of spatial_size')
         c, s = in_channels, self.in_spatial
         ic, is_ = self.inter_channel, self.inter_spatial
         if use_spatial:
@@ -147,7 +148,8 @@ class RGA(BaseAttention):
 
     @staticmethod
     def _gate_net(channels, down_ratio, norm_cfg, act_cfg):
-        mid = reduced_channels(channels, down_ratio)
+        mid = reduced_channels(channels, down_ratio, arg='down_ratio',
+                               of="the gate's input channels")
         return nn.Sequential(*_cna(channels, mid, norm_cfg, act_cfg), *_cna(mid, 1, norm_cfg))
 
     @staticmethod

@@ -67,7 +67,7 @@ class BAM(BaseAttention):
                      'spatial branch Ms (logits)': ms},
             channel={'channel branch Mc (logits)': mc})
 
-    def __init__(self, in_channels, reduction=16, dilation=4, num_dilated_convs=2,
+    def __init__(self, in_channels, *, reduction=16, dilation=4, num_dilated_convs=2,
                  fusion='product', norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'),
                  init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

@@ -63,7 +63,7 @@ class CBAM(BaseAttention):
             maps.spatial['spatial gate'] = first_image(gate)[0]
         return maps
 
-    def __init__(self, in_channels, reduction=16, kernel_size=7, pool_types=('avg', 'max'),
+    def __init__(self, in_channels, *, reduction=16, kernel_size=7, pool_types=('avg', 'max'),
                  no_spatial=False, norm_cfg=dict(type='BN', eps=1e-5, momentum=0.01),
                  act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)

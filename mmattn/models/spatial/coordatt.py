@@ -48,7 +48,7 @@ class CoordAttention(BaseAttention):
         a_w = a_w.reshape(a_w.shape[0], 1, -1)
         return AttentionMaps(spatial={'a_h * a_w, mean over channels': (a_h * a_w).mean(0)})
 
-    def __init__(self, in_channels, reduction=32, min_channels=8, norm_cfg=dict(type='BN'),
+    def __init__(self, in_channels, *, reduction=32, min_channels=8, norm_cfg=dict(type='BN'),
                  act_cfg=dict(type='HSwish'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.reduction = reduction

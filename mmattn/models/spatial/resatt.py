@@ -97,7 +97,7 @@ class ResidualAttention(BaseAttention):
         mask = torch.sigmoid(first_image(taps['mask_conv2'][-1].output))
         return AttentionMaps(spatial={'soft mask M, mean over channels': mask.mean(0)})
 
-    def __init__(self, in_channels, num_downsamples=1, p=1, t=2, r=1, align_corners=True,
+    def __init__(self, in_channels, *, num_downsamples=1, p=1, t=2, r=1, align_corners=True,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if num_downsamples < 1 or min(p, t, r) < 0 or r < 1:
@@ -107,7 +107,7 @@ class ResidualAttention(BaseAttention):
         self.num_downsamples = num_downsamples
         self.p, self.t, self.r = p, t, r
         self.align_corners = align_corners
-        mid = reduced_channels(in_channels, 4)
+        mid = reduced_channels(in_channels, 4, arg=None)  # the authors' bottleneck units
 
         def units(n):
             return nn.Sequential(*[

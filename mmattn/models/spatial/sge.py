@@ -66,7 +66,7 @@ class SGE(BaseAttention):
         gate = torch.sigmoid(t.reshape(n, g, h, w) * self.weight + self.bias)
         return AttentionMaps(spatial={f'gate, mean over {g} groups': first_image(gate).mean(0)})
 
-    def __init__(self, in_channels, groups=64, eps=1e-5, init_cfg=None):
+    def __init__(self, in_channels, *, groups=64, eps=1e-5, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if groups < 1:
             raise ValueError(f'SGE: groups must be positive, got {groups}')

@@ -56,7 +56,7 @@ class SimAM(BaseAttention):
                              + 0.5)
         return AttentionMaps(spatial={'gate, mean over channels': first_image(gate).mean(0)})
 
-    def __init__(self, in_channels, e_lambda=1e-4, init_cfg=None):
+    def __init__(self, in_channels, *, e_lambda=1e-4, init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if e_lambda <= 0:
             raise ValueError(f'SimAM: e_lambda must be positive, got {e_lambda}')

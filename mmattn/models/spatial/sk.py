@@ -64,7 +64,7 @@ class SelectiveKernel(BaseAttention):
         return AttentionMaps(channel={f'branch {i + 1} (dilation {i + 1}) weight': weights[i]
                                       for i in range(self.num_branches)})
 
-    def __init__(self, in_channels, num_branches=2, groups=32, reduction=16, min_channels=32,
+    def __init__(self, in_channels, *, num_branches=2, groups=32, reduction=16, min_channels=32,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         if num_branches < 1:

@@ -73,7 +73,7 @@ class TripletAttention(BaseAttention):
             3 if self.hw is not None else 2)
         return maps
 
-    def __init__(self, in_channels, kernel_size=7, no_spatial=False,
+    def __init__(self, in_channels, *, kernel_size=7, no_spatial=False,
                  norm_cfg=dict(type='BN', eps=1e-5, momentum=0.01), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
         self.no_spatial = no_spatial

@@ -222,10 +222,11 @@ def test_with_cp_same_gradients_and_checkpointed(lib, depth):
 def test_with_other_positions_in_one_block(lib, depth):
     """after_block runs after the ReLU, after the in-branch plugins; built last."""
     _, cls = _classes(lib)
-    plugins = [dict(cfg=dict(type=Affine), position='after_block', blocks='last'),
+    # two plugins of one type in a block need their own postfix, as in mmdet
+    plugins = [dict(cfg=dict(type=Affine, postfix='_2'), position='after_block', blocks='last'),
                dict(cfg=dict(type=AddConst, value=0.3), position='after_conv3'),
                dict(cfg=dict(type=Affine), position='after_conv1', blocks='first'),
-               dict(cfg=dict(type=AddConst, value=-0.6), position='after_block')]
+               dict(cfg=dict(type=AddConst, value=-0.6, postfix='_2'), position='after_block')]
     net = cls(depth=depth, base_channels=8, plugins=plugins, norm_eval=False)
 
     def expected(i, j):
@@ -233,7 +234,7 @@ def test_with_other_positions_in_one_block(lib, depth):
         names = {'after_conv3': ['add']}
         if first:
             names['after_conv1'] = ['affine']
-        names['after_block'] = (['affine_2' if first else 'affine'] if last else []) + ['add_2']
+        names['after_block'] = (['affine_2'] if last else []) + ['add_2']
         return names
 
     for i, j, block in blocks_of(net):

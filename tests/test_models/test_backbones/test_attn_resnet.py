@@ -58,7 +58,8 @@ def test_basicblock_plugins_run_where_documented():
     plugins = [
         dict(cfg=dict(type=Affine), position='after_conv1'),
         dict(cfg=dict(type=AddConst, value=0.5), position='after_conv3'),
-        dict(cfg=dict(type=Affine), position='after_conv2', stages=(False, True, True, True)),
+        dict(cfg=dict(type=Affine, postfix='_2'), position='after_conv2',
+             stages=(False, True, True, True)),
         dict(cfg=dict(type=Affine, postfix='_b'), position='after_conv3', blocks='last'),
     ]
     net = AttnResNet(depth=18, base_channels=8, plugins=plugins, norm_eval=False)
@@ -91,21 +92,21 @@ def test_bottleneck_plugins_in_chosen_blocks_all_run_in_order():
     nonlocal_blocks = ((), (1, 3), (1, 3, 5), ())
     plugins = [
         dict(cfg=dict(type=Affine), position='after_conv3'),
-        dict(cfg=dict(type=AddConst, value=-0.3), position='after_conv2', blocks='last'),
+        dict(cfg=dict(type=AddConst, value=-0.3, postfix='_c2'), position='after_conv2',
+             blocks='last'),
         dict(cfg=dict(type=AddConst, value=0.7), position='after_conv3'),
-        dict(cfg=dict(type=Affine), position='after_conv1', blocks=nonlocal_blocks),
+        dict(cfg=dict(type=Affine, postfix='_c1'), position='after_conv1', blocks=nonlocal_blocks),
     ]
     net = AttnResNet(depth=50, base_channels=8, plugins=plugins, norm_eval=False)
 
     def expected(i, j):
-        # names are given position by position; a clash gets _2
+        # two plugins of one type in a block are told apart by their postfix
         names = {}
         if j in nonlocal_blocks[i]:
-            names['after_conv1'] = ['affine']
+            names['after_conv1'] = ['affine_c1']
         if j == net.stage_blocks[i] - 1:
-            names['after_conv2'] = ['add']
-        names['after_conv3'] = ['affine_2' if 'after_conv1' in names else 'affine',
-                                'add_2' if 'after_conv2' in names else 'add']
+            names['after_conv2'] = ['add_c2']
+        names['after_conv3'] = ['affine', 'add']
         return names
 
     for i, j, block in blocks_of(net):
@@ -195,7 +196,7 @@ def test_init_weights_keeps_plugin_authors_init():
 
 def test_with_cp_gives_the_same_gradients():
     plugins = [dict(cfg=dict(type=Affine), position='after_conv1'),
-               dict(cfg=dict(type=Affine), position='after_conv3')]
+               dict(cfg=dict(type=Affine, postfix='_2'), position='after_conv3')]
     nets = [AttnResNet(depth=18, base_channels=8, plugins=plugins, norm_eval=False,
                        with_cp=cp) for cp in (False, True)]
     randomize_(nets[0]).double().train()

@@ -64,15 +64,16 @@ def test_two_plugins_at_one_position_both_run():
     """mmseg 1.2.2 runs only the last of several plugins at a position; here all run."""
     plugins = [dict(cfg=dict(type=Affine), position='after_conv3'),
                dict(cfg=dict(type=AddConst, value=0.5), position='after_conv3'),
-               dict(cfg=dict(type=Affine), position='after_conv2', blocks='last'),
-               dict(cfg=dict(type=AddConst, value=-0.2), position='after_conv2',
+               # the same types again in a block: named apart by a postfix, as in mmdet
+               dict(cfg=dict(type=Affine, postfix='_c2'), position='after_conv2', blocks='last'),
+               dict(cfg=dict(type=AddConst, value=-0.2, postfix='_c2'), position='after_conv2',
                     blocks='last')]
     net = AttnResNetV1c(depth=50, base_channels=8, plugins=plugins,
                         contract_dilation=True, **DILATED)
 
     def expected(i, j):
-        if j == net.stage_blocks[i] - 1:  # named position by position: after_conv2 first
-            return {'after_conv2': ['affine', 'add'], 'after_conv3': ['affine_2', 'add_2']}
+        if j == net.stage_blocks[i] - 1:
+            return {'after_conv2': ['affine_c2', 'add_c2'], 'after_conv3': ['affine', 'add']}
         return {'after_conv3': ['affine', 'add']}
 
     for i, j, block in blocks_of(net):

@@ -74,6 +74,23 @@ def test_resnet50_parameter_count(name):
             assert mods[0].in_channels == width
 
 
+# ResNet-18/34 classifiers (basic blocks; a plugin after_conv3 runs after the second conv and
+# norm), as configs/imagenet/resnet{18,34}_*: millions of parameters the papers report
+SMALL_COUNTS = {
+    ('CBAM', 18): 11.78,  # Woo et al., ECCV 2018, Table 4
+    ('CBAM', 34): 21.96,
+    ('TripletAttention', 18): 11.69,  # landskape-ai/triplet-attention README
+}
+
+
+@pytest.mark.parametrize('name,depth', list(SMALL_COUNTS))
+def test_resnet18_34_parameter_count(name, depth):
+    pytest.importorskip('mmdet.models', reason='the classifier is built on mmdet\'s ResNet')
+    from mmattn.models.backbones import count_parameters, resnet_classifier
+    n = count_parameters(resnet_classifier(depth, **AUTHORS_PLACEMENT[name]))
+    assert round(n / 1e6, 2) == SMALL_COUNTS[name, depth], f'{name}-{depth}: {n:,} parameters'
+
+
 def test_exact_counts_plain_and_se():
     """torchvision's ResNet-50 and timm's seresnet50 (the SENet authors' layout), exactly."""
     assert sum(p.numel() for p in _classifier('plain').parameters()) == 25_557_032

@@ -1,7 +1,10 @@
-"""Which blocks and stages a plugin spec selects, and the errors a wrong spec gets."""
+"""Which blocks and stages a plugin spec selects, the errors a wrong spec gets, and the names
+plugins get."""
 import pytest
 
 from mmattn.models.backbones import resolve_block_plugins, resolve_stage_plugins
+from mmattn.models.utils import DropInError
+from tests.helpers import requires_mmdet, requires_mmseg
 
 R50 = (3, 4, 6, 3)
 CFG = dict(type='X')
@@ -103,3 +106,87 @@ def test_stage_plugins():
         resolve_stage_plugins([dict(cfg=CFG, stages=(True, ))], 4)
     with pytest.raises(ValueError, match='type'):
         resolve_stage_plugins([dict(cfg=None)], 4)
+
+
+# -- plugin names: two of one name are refused, as in mmdet and mmseg ---------------------------
+SE_AT = 'mmattn.SE'
+
+
+def _plugin(position, postfix=None, **kwargs):
+    cfg = dict(type=SE_AT, reduction=4)
+    if postfix is not None:
+        cfg['postfix'] = postfix
+    return dict(cfg=cfg, position=position, **kwargs)
+
+
+def _build(backbone, **kwargs):
+    from mmattn.registry import MODELS
+    return MODELS.build(dict(type=f'mmattn.{backbone}', depth=50, base_channels=8, **kwargs))
+
+
+DUPLICATES = [
+    # two unnamed plugins of one type at one position
+    dict(plugins=[_plugin('after_conv3'), _plugin('after_conv3')]),
+    # ... at two positions of one block (mmdet names both 'se' too)
+    dict(plugins=[_plugin('after_conv2'), _plugin('after_conv3', blocks='last')]),
+    # ... where one is on the block's output
+    dict(plugins=[_plugin('after_conv3'), _plugin('after_block')]),
+    # a postfix that repeats another plugin's name
+    dict(plugins=[_plugin('after_conv3', postfix='_2'), _plugin('after_conv1', postfix='_2')]),
+]
+
+
+@requires_mmdet
+@pytest.mark.parametrize('kwargs', DUPLICATES)
+def test_two_plugins_of_one_name_in_a_block_are_refused(kwargs):
+    with pytest.raises(DropInError, match=r"duplicate plugin 'se(_2)?' in an AttnBottleneck: "
+                       r'the block already has a plugin or layer of that name .* Give each '
+                       r"plugin of one type its own postfix: cfg=dict\(type='mmattn\.SE', "
+                       r"postfix='_2'\) is named 'se(_2)?_2'"):
+        _build('AttnResNet', **kwargs)
+
+
+@requires_mmdet
+def test_the_refusal_is_the_assertion_error_of_mmdet_and_mmseg():
+    """mmdet's and mmseg's ResNets assert that a block has no plugin of that name yet: code
+    written against them (``except AssertionError``) catches ours."""
+    from mmdet.models.backbones import ResNet
+    plugins = DUPLICATES[0]['plugins']
+    with pytest.raises(AssertionError, match="duplicate plugin se"):
+        ResNet(depth=50, base_channels=8, plugins=plugins)
+    with pytest.raises(AssertionError, match="duplicate plugin 'se'"):
+        _build('AttnResNet', plugins=plugins)
+
+
+@requires_mmseg
+def test_segmentation_backbones_refuse_them_too():
+    with pytest.raises(DropInError, match="duplicate plugin 'se' in an AttnSegBottleneck"):
+        _build('AttnResNetV1c', plugins=DUPLICATES[1]['plugins'])
+
+
+@requires_mmdet
+def test_stage_plugins_of_one_name_in_a_stage_are_refused():
+    stage_plugins = [dict(cfg=dict(type=SE_AT), stages=(True, True, False, False)),
+                     dict(cfg=dict(type=SE_AT, reduction=4), stages=(False, True, True, False))]
+    with pytest.raises(DropInError, match="duplicate plugin 'se' among the stage_plugins of "
+                       "one stage .* postfix='_2'"):
+        _build('AttnResNet', stage_plugins=stage_plugins)
+    stage_plugins[1]['cfg']['postfix'] = '_2'
+    net = _build('AttnResNet', stage_plugins=stage_plugins)
+    assert [list(dict(getattr(net, f'layer{i}_attn').named_children())) for i in (1, 2, 3)] == [
+        ['se'], ['se', 'se_2'], ['se_2']]
+
+
+@requires_mmdet
+def test_a_postfix_names_the_second_plugin_as_in_mmdet():
+    from mmdet.models.backbones import ResNet
+    plugins = [_plugin('after_conv3'), _plugin('after_conv3', postfix='_2'),
+               _plugin('after_conv2', postfix='_c2', blocks='last')]
+    net = _build('AttnResNet', plugins=plugins)
+    assert net.layer1[0].after_conv3_plugin_names == ['se', 'se_2']
+    assert net.layer1[-1].after_conv2_plugin_names == ['se_c2']
+    # mmdet's ResNet names the in-branch plugins of every block alike
+    ref = ResNet(depth=50, base_channels=8, plugins=plugins[:2])
+    assert ref.layer1[0].after_conv3_plugin_names == ['se', 'se_2']
+    ours = _build('AttnResNet', plugins=plugins[:2])
+    assert list(ours.state_dict()) == list(ref.state_dict())

@@ -103,7 +103,7 @@ def test_pam_key_channels_set_the_conv_widths(channels, kwargs, expected):
     (dict(key_channels=0), 'key_channels must be a positive int.*got 0'),
     (dict(key_channels=-8), 'key_channels must be a positive int.*got -8'),
     (dict(key_channels=7.5), 'key_channels must be a positive int.*got 7.5'),
-    (dict(key_channels=True), 'key_channels must be a positive int.*got True'),
+    (dict(key_channels=True), 'key_channels=True is a bool, but key_channels is a number'),
     (dict(key_channels='64'), "key_channels must be a positive int.*got '64'"),
     (dict(reduction=0), 'reduction must be a positive number.*got 0'),
     (dict(reduction=None), 'reduction must be a positive number.*got None'),

@@ -1,0 +1,20 @@
+# ResNet-18 with ECA-Net: Efficient Channel Attention for Deep Convolutional Neural Networks
+# (Wang et al., CVPR 2020) where mmattn.ECA.placement puts it: after conv3, every block of
+# layer1-4. ResNet-18 has basic blocks: a plugin after_conv3 runs after their second conv and
+# norm, before the residual addition, where it runs in a bottleneck. Trained and tested as
+# mmpretrain trains its ResNet-18 (resnet18_8xb32_in1k: SGD, lr 0.1 for batch 256, 100 epochs,
+# top-1 and top-5); only the backbone differs. mmattn.AttnResNet is mmdet's ResNet, whose keys
+# are mmpretrain's, so the backbone of the trained classifier loads into a detection or
+# segmentation config with init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet18_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    plugins=[
+        dict(
+            cfg=dict(type='mmattn.ECA'),
+            stages=(True, True, True, True),
+            position='after_conv3')
+    ]))

@@ -1,0 +1,19 @@
+# ResNet-50 with Concurrent Spatial and Channel 'Squeeze & Excitation' in Fully Convolutional
+# Networks (Roy et al., MICCAI 2018) where mmattn.CSE.placement puts it: after conv3, every
+# block of layer1-4. Trained and tested as mmpretrain trains its ResNet-50 (resnet50_8xb32_in1k:
+# SGD, lr 0.1 for batch 256, 100 epochs, top-1 and top-5); only the backbone differs.
+# mmattn.AttnResNet is mmdet's ResNet, whose keys are mmpretrain's, so the backbone of the
+# trained classifier loads into a detection or segmentation config with
+# init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    plugins=[
+        dict(
+            cfg=dict(type='mmattn.CSE', reduction=2),
+            stages=(True, True, True, True),
+            position='after_conv3')
+    ]))

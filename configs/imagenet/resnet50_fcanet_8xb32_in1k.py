@@ -1,0 +1,42 @@
+# ResNet-50 with FcaNet: Frequency Channel Attention Networks (Qin et al., ICCV 2021) where
+# mmattn.FcaNet.placement puts it: after conv3, every block of layer1-4. Trained and tested as
+# mmpretrain trains its ResNet-50 (resnet50_8xb32_in1k: SGD, lr 0.1 for batch 256, 100 epochs,
+# top-1 and top-5); only the backbone differs. mmattn.AttnResNet is mmdet's ResNet, whose keys
+# are mmpretrain's, so the backbone of the trained classifier loads into a detection or
+# segmentation config with init_cfg=dict(type='Pretrained', prefix='backbone.', checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    plugins=[
+        dict(
+            cfg=dict(
+                type='mmattn.FcaNet',
+                dct_size=56,
+                freq_sel_method='top16',
+                reduction=16),
+            stages=(True, False, False, False),
+            position='after_conv3'),
+        dict(
+            cfg=dict(
+                type='mmattn.FcaNet',
+                dct_size=28,
+                freq_sel_method='top16',
+                reduction=16),
+            stages=(False, True, False, False),
+            position='after_conv3'),
+        dict(
+            cfg=dict(
+                type='mmattn.FcaNet',
+                dct_size=14,
+                freq_sel_method='top16',
+                reduction=16),
+            stages=(False, False, True, False),
+            position='after_conv3'),
+        dict(
+            cfg=dict(type='mmattn.FcaNet', dct_size=7, freq_sel_method='top16', reduction=16),
+            stages=(False, False, False, True),
+            position='after_conv3')
+    ]))

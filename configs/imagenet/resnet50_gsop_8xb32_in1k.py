@@ -1,0 +1,25 @@
+# ResNet-50 with Global Second-order Pooling Convolutional Networks (Gao et al., CVPR 2019)
+# where mmattn.GSoP.placement puts it: after conv3, last block of layer1-4. Trained and tested
+# as mmpretrain trains its ResNet-50 (resnet50_8xb32_in1k: SGD, lr 0.1 for batch 256, 100
+# epochs, top-1 and top-5); only the backbone differs. mmattn.AttnResNet is mmdet's ResNet,
+# whose keys are mmpretrain's, so the backbone of the trained classifier loads into a detection
+# or segmentation config with init_cfg=dict(type='Pretrained', prefix='backbone.',
+# checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    plugins=[
+        dict(
+            cfg=dict(type='mmattn.GSoP', att_dim=128, dr_stride=2),
+            stages=(True, False, False, False),
+            position='after_conv3',
+            blocks='last'),
+        dict(
+            cfg=dict(type='mmattn.GSoP', att_dim=128, dr_stride=1),
+            stages=(False, True, True, True),
+            position='after_conv3',
+            blocks='last')
+    ]))

@@ -1,0 +1,16 @@
+# ResNet-50 with Interaction-and-Aggregation Network for Person Re-identification (Hou et al.,
+# CVPR 2019) where mmattn.ChannelIAU.placement puts it: between stages: on the output of layer2,
+# layer3. Trained and tested as mmpretrain trains its ResNet-50 (resnet50_8xb32_in1k: SGD, lr
+# 0.1 for batch 256, 100 epochs, top-1 and top-5); only the backbone differs. mmattn.AttnResNet
+# is mmdet's ResNet, whose keys are mmpretrain's, so the backbone of the trained classifier
+# loads into a detection or segmentation config with init_cfg=dict(type='Pretrained',
+# prefix='backbone.', checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    stage_plugins=[
+        dict(cfg=dict(type='mmattn.ChannelIAU'), stages=(False, True, True, False))
+    ]))

@@ -1,0 +1,25 @@
+# ResNet-50 with Non-local Neural Networks (Wang et al., CVPR 2018) where
+# mmattn.NonLocal.placement puts it: on the block's output, blocks 1,3 of layer2; 1,3,5 of
+# layer3. Trained and tested as mmpretrain trains its ResNet-50 (resnet50_8xb32_in1k: SGD, lr
+# 0.1 for batch 256, 100 epochs, top-1 and top-5); only the backbone differs. mmattn.AttnResNet
+# is mmdet's ResNet, whose keys are mmpretrain's, so the backbone of the trained classifier
+# loads into a detection or segmentation config with init_cfg=dict(type='Pretrained',
+# prefix='backbone.', checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    plugins=[
+        dict(
+            cfg=dict(
+                type='mmattn.NonLocal',
+                reduction=2,
+                mode='embedded_gaussian',
+                use_scale=True,
+                sub_sample=True),
+            stages=(False, True, True, False),
+            blocks=((), (1, 3), (1, 3, 5), ()),
+            position='after_block')
+    ]))

@@ -1,0 +1,24 @@
+# ResNet-50 with Residual Attention Network for Image Classification (Wang et al., CVPR 2017)
+# where mmattn.ResidualAttention.placement puts it: between stages: on the output of layer1-3.
+# Trained and tested as mmpretrain trains its ResNet-50 (resnet50_8xb32_in1k: SGD, lr 0.1 for
+# batch 256, 100 epochs, top-1 and top-5); only the backbone differs. mmattn.AttnResNet is
+# mmdet's ResNet, whose keys are mmpretrain's, so the backbone of the trained classifier loads
+# into a detection or segmentation config with init_cfg=dict(type='Pretrained',
+# prefix='backbone.', checkpoint=...).
+_base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+
+custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    type='mmattn.AttnResNet',
+    stage_plugins=[
+        dict(
+            cfg=dict(type='mmattn.ResidualAttention', num_downsamples=3, p=1, t=2, r=1),
+            stages=(True, False, False, False)),
+        dict(
+            cfg=dict(type='mmattn.ResidualAttention', num_downsamples=2, p=1, t=2, r=1),
+            stages=(False, True, False, False)),
+        dict(
+            cfg=dict(type='mmattn.ResidualAttention', num_downsamples=1, p=1, t=2, r=1),
+            stages=(False, False, True, False))
+    ]))
