@@ -6,6 +6,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner.base_loop import BaseLoop
 
 from mmattn.registry import HOOKS
 from mmattn.utils.resume import capture_rng_state
@@ -187,7 +188,8 @@ class ResumeStateHook(Hook):
                     epoch_length=length)
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if runner.train_loop is None or not hasattr(runner.train_loop, 'dataloader'):
+        # a checkpoint saved outside training has no position (and must not build the loop)
+        if not isinstance(runner._train_loop, BaseLoop):
             return
         record = self.position(runner)
         # the gathered states belong to this save only if they were gathered for it

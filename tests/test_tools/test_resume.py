@@ -215,3 +215,22 @@ def test_killed_segmentor_resumes_exactly(tmp_path):
         work = tmp_path / checkpoint.replace('.pth', '')
         resume_from(cfg, reference, checkpoint, work)
         assert_same_end(reference, work, 'iter_6.pth')
+
+
+def test_train_py_makes_mmengines_loops_resumable():
+    from mmengine.config import Config
+    train = load_tool('train.py', name='train_tool')
+    for given, expected in ((dict(type='EpochBasedTrainLoop', max_epochs=2),
+                             dict(type='mmattn.EpochBasedTrainLoop', max_epochs=2)),
+                            (dict(by_epoch=True, max_epochs=2),
+                             dict(type='mmattn.EpochBasedTrainLoop', max_epochs=2)),
+                            (dict(type='mmengine.IterBasedTrainLoop', max_iters=9),
+                             dict(type='mmattn.IterBasedTrainLoop', max_iters=9)),
+                            (dict(by_epoch=False, max_iters=9),
+                             dict(type='mmattn.IterBasedTrainLoop', max_iters=9)),
+                            (dict(type='MyLoop', max_iters=9), dict(type='MyLoop', max_iters=9))):
+        cfg = Config(dict(train_cfg=given))
+        train.make_resumable(cfg)
+        train.make_resumable(cfg)
+        assert cfg.train_cfg == expected
+        assert cfg.custom_hooks == [dict(type='mmattn.ResumeStateHook')]
