@@ -257,6 +257,11 @@ def test_placements_name_their_own_class():
     from mmattn.models.backbones import AUTHORS_PLACEMENT
     for name in AUTHORS_PLACEMENT:
         placement = AUTHORS_PLACEMENT[name]
+        if 'conv2_cfg' in placement:  # a conv slot: the layer is the class, or holds it
+            assert set(placement) <= {'conv2_cfg', 'groups', 'base_width'}, name
+            cfg = placement['conv2_cfg']
+            assert f'mmattn.{name}' in (cfg['type'], cfg.get('attention', {}).get('type')), name
+            continue
         assert set(placement) <= {'plugins', 'stage_plugins'}, name
         specs = placement.get('plugins', []) + placement.get('stage_plugins', [])
         assert specs and all(s['cfg']['type'] == f'mmattn.{name}' for s in specs), name

@@ -140,6 +140,20 @@ def describe_backbone_placement(backbone, name) -> list:
     for (position, blocks), stages in grouped.items():
         parts.append(f'{_position(position)}, {_blocks(blocks, stages)} of '
                      f'{_layers(stages)}')
+    for slot in ('conv1', 'conv2'):  # the conv slot: a layer in place of a block's conv
+        cfg = backbone.get(f'{slot}_cfg')
+        if not cfg:
+            continue
+        stages = backbone.get(f'stage_with_{slot}_cfg') or (True, ) * backbone.get(
+            'num_stages', 4)
+        attention = cfg.get('attention') if isinstance(cfg.get('attention'), dict) else {}
+        resnext = (f' of a ResNeXt ({backbone["groups"]}x{backbone.get("base_width", 4)}d)'
+                   if backbone.get('groups', 1) > 1 else '')
+        if short_type(cfg['type']) == name:
+            parts.append(f'in place of {slot}, every block of {_layers(stages)}{resnext}')
+        elif short_type(attention.get('type')) == name:
+            parts.append(f'right after {slot}, before its norm, every block of '
+                         f'{_layers(stages)}{resnext}')
     stage_union = None
     for spec in backbone.get('stage_plugins') or []:
         if short_type(spec['cfg']['type']) == name:

@@ -45,8 +45,8 @@ import torch
 
 # Module type (the registered class name, as in ``type='mmattn.SE'``) -> the converter formats
 # whose output holds that module's weights, ResNets before ResNeXts (each format's backbone
-# config: ``convert.py --list``). SimAM (no weights) and SK are missing: their released
-# networks put the module where no plugin of ours goes, and their formats refuse.
+# config: ``convert.py --list``). SimAM has no weights: its formats hold the convs it was
+# trained with (its modules are never reported missing).
 CONVERTER_FORMATS: Dict[str, Tuple[str, ...]] = OrderedDict([
     ('SE', ('timm-se', 'cadene-se', 'mmpretrain-se', 'timm-se-d', 'timm-se-x32x4d',
             'timm-se-x32x8d', 'timm-se-x64x4d', 'timm-se-xd-32x8d', 'cadene-se-x32x4d',
@@ -59,6 +59,8 @@ CONVERTER_FORMATS: Dict[str, Tuple[str, ...]] = OrderedDict([
     ('FcaNet', ('fcanet', )),
     ('TripletAttention', ('triplet', 'triplet-k3')),
     ('GlobalContext', ('gcnet', 'gcnet-r4')),
+    ('SKConv', ('timm-sk', 'sknet', 'timm-sk-x32x4d')),
+    ('SimAM', ('simam', 'simam-x32x4d')),
 ])
 
 CONVERTER = 'tools/model_converters/convert.py'

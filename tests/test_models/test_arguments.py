@@ -90,6 +90,9 @@ def _other_kwargs(name):
         return dict(depth=18)
     if name == 'AttnNeck':
         return dict(in_channels=[16], attention=dict(type='mmattn.SE'))
+    if name == 'AttnConv2d':  # a conv and its attention module
+        return dict(in_channels=16, out_channels=8, kernel_size=3,
+                    attention=dict(type='mmattn.SimAM'))
     return dict(in_channels=16, channels=8, num_classes=3)
 
 

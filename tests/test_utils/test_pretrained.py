@@ -412,6 +412,12 @@ def parse_listing(text):
         cfg = ast.literal_eval(found.group(1).strip())
         specs = list(cfg.get('plugins') or []) + list(cfg.get('stage_plugins') or [])
         formats[name] = {spec['cfg']['type'].split('.')[-1] for spec in specs}
+        # a conv slot's layer (SKConv), or the attention module after its conv (AttnConv2d)
+        for slot in ('conv1_cfg', 'conv2_cfg'):
+            layer = cfg.get(slot)
+            if layer is not None:
+                layer = layer.get('attention', layer)
+                formats[name].add(layer['type'].split('.')[-1])
     return formats
 
 

@@ -394,8 +394,9 @@ def build_tables(args):
     clines = [
         f'ResNet-50 classifier (backbone, global average pool, 2048x1000 fc) at '
         f'{cshape[0]}x{cshape[1]}, each module placed as its class\'s `placement` says (its '
-        'authors\' ImageNet network for SE, CBAM, SGE, SRM, triplet attention and SimAM, the '
-        'detection config\'s placement for the others; '
+        'authors\' ImageNet network for SE, CBAM, SGE, SRM, triplet attention and SimAM, and '
+        'for SKConv SKNet-50, a ResNeXt-50 32x4d; the detection config\'s placement for the '
+        'others; '
         '`tests/test_models/test_backbones/test_param_counts.py` checks both). Plain: '
         f'{plain.params:,} parameters'
         + ''.join(f' ({e["value"]} M published, {e["ref"]})' for e in published
@@ -414,7 +415,7 @@ def build_tables(args):
         ops = ', '.join(op.replace('aten::', '') for op in a['uncounted'])
         pub = '; '.join(f'{e["value"]} M ({e["source"]})' for e in published
                         if e['module'] == name and e['metric'] == 'params (M)'
-                        and 'ResNet-50' in e['benchmark'])
+                        and e['benchmark'].startswith('ImageNet'))
         clines.append(
             f'| `{name}` | {c.params:,} | {a["params"]:,} ({_pct(a["params"], plain.params)}) '
             f'| {_fmt(c.flops)} | {_fmt(a["flops"])} ({_pct(a["flops"], plain.flops)}) '

@@ -8,6 +8,7 @@ either library.
 from mmattn.registry import MODELS
 from .classifier import (AUTHORS_PLACEMENT, ResNetClassifier, count_parameters,
                          resnet50_classifier, resnet_classifier)
+from .conv_slot import AttnConv2d
 from .res_plugins import resolve_block_plugins, resolve_stage_plugins
 
 
@@ -49,5 +50,5 @@ __all__ = [
     'AttnBasicBlock', 'AttnBottleneck', 'AttnXBottleneck',
     'AttnSegBasicBlock', 'AttnSegBottleneck', 'ResNetClassifier', 'resnet_classifier',
     'resnet50_classifier', 'count_parameters', 'AUTHORS_PLACEMENT', 'resolve_block_plugins',
-    'resolve_stage_plugins'
+    'resolve_stage_plugins', 'AttnConv2d'
 ]

@@ -91,6 +91,22 @@ class AttnResNet(MaxPoolCfgMixin, ResNet):
             those stages too, as mmdet's ResNet does. Default False: the ResNet's own layers
             are frozen and the attention modules, which a plain ResNet checkpoint does not
             hold, train. Set True for a checkpoint that includes them.
+        conv2_cfg (dict, optional): a registered conv-like layer in place of ``conv2`` of
+            every block of the stages ``stage_with_conv2_cfg`` selects (one bool per stage;
+            default: every stage), as ``dcn``/``stage_with_dcn`` put a deformable conv there:
+            the Bottleneck's 3x3 conv (strided in a stage's first block), the BasicBlock's
+            second conv. It is built with the replaced conv's arguments (``in_channels``,
+            ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``,
+            ``groups``, ``bias``) and the backbone's ``norm_cfg`` where it takes one, e.g.
+            ``dict(type='mmattn.SKConv')`` (SKNet's unit; it brings its own norms and
+            activations, so the block has no ``bn2``), or ``dict(type='mmattn.AttnConv2d',
+            attention=dict(type='mmattn.SimAM'))`` (the conv, then SimAM, before ``bn2``).
+            See :mod:`mmattn.models.backbones.conv_slot`.
+        stage_with_conv2_cfg (tuple[bool], optional): the stages ``conv2_cfg`` goes in.
+        conv1_cfg (dict, optional): as ``conv2_cfg``, for ``conv1`` of every BasicBlock
+            (ResNet-18/34: its first 3x3 conv, strided in a stage's first block; timm's
+            skresnet18/34 have their SK unit there). A Bottleneck's conv1 (1x1) is refused.
+        stage_with_conv1_cfg (tuple[bool], optional): the stages ``conv1_cfg`` goes in.
         maxpool_cfg (dict, optional): ``nn.MaxPool2d`` arguments for the stem's max-pool
             (``kernel_size``, ``stride``, ``padding``, ``ceil_mode``) over mmdet's
             ``dict(kernel_size=3, stride=2, padding=1)``. Caffe-trained ResNets (Cadene's
@@ -112,9 +128,15 @@ class AttnResNeXt(MaxPoolCfgMixin, ResNeXt):
     Takes every argument of ``mmdet.models.backbones.ResNeXt`` (``depth`` 50/101/152,
     ``groups``, ``base_width``, and all of ``ResNet``'s) and, without plugins, has its
     parameters, state-dict keys, initialisation, outputs and freezing. ``plugins``,
-    ``stage_plugins``, ``freeze_plugins`` and ``maxpool_cfg`` are as in :class:`AttnResNet`;
-    plugins at ``after_conv1``/``after_conv2`` get the grouped width
-    (``groups * floor(planes * base_width / base_channels)``).
+    ``stage_plugins``, ``freeze_plugins``, the conv slot (``conv2_cfg``,
+    ``stage_with_conv2_cfg``) and ``maxpool_cfg`` are as in :class:`AttnResNet`; plugins at
+    ``after_conv1``/``after_conv2`` and the conv2 slot get the grouped width
+    (``groups * floor(planes * base_width / base_channels)``), the slot the block's groups.
+
+    SKNet-50, the SK authors' network (timm's ``skresnext50_32x4d``)::
+
+        backbone=dict(type='mmattn.AttnResNeXt', depth=50, groups=32, base_width=4,
+                      conv2_cfg=dict(type='mmattn.SKConv'))
 
     SE-ResNeXt-101 (32x4d) for detection::
 

@@ -50,6 +50,12 @@ _DOC = """mmseg's ``{base}`` with attention plugins anywhere.
             those stages too, as mmseg's ResNet does. Default False: the ResNet's own layers
             are frozen and the attention modules, which a plain ResNet checkpoint does not
             hold, train. Set True for a checkpoint that includes them.
+        conv2_cfg, stage_with_conv2_cfg, conv1_cfg, stage_with_conv1_cfg: the conv slot, as
+            in :class:`~mmattn.models.backbones.AttnResNet`: a registered conv-like layer
+            (``mmattn.SKConv``, ``mmattn.AttnConv2d``) in place of ``conv2`` (``conv1`` of a
+            BasicBlock) in the chosen stages, built with the replaced conv's arguments, so
+            mmseg's dilated stages (``dilations``, ``contract_dilation``, ``multi_grid``)
+            carry over.
     """
 
 

@@ -16,13 +16,15 @@ from ..factory import attention_classes
 
 class _Placements(Mapping):
     """Registry name -> the AttnResNet keyword arguments that place the module in a ResNet-50
-    (``plugins=`` / ``stage_plugins=``): each class's ``placement`` attribute (see
+    (``plugins=`` / ``stage_plugins=``, or a conv slot: ``conv2_cfg=``; with ``groups`` and
+    ``base_width``, an AttnResNeXt-50): each class's ``placement`` attribute (see
     :class:`mmattn.models.BaseAttention`), read from the registry on every access, so a module
     registered later is in it. Modules with a ``no_placement`` reason are not; asking for one
     raises a KeyError with its reason. Each access returns a copy.
 
-    For SE, CBAM, SGE, SRM, triplet attention and SimAM it is their authors' ImageNet network,
-    whose parameter count ``tests/test_models/test_backbones/test_param_counts.py`` checks
+    For SE, CBAM, SGE, SRM, triplet attention, SimAM and SKConv (SKNet-50) it is their authors'
+    ImageNet network, whose parameter count
+    ``tests/test_models/test_backbones/test_param_counts.py`` checks
     against the paper's; the others repeat the backbone part of their
     ``configs/faster_rcnn_<module>_r50_coco.py``, which the same test checks.
     """
@@ -71,15 +73,18 @@ def resnet_classifier(depth: int = 50, plugins: Optional[Sequence[dict]] = None,
                       num_classes: int = 1000, **backbone_kwargs) -> ResNetClassifier:
     """An ImageNet-style classifier on :class:`AttnResNet` (needs mmdet).
 
-    ``plugins`` and ``stage_plugins`` are AttnResNet's; ``backbone_kwargs`` go to it too. The
-    backbone has torchvision's ResNet layout (7x7 stem, stride on the 3x3 conv) and its weight
-    names, so a torchvision checkpoint loads into ``classifier.backbone`` and ``classifier.fc``
-    (with the ``backbone.`` prefix added to the backbone's keys).
+    ``plugins`` and ``stage_plugins`` are AttnResNet's; ``backbone_kwargs`` go to it too
+    (``groups`` and ``base_width`` make it an :class:`AttnResNeXt`: SKNet-50, the SK authors'
+    network, is a ResNeXt-50 32x4d). The backbone has torchvision's ResNet layout (7x7 stem,
+    stride on the 3x3 conv) and its weight names, so a torchvision checkpoint loads into
+    ``classifier.backbone`` and ``classifier.fc`` (with the ``backbone.`` prefix added to the
+    backbone's keys).
     """
-    from .attn_resnet import AttnResNet
+    from .attn_resnet import AttnResNet, AttnResNeXt
     backbone_kwargs.setdefault('norm_eval', False)
-    backbone = AttnResNet(depth=depth, out_indices=(3, ), plugins=plugins,
-                          stage_plugins=stage_plugins, **backbone_kwargs)
+    cls = AttnResNeXt if 'groups' in backbone_kwargs else AttnResNet
+    backbone = cls(depth=depth, out_indices=(3, ), plugins=plugins,
+                   stage_plugins=stage_plugins, **backbone_kwargs)
     return ResNetClassifier(backbone, num_classes=num_classes)
 
 

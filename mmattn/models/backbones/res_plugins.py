@@ -14,7 +14,10 @@ mmdet's and mmseg's ResNets take ``plugins=[dict(cfg=..., position=..., stages=.
   facebookresearch/video-nonlocal-net ``lib/models/resnet_helper.py``).
 
 The mixins here add what is missing without touching the original blocks' layers, so a backbone
-without plugins keeps the original's parameters, state-dict keys and outputs.
+without plugins keeps the original's parameters, state-dict keys and outputs. They also hold
+the conv slot (``conv_slot.py``): a registered conv-like layer in place of a block's ``conv2``
+(``conv1`` of a BasicBlock), for modules that their authors put in place of the 3x3 conv or
+between it and its norm (SK, SimAM).
 
 Plugin spec (one dict per plugin, in the backbone's ``plugins`` list):
 
@@ -58,7 +61,7 @@ ResNets refuse them (``duplicate plugin``): give the second a ``postfix`` (``'_2
 import copy
 import inspect
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.utils.checkpoint as cp
@@ -66,6 +69,8 @@ from mmcv.cnn import build_plugin_layer
 from mmengine.model import Sequential
 
 from ..utils import DropInError, MissingKeyError
+from .conv_slot import (attention_in, build_slot_layer, includes_norm_act,
+                        resolve_conv_slots)
 
 # the first three are mmdet's, in the residual branch; after_block follows the block's ReLU
 POSITIONS = ('after_conv1', 'after_conv2', 'after_conv3', 'after_block')
@@ -245,8 +250,36 @@ class PluginBlockMixin:
     the original block (:meth:`forward_residual`), then the ``after_block`` plugins.
     """
 
+    # the convs a conv slot replaced by a layer that includes the norm and activation after
+    # it (their norms are gone; see conv_slot.py)
+    norm_act_convs: Tuple[str, ...] = ()
+
     def plugin_channels(self, position: str) -> int:
         raise NotImplementedError
+
+    def replace_conv(self, slot: str, layer: torch.nn.Module) -> None:
+        """Put ``layer`` in place of ``conv1``/``conv2`` (same key, same place in the
+        state dict). A layer that includes its norm and activation takes the norm's place
+        too: ``bn1``/``bn2`` goes, and a zero-init of that norm in the block's init_cfg
+        (mmdet's ``zero_init_residual``) with it."""
+        setattr(self, slot, layer)
+        if not includes_norm_act(layer):
+            return
+        norm_name = getattr(self, f'norm{slot[-1]}_name')
+        delattr(self, norm_name)
+        self.norm_act_convs = tuple(self.norm_act_convs) + (slot, )
+        override = (self.init_cfg or {}).get('override') if isinstance(self.init_cfg,
+                                                                        dict) else None
+        # mmdet and mmseg name it by the block's property (norm2) for its layer (bn2)
+        if isinstance(override, dict) and override.get('name') in (norm_name,
+                                                                   f'norm{slot[-1]}'):
+            self.init_cfg = None
+
+    def slot_attention_modules(self) -> List[torch.nn.Module]:
+        """The attention modules in this block's conv slots (a replaced conv that is one, or
+        the attention module after an AttnConv2d's conv)."""
+        return [m for slot in getattr(self, 'conv_slots', ())
+                for m in attention_in(getattr(self, slot))]
 
     def attach_plugins(self, plugins: Sequence[dict]) -> None:
         """Build ``plugins`` (``dict(cfg=..., position=...)``, in running order) into the block."""
@@ -299,6 +332,30 @@ class BottleneckPluginMixin(PluginBlockMixin):
             return self.planes * self.expansion
         return self.planes
 
+    def forward_residual(self, x):
+        if not self.norm_act_convs:
+            return super().forward_residual(x)
+
+        # the original's forward, without norm2 and the ReLU after it: conv2 (an SK unit)
+        # ends with its own norms and activations
+        def _inner_forward(x):
+            identity = x
+            out = self.relu(self.norm1(self.conv1(x)))
+            out = self.forward_plugin(out, getattr(self, 'after_conv1_plugin_names', ()))
+            out = self.conv2(out)
+            out = self.forward_plugin(out, getattr(self, 'after_conv2_plugin_names', ()))
+            out = self.norm3(self.conv3(out))
+            out = self.forward_plugin(out, getattr(self, 'after_conv3_plugin_names', ()))
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            return out + identity
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
 
 class BasicBlockPluginMixin(PluginBlockMixin):
     """BasicBlock (ResNet-18/34) with plugins.
@@ -314,22 +371,31 @@ class BasicBlockPluginMixin(PluginBlockMixin):
       the Bottleneck).
 
     Every plugin here gets ``in_channels = planes``.
+
+    A conv slot layer that includes its norm and activation (``mmattn.SKConv``) stands for
+    ``conv1 -> norm1 -> ReLU`` in conv1 (timm's skresnet18/34), or for ``conv2 -> norm2`` in
+    conv2 (its activation then runs where the block has none).
     """
 
     def plugin_channels(self, position):
         return self.conv2.out_channels
 
     def forward_residual(self, x):
-        if not any(getattr(self, f'{p}_plugin_names', None) for p in POSITIONS[:3]):
+        if not (self.norm_act_convs or any(getattr(self, f'{p}_plugin_names', None)
+                                           for p in POSITIONS[:3])):
             return super().forward_residual(x)
 
         def _inner_forward(x):
             identity = x
-            out = self.relu(self.norm1(self.conv1(x)))
-            out = self.forward_plugin(out, self.after_conv1_plugin_names)
-            out = self.norm2(self.conv2(out))
-            out = self.forward_plugin(out, self.after_conv2_plugin_names)
-            out = self.forward_plugin(out, self.after_conv3_plugin_names)
+            out = self.conv1(x)
+            if 'conv1' not in self.norm_act_convs:  # an SK unit has its norms and ReLUs
+                out = self.relu(self.norm1(out))
+            out = self.forward_plugin(out, getattr(self, 'after_conv1_plugin_names', ()))
+            out = self.conv2(out)
+            if 'conv2' not in self.norm_act_convs:
+                out = self.norm2(out)
+            out = self.forward_plugin(out, getattr(self, 'after_conv2_plugin_names', ()))
+            out = self.forward_plugin(out, getattr(self, 'after_conv3_plugin_names', ()))
             if self.downsample is not None:
                 identity = self.downsample(x)
             # not in place: a plugin's output may be needed by autograd
@@ -350,20 +416,74 @@ class AttnResNetMixin:
     constructor passes its positional arguments on to the original's, so the original's
     positional order holds (mmdet's ``ResNet(depth, in_channels, stem_channels, ...)``:
     ``AttnResNet(18, 3)`` is ``ResNet(18, 3)`` with plugins possible); the arguments it adds,
-    ``stage_plugins`` and ``freeze_plugins``, are keyword-only. A subclass that adds its own
+    ``stage_plugins``, ``freeze_plugins`` and the conv slot's ``conv1_cfg``,
+    ``stage_with_conv1_cfg``, ``conv2_cfg``, ``stage_with_conv2_cfg`` (``conv_slot.py``), are
+    keyword-only. A subclass that adds its own
     does so the same way (``def __init__(self, *args, extra=None, **kwargs)``, then
     ``super().__init__(*args, **kwargs)``). Each subclass gets a ``__signature__`` that shows
     the original's parameters followed by these.
     """
 
     attn_blocks: Dict[type, type] = {}
+    _conv_slot_layout: Dict[str, list] = {}
     # read by the original ResNet.__init__'s call of _freeze_stages, before
     # _init_stage_plugins sets the configured value and freezes again
     freeze_plugins: bool = False
 
-    def __init__(self, *args, stage_plugins=None, freeze_plugins=False, **kwargs):
+    def __init__(self, *args, stage_plugins=None, freeze_plugins=False, conv1_cfg=None,
+                 stage_with_conv1_cfg=None, conv2_cfg=None, stage_with_conv2_cfg=None,
+                 **kwargs):
+        # checked before anything is built; make_res_layer reads the layout
+        self._conv_slot_layout = self._resolve_conv_slots(
+            args, kwargs, dict(conv1=(conv1_cfg, stage_with_conv1_cfg),
+                               conv2=(conv2_cfg, stage_with_conv2_cfg)))
         super().__init__(*args, **kwargs)
+        self.conv1_cfg, self.stage_with_conv1_cfg = conv1_cfg, stage_with_conv1_cfg
+        self.conv2_cfg, self.stage_with_conv2_cfg = conv2_cfg, stage_with_conv2_cfg
         self._init_stage_plugins(stage_plugins, freeze_plugins)
+
+    @classmethod
+    def _original_arguments(cls, args, kwargs) -> dict:
+        """The original ResNet's arguments by name, defaults included, as its ``__init__``
+        (and a subclass's, such as ResNeXt's ``groups`` first) binds ``args`` and
+        ``kwargs``; empty where they do not bind (the original then says why)."""
+        named = {}
+        for c in cls.original_class().__mro__:
+            if '__init__' not in vars(c):
+                continue
+            sig = inspect.signature(c.__init__)
+            try:
+                bound = sig.bind_partial(None, *args, **kwargs)
+            except TypeError:
+                return {}
+            var_kw = None
+            for p in list(sig.parameters.values())[1:]:
+                if p.kind is p.VAR_KEYWORD:
+                    var_kw = p.name
+                elif p.kind is not p.VAR_POSITIONAL:
+                    named.setdefault(p.name, bound.arguments.get(p.name, p.default))
+            if 'depth' in sig.parameters or var_kw is None:
+                return named
+            args, kwargs = (), bound.arguments.get(var_kw, {})
+        return named
+
+    def _resolve_conv_slots(self, args, kwargs, slots) -> dict:
+        """Check ``conv{1,2}_cfg`` and their stages against the ResNet's stages and block
+        type (``conv_slot.resolve_conv_slots``); ``slot -> [cfg or None per stage]``."""
+        owner = type(self).__name__
+        if all(cfg is None and stages is None for cfg, stages in slots.values()):
+            return {}
+        named = self._original_arguments(args, kwargs)
+        depth, num_stages = named.get('depth'), named.get('num_stages')
+        arch = getattr(self, 'arch_settings', {})
+        if depth not in arch or not isinstance(num_stages, int) or not 1 <= num_stages <= 4:
+            return {}  # the original refuses these, saying why
+        block = self.attn_blocks.get(arch[depth][0], arch[depth][0])
+        bottleneck = not issubclass(block, BasicBlockPluginMixin)
+        dcn_stages = None
+        if named.get('dcn') is not None:
+            dcn_stages = [bool(s) for s in named.get('stage_with_dcn') or ()]
+        return resolve_conv_slots(slots, num_stages, bottleneck, dcn_stages, owner)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -386,6 +506,16 @@ class AttnResNetMixin:
         block = kwargs['block']
         kwargs['block'] = self.attn_blocks.get(block, block)
         res_layer = super().make_res_layer(plugins=None, **kwargs)
+        stage = len(self.res_layers)  # the original appends each stage after building it
+        for slot, cfgs in getattr(self, '_conv_slot_layout', {}).items():
+            if cfgs[stage] is None:
+                continue
+            for j, blk in enumerate(res_layer):
+                where = f'{type(self).__name__}: {slot}_cfg, layer{stage + 1}.{j}.{slot}'
+                layer = build_slot_layer(cfgs[stage], getattr(blk, slot),
+                                         kwargs.get('norm_cfg'), where)
+                blk.replace_conv(slot, layer)
+                blk.conv_slots = tuple(getattr(blk, 'conv_slots', ())) + (slot, )
         if block_plugins:
             if not hasattr(kwargs['block'], 'attach_plugins'):
                 raise TypeError(f'{type(self).__name__}: block {block.__name__} takes no '
@@ -423,11 +553,13 @@ class AttnResNetMixin:
         self._freeze_stages()
 
     def stage_attention_modules(self, stage: int) -> List[torch.nn.Module]:
-        """The attention modules of stage ``stage`` (1-based, as ``layer{stage}``): its
-        blocks' plugins, then its stage plugin."""
-        modules = [getattr(block, name) for block in getattr(self, f'layer{stage}')
-                   for position in POSITIONS
-                   for name in getattr(block, f'{position}_plugin_names', None) or ()]
+        """The attention modules of stage ``stage`` (1-based, as ``layer{stage}``): those in
+        its blocks' conv slots, its blocks' plugins, then its stage plugin."""
+        modules = [m for block in getattr(self, f'layer{stage}')
+                   for m in block.slot_attention_modules()]
+        modules += [getattr(block, name) for block in getattr(self, f'layer{stage}')
+                    for position in POSITIONS
+                    for name in getattr(block, f'{position}_plugin_names', None) or ()]
         stage_layer = self._modules.get(f'layer{stage}_attn')
         return modules + ([stage_layer] if stage_layer is not None else [])
 

@@ -28,6 +28,12 @@ class SimAM(BaseAttention):
     (:func:`~mmattn.models.layers.cpu_kernels.simam`); double backward needs the fast paths
     off (``mmattn.models.layers.fast_paths(False)``).
 
+    The authors' ResNets (``networks/imagenet/resnet.py``) run it between each block's 3x3
+    conv and ``bn2`` (``conv2 = nn.Sequential(conv2, simam_module(width))``): in a backbone's
+    conv slot, ``conv2_cfg=dict(type='mmattn.AttnConv2d', attention=dict(type='mmattn.SimAM',
+    e_lambda=0.1))``. As a plugin it runs on features after their norm, e.g. at
+    ``position='after_conv2'`` (after conv2 + bn2 + ReLU).
+
     Args:
         in_channels: C (unused by the formula; kept for the plugin interface and input checks).
         e_lambda: lambda; 1e-4 is the module's default in the authors' code and paper (their
@@ -41,8 +47,9 @@ class SimAM(BaseAttention):
              'Networks (Yang et al., ICML 2021)')
     code = 'https://github.com/ZjjConan/SimAM'
     # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
-    # the authors' SimAM follows the 3x3 conv (before bn2); after_conv2 is the closest point
-    placement = dict(plugins=[dict(cfg=dict(type='mmattn.SimAM'), position='after_conv2')])
+    # the authors' SimAM follows the 3x3 conv, before bn2: the conv slot's AttnConv2d
+    placement = dict(conv2_cfg=dict(type='mmattn.AttnConv2d',
+                                    attention=dict(type='mmattn.SimAM')))
     maps_caption = ('the energy gate sigmoid(d / (4 (var + lambda)) + 0.5), averaged over '
                     'channels')
 

@@ -24,8 +24,12 @@ class SelectiveKernel(BaseAttention):
     ``[m*C, (m+1)*C)`` belonging to branch m, as the authors' prototxt does (``B_fc2`` with
     M*C outputs reshaped to (M, C)).
 
-    In SKNet the unit replaces the 3x3 conv of a ResNeXt bottleneck (and may stride). As a
-    plugin it runs at stride 1 on the features it is given, C channels in and out.
+    In SKNet the unit replaces the 3x3 conv of a ResNeXt bottleneck (and may stride):
+    :class:`~mmattn.models.spatial.sk_conv.SKConv` is that form, for a backbone's conv slot
+    (``conv2_cfg=dict(type='mmattn.SKConv')``). As a plugin this one runs at stride 1 on the
+    features it is given, C channels in and out, e.g. after conv2 + bn2 + ReLU::
+
+        plugins=[dict(cfg=dict(type='mmattn.SelectiveKernel'), position='after_conv2')]
 
     The authors' prototxt initialises the two fuse/select convs from a Gaussian with std 0.01
     (the others are MSRA); :meth:`reset_authors_init` restores that after a backbone's init.
@@ -49,10 +53,9 @@ class SelectiveKernel(BaseAttention):
     code = 'https://github.com/implus/SKNet'
     variants = {'M3': dict(num_branches=3)}
     # read by the tools (see BaseAttention): its ResNet-50 placement and attention maps
-    placement = dict(plugins=[
-        dict(cfg=dict(type='mmattn.SelectiveKernel', num_branches=2, groups=32, reduction=16,
-                      min_channels=32),
-             stages=(True, True, True, True), position='after_conv2')])
+    no_placement = ('the plugin form, after conv2 + bn2 + ReLU at stride 1; its authors '
+                    'replace the 3x3 conv with the SK unit, which mmattn.SKConv does in a '
+                    'backbone\'s conv slot (its placement: SKNet-50)')
     map_taps = ('fc_select', )
     maps_caption = ('per channel, the softmax weight of each branch (branch m has '
                     'dilation m)')

@@ -1,7 +1,8 @@
 """Parameter counts of ResNet-50 classifiers with each module at its authors' placement.
 
 Fidelity evidence: backbone (depth 50, out_indices=(3,)) + global average pool +
-Linear(2048, 1000) must give the parameter counts the authors report, to 0.01 M. A module that
+Linear(2048, 1000) must give the parameter counts the authors report, to 0.01 M (SKNet-50: the
+ResNeXt-50 32x4d whose 3x3 convs are SK units). A module that
 is not registered yet is skipped, saying so.
 
 Every other registered module is placed as its detection config places it
@@ -26,12 +27,19 @@ AUTHORS_COUNTS = {
     'SRM': 25.62,
     'TripletAttention': 25.56,
     'SimAM': 25.56,
+    # SKNet-50, a ResNeXt-50 32x4d: 27.5 M in the paper, 27.48 M for timm's skresnext50_32x4d
+    'SKConv': 27.48,
 }
 
-# the authors' placement, from MODULES.md: every block, after conv3 (SimAM: after the 3x3)
+# the authors' placement, from MODULES.md: every block, after conv3
 AUTHORS_POSITION = {'SE': 'after_conv3', 'CBAM': 'after_conv3', 'SGE': 'after_conv3',
-                    'SRM': 'after_conv3', 'TripletAttention': 'after_conv3',
-                    'SimAM': 'after_conv2'}
+                    'SRM': 'after_conv3', 'TripletAttention': 'after_conv3'}
+# in the conv slot, every block's conv2: SimAM right after the 3x3 conv (before bn2), the SK unit
+# in place of it (the AttnConv2d / SKConv config, and the other AttnResNet arguments)
+AUTHORS_CONV2 = {
+    'SimAM': (dict(type='mmattn.AttnConv2d', attention=dict(type='mmattn.SimAM')), {}),
+    'SKConv': (dict(type='mmattn.SKConv'), dict(groups=32, base_width=4)),
+}
 
 
 def _classifier(name):
@@ -45,7 +53,7 @@ def _classifier(name):
 
 
 def test_placements_are_the_authors():
-    assert set(AUTHORS_POSITION) <= set(AUTHORS_PLACEMENT)
+    assert set(AUTHORS_POSITION) | set(AUTHORS_CONV2) <= set(AUTHORS_PLACEMENT)
     for name in AUTHORS_POSITION:
         placement = AUTHORS_PLACEMENT[name]
         assert set(placement) == {'plugins'}
@@ -53,6 +61,9 @@ def test_placements_are_the_authors():
         assert plugin['cfg'] == dict(type=f'mmattn.{name}')
         assert plugin['position'] == AUTHORS_POSITION[name]
         assert plugin.get('stages') is None and plugin.get('blocks') is None  # every block
+    for name, (conv2_cfg, others) in AUTHORS_CONV2.items():
+        # every stage (no stage_with_conv2_cfg)
+        assert AUTHORS_PLACEMENT[name] == dict(others, conv2_cfg=conv2_cfg)
 
 
 @pytest.mark.parametrize('name', list(AUTHORS_COUNTS))
@@ -68,10 +79,13 @@ def test_resnet50_parameter_count(name):
         blocks = [b for i in range(1, 5) for b in getattr(model.backbone, f'layer{i}')]
         assert len(blocks) == 16
         for block in blocks:
-            mods = [m for m in block.children() if isinstance(m, cls)]
+            mods = [m for m in block.modules() if isinstance(m, cls)]
             assert len(mods) == 1
-            width = block.planes * (4 if AUTHORS_POSITION[name] == 'after_conv3' else 1)
-            assert mods[0].in_channels == width
+            if name in AUTHORS_CONV2:  # the 3x3 conv's width (a ResNeXt's grouped width)
+                assert block.conv2 is mods[0] or block.conv2.attn is mods[0]
+                assert mods[0].in_channels == block.conv1.out_channels
+            else:
+                assert mods[0].in_channels == block.planes * 4
 
 
 # ResNet-18/34 classifiers (basic blocks; a plugin after_conv3 runs after the second conv and
@@ -140,8 +154,14 @@ def _attention_summary(backbone, cls):
 
 
 def _positions(backbone, name):
-    """(kind, position, stages, blocks) of every plugin entry of ``mmattn.<name>``."""
+    """(kind, position, stages, blocks) of every plugin entry of ``mmattn.<name>``, and
+    ('conv slot', conv, stages, None) of every conv slot whose layer is or holds it."""
     found = []
+    for slot in ('conv1', 'conv2'):
+        cfg = backbone.get(f'{slot}_cfg')
+        if cfg is not None and f'mmattn.{name}' in set(_types_in(dict(cfg))):
+            stages = tuple(backbone.get(f'stage_with_{slot}_cfg') or (True, ) * 4)
+            found.append(('conv slot', slot, stages, None))
     for kind in ('plugins', 'stage_plugins'):
         for spec in backbone.get(kind) or []:
             if spec['cfg']['type'] == f'mmattn.{name}':

@@ -14,19 +14,22 @@ IN_BLOCK = {
     'sge': ('SGE', 'after_conv3', dict(groups=64)),
     'triplet': ('TripletAttention', 'after_conv3', dict()),
     'coordatt': ('CoordAttention', 'after_conv3', dict(reduction=32)),
-    'simam': ('SimAM', 'after_conv2', dict(e_lambda=0.1)),
-    'sk': ('SelectiveKernel', 'after_conv2', dict(num_branches=2)),
+}
+# config abbreviation -> (the conv2 slot layer's class, its checkpoint, what to check)
+CONV_SLOT = {
+    'simam': ('AttnConv2d', 'torchvision://resnet50', 'simam'),
+    'sk': ('SKConv', 'open-mmlab://resnext50_32x4d', 'sk'),
 }
 
 
-def _backbone(abbr):
+def _backbone(abbr, checkpoint='torchvision://resnet50'):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     register_all_modules()
     cfg = Config.fromfile(osp.join(CONFIG_DIR, f'faster_rcnn_{abbr}_r50_coco.py'))
     bb = cfg.model.backbone.copy()
-    assert bb.pop('init_cfg')['checkpoint'] == 'torchvision://resnet50'   # no download here
+    assert bb.pop('init_cfg')['checkpoint'] == checkpoint   # no download here
     return cfg, MODELS.build(bb)
 
 
@@ -53,6 +56,29 @@ def test_in_block_config(abbr):
             assert mods[0].in_channels == width
             for k, v in kwargs.items():
                 assert getattr(mods[0], k) == v
+    _check_runs(net)
+
+
+@requires_mmdet
+@pytest.mark.parametrize('abbr', sorted(CONV_SLOT))
+def test_conv_slot_config(abbr):
+    """SimAM right after every bottleneck's 3x3 conv, before bn2 (lambda 0.1); SKNet-50: a
+    ResNeXt-50 32x4d whose 3x3 convs are SK units (M=2, 32 groups, no bn2)."""
+    from mmattn.registry import MODELS
+    name, checkpoint, kind = CONV_SLOT[abbr]
+    cfg, net = _backbone(abbr, checkpoint)
+    assert cfg.model.backbone.stage_with_conv2_cfg == (True, ) * 4 and net.frozen_stages == 1
+    cls = MODELS.get(name)
+    for layer in (net.layer1, net.layer2, net.layer3, net.layer4):
+        for blk in layer:
+            assert type(blk.conv2) is cls
+            if kind == 'simam':
+                assert blk.conv2.attn.e_lambda == 0.1 and hasattr(blk, 'bn2')
+                assert blk.conv2.out_channels == blk.planes
+            else:
+                assert blk.conv2.num_branches == 2 and not hasattr(blk, 'bn2')
+                assert blk.conv2.branch_groups == (32, 32)
+                assert blk.conv2.out_channels == blk.planes * 2  # 32x4d: 128 in layer1
     _check_runs(net)
 
 

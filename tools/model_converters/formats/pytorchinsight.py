@@ -11,7 +11,7 @@ conv, BN defaults), and ``layer{i}.{j}.sge.weight`` / ``.sge.bias``, each (1, 64
 The same repository also released CBAM- and BAM-ResNet weights: its ``resnet_cbam.py`` and
 ``resnet_bam.py`` are copies of Jongchan/attention-module's ``ResidualNet``, read by the
 ``cbam`` and ``bam`` formats (``attention_module.py``). Its SK-ResNet* (``resnet_sk.py``)
-replaces the 3x3 conv and is not expressible (``refused.py``).
+replaces the 3x3 conv: format ``sknet`` (``sknet.py``).
 """
 from ..common import ConverterFormat
 from ._plugin_resnet import convert_blocks, depths_of, every_block
