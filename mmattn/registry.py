@@ -14,6 +14,7 @@ import difflib
 import inspect
 
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import LOOPS as MMENGINE_LOOPS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
@@ -68,3 +69,7 @@ MODELS = _ScopeRegistry(
 
 # Runner hooks (``custom_hooks = [dict(type='mmattn.AttentionCheckHook')]``)
 HOOKS = _CheckedRegistry('hook', parent=MMENGINE_HOOKS, scope='mmattn', locations=['mmattn.engine'])
+
+# Training loops (``train_cfg = dict(type='mmattn.EpochBasedTrainLoop', ...)``)
+LOOPS = _CheckedRegistry('loop', parent=MMENGINE_LOOPS, scope='mmattn',
+                         locations=['mmattn.engine'])

@@ -20,7 +20,11 @@ from mmattn.utils import (DatasetNotFoundError, LibraryUnavailableError,
                           adapt_cfg_for_cpu_distributed, check_dataset_paths,
                           check_library_available, init_cpu_distributed, silence_pinned_notices,
                           silence_pinned_warnings)
+from mmattn.utils.dist import close_distributed
+from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
+                                     check_checkpoint_fits, read_checkpoint)
 from mmattn.utils.data_check import set_data_root
+from mmattn.utils.preflight import EarlyFailureCleanup, ModelBuildError, build_model
 
 
 def parse_args(argv=None):
@@ -144,31 +148,50 @@ def build_cfg(args):
     return cfg, scope
 
 
+def check_before_writing(cfg, config):
+    """The data, the model (it builds) and the checkpoint (it reads and fits the model),
+    before mmengine's Runner writes the work directory; exits with one line naming the
+    problem."""
+    try:
+        check_library_available(cfg, config)
+        check_dataset_paths(cfg, loaders=('test_dataloader', ))
+        checkpoint = read_checkpoint(cfg.load_from)
+        model = build_model(cfg)
+        check_checkpoint_fits(model, checkpoint, cfg.load_from)
+    except ModelBuildError as e:
+        _fail(f'{config}: the model does not build: {e}')
+    except (DatasetNotFoundError, LibraryUnavailableError, CheckpointFileError,
+            CheckpointMismatchError) as e:
+        _fail(str(e))
+
+
 def main(argv=None):
     silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
     args = parse_args(argv)
     cfg, scope = build_cfg(args)
-    try:
-        check_library_available(cfg, args.config)
-        check_dataset_paths(cfg, loaders=('test_dataloader', ))
-    except (DatasetNotFoundError, LibraryUnavailableError) as e:
-        _fail(str(e))
+    check_before_writing(cfg, args.config)
+    if args.out is not None and scope == 'mmdet' and not args.out.endswith(('.pkl',
+                                                                           '.pickle')):
+        _fail(f'--out must name a .pkl file for detection, got {args.out!r}')
     adapt_cfg_for_cpu_distributed(cfg)
     init_cpu_distributed(args.launcher)
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    # mmengine's hooks log its own FileClient deprecation on every run; the user can't act on it
-    silence_pinned_notices(runner.logger)
-    if args.out is not None and scope == 'mmdet':
-        from mmdet.evaluation import DumpDetResults
-        if not args.out.endswith(('.pkl', '.pickle')):
-            _fail(f'--out must name a .pkl file for detection, got {args.out!r}')
-        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    # a run that fails before its first iteration ends leaves nothing behind
+    with EarlyFailureCleanup(cfg.work_dir, keep_files=[osp.basename(cfg.filename)]) as run:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        run.watch(runner)
+        # mmengine's hooks log its own FileClient deprecation on every run; the user can't
+        # act on it
+        silence_pinned_notices(runner.logger)
+        if args.out is not None and scope == 'mmdet':
+            from mmdet.evaluation import DumpDetResults
+            runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+        metrics = runner.test()
     if runner.rank == 0:
         print('\nmetrics:')
         for k, v in metrics.items():
             print(f'  {k}: {v}')
+    close_distributed()
     return metrics
 
 

@@ -18,12 +18,21 @@ from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
                           LibraryUnavailableError, PretrainedUnavailableError,
                           adapt_cfg_for_cpu_distributed, check_dataset_paths,
                           check_library_available, check_pretrained_available,
-                          check_pretrained_checkpoints, init_cpu_distributed,
-                          silence_pinned_notices, silence_pinned_warnings)
+                          check_pretrained_checkpoints, check_remote_checkpoints,
+                          init_cpu_distributed, silence_pinned_notices, silence_pinned_warnings)
+from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
+                                     check_checkpoint_fits, check_resumable, read_checkpoint)
 from mmattn.utils.data_check import set_data_root
-from mmattn.utils.resume import nothing_left_to_train
+from mmattn.utils.dist import close_distributed
+from mmattn.utils.preflight import EarlyFailureCleanup, ModelBuildError, build_model
+from mmattn.utils.resume import latest_checkpoint, nothing_left_to_train
 
 CHECK_HOOK = 'mmattn.AttentionCheckHook'
+RESUME_HOOK = 'mmattn.ResumeStateHook'
+BUFFERS_HOOK = 'mmattn.BroadcastBuffersHook'
+# mmengine's loops -> mmattn's, which resume where the checkpoint was written (same runs else)
+RESUMABLE_LOOPS = {'EpochBasedTrainLoop': 'mmattn.EpochBasedTrainLoop',
+                   'IterBasedTrainLoop': 'mmattn.IterBasedTrainLoop'}
 
 
 def parse_args(argv=None):
@@ -97,8 +106,15 @@ def build_cfg(args):
                   'base_batch_size=...)` in the config')
 
     if args.resume == 'auto':
+        # mmengine would read work_dir/last_checkpoint, which a run killed while saving
+        # leaves empty or naming a file it did not finish: name the checkpoint here
+        found, note = latest_checkpoint(cfg.work_dir)
+        if note is not None and found is None:
+            _fail(note)
+        if note is not None:
+            print(f'mmattn: {note}')
         cfg.resume = True
-        cfg.load_from = None
+        cfg.load_from = found
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             _fail(f'--resume: no checkpoint at {args.resume!r}')
@@ -109,50 +125,101 @@ def build_cfg(args):
         _fail(f'{cfg.work_dir} already holds checkpoints of an earlier run. Pass --resume to '
               'continue it, --work-dir to train elsewhere, or --overwrite to start over '
               'in place.')
-    add_attention_check(cfg)
+    add_hook(cfg, CHECK_HOOK)
+    # validation in a distributed run scores the model the checkpoint holds
+    add_hook(cfg, BUFFERS_HOOK)
+    make_resumable(cfg)
     return cfg
 
 
-def add_attention_check(cfg):
-    """Add mmattn's AttentionCheckHook (warns about attention modules that will not learn)
-    unless the config has it already."""
+def add_hook(cfg, hook_type):
+    """Add one of mmattn's hooks to ``custom_hooks`` unless the config has it already:
+    AttentionCheckHook (warns about attention modules that will not learn),
+    BroadcastBuffersHook (every process validates the main process's model) and
+    ResumeStateHook (what a resumed run needs to continue exactly)."""
     hooks = list(cfg.get('custom_hooks', None) or [])
-    if not any(str(h.get('type', '')).split('.')[-1] == CHECK_HOOK.split('.')[-1]
+    if not any(str(h.get('type', '')).split('.')[-1] == hook_type.split('.')[-1]
                for h in hooks):
-        hooks.append(dict(type=CHECK_HOOK))
+        hooks.append(dict(type=hook_type))
     cfg.custom_hooks = hooks
+
+
+def make_resumable(cfg):
+    """Let a resumed run continue where its checkpoint was written: mmattn's ResumeStateHook,
+    and mmattn's versions of mmengine's two training loops (the same loops in a run that is
+    not resumed). A config with another loop keeps it."""
+    add_hook(cfg, RESUME_HOOK)
+    train_cfg = cfg.get('train_cfg')
+    if not train_cfg:
+        return
+    loop = train_cfg.get('type')
+    if loop is None:  # mmengine picks its loop from by_epoch
+        loop = 'EpochBasedTrainLoop' if train_cfg.pop('by_epoch', True) else \
+            'IterBasedTrainLoop'
+    name = loop.split('.', 1)[1] if isinstance(loop, str) and loop.startswith('mmengine.') \
+        else loop
+    train_cfg['type'] = RESUMABLE_LOOPS.get(name, loop)
 
 
 def _has_checkpoints(work_dir):
     return osp.isdir(work_dir) and any(f.endswith('.pth') for f in os.listdir(work_dir))
 
 
-def main(argv=None):
-    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
-    args = parse_args(argv)
-    cfg = build_cfg(args)
-    if cfg.get('resume'):
-        finished = nothing_left_to_train(cfg)
-        if finished:
-            print(finished)
-            return None
+def check_before_writing(cfg, config):
+    """Everything that can be checked before mmengine's Runner writes the work directory:
+    the data, the pretrained weights (local files, and every URL scheme mmengine fetches),
+    the model (it builds), and the checkpoint --resume or load_from starts from (it reads,
+    and a resumed one fits the model). Returns a message when --resume has nothing left to
+    train; exits with one line naming the problem."""
+    resume_from = cfg.load_from if cfg.get('resume') else None
+    checkpoint = None
     try:
-        check_library_available(cfg, args.config)
+        check_library_available(cfg, config)
+        if resume_from:
+            checkpoint = read_checkpoint(resume_from)
+            meta = check_resumable(checkpoint, resume_from)
+            finished = nothing_left_to_train(cfg, resume_from, meta)
+            if finished:
+                return finished
         # mmengine loads init_cfg checkpoints even before load_from / --resume replace them
         check_pretrained_checkpoints(cfg)
         check_dataset_paths(cfg, loaders=('train_dataloader', 'val_dataloader'))
         # mmengine would only fail inside init_weights, after the work dir is written
-        check_pretrained_available(cfg, args.config)
+        check_pretrained_available(cfg, config)
+        check_remote_checkpoints(cfg, config)
+        model = build_model(cfg)
+        if resume_from:
+            check_checkpoint_fits(model, checkpoint, resume_from)
+        elif cfg.get('load_from') and '://' not in cfg.load_from:
+            read_checkpoint(cfg.load_from)  # its keys may differ: fine-tuning loads a part
+    except ModelBuildError as e:
+        _fail(f'{config}: the model does not build: {e}')
     except (CheckpointNotFoundError, DatasetNotFoundError, LibraryUnavailableError,
-            PretrainedUnavailableError) as e:
+            PretrainedUnavailableError, CheckpointFileError, CheckpointMismatchError) as e:
         _fail(str(e))
+    return None
+
+
+def main(argv=None):
+    silence_pinned_warnings()  # the pinned stack's deprecation notices (mmattn/utils/noise.py)
+    args = parse_args(argv)
+    cfg = build_cfg(args)
+    finished = check_before_writing(cfg, args.config)
+    if finished:
+        print(finished)
+        return None
     adapt_cfg_for_cpu_distributed(cfg)
     init_cpu_distributed(args.launcher)
 
-    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-    # mmengine's hooks log its own FileClient deprecation on every run; the user can't act on it
-    silence_pinned_notices(runner.logger)
-    runner.train()
+    # a run that fails before its first iteration ends leaves nothing behind
+    with EarlyFailureCleanup(cfg.work_dir, keep_files=[osp.basename(cfg.filename)]) as run:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        run.watch(runner)
+        # mmengine's hooks log its own FileClient deprecation on every run; the user can't
+        # act on it
+        silence_pinned_notices(runner.logger)
+        runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,9 @@
-"""mmengine Runner hooks of mmattn (registered in the ``mmattn`` scope of mmengine's HOOKS)."""
-from .hooks import AttentionCheckHook
+"""mmengine Runner hooks and loops of mmattn (registered in the ``mmattn`` scope of mmengine's
+HOOKS and LOOPS)."""
+from .hooks import AttentionCheckHook, BroadcastBuffersHook, ResumeStateHook
+from .loops import EpochBasedTrainLoop, IterBasedTrainLoop
 
-__all__ = ['AttentionCheckHook']
+__all__ = [
+    'AttentionCheckHook', 'BroadcastBuffersHook', 'ResumeStateHook', 'EpochBasedTrainLoop',
+    'IterBasedTrainLoop'
+]

@@ -43,3 +43,12 @@ def adapt_cfg_for_cpu_distributed(cfg) -> None:
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     os.environ.setdefault('LOCAL_RANK', '0')
+
+
+def close_distributed() -> None:
+    """At the end of a distributed run, wait for every process and close the process group,
+    so that no process exits while another one still exchanges data with it (gloo aborts a
+    process whose peer went away)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

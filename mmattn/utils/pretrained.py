@@ -18,6 +18,12 @@ Checks around it, and around the other checkpoints a config starts from:
   torchvision::nms does not exist``). PyPI's torchvision wheels are built against PyPI's CUDA
   torch, so a CPU build of torch has no PyPI torchvision that imports (``tools/setup_env.sh``
   says so when it meets one).
+- :func:`check_remote_checkpoints`: before a run, every checkpoint mmengine's
+  ``CheckpointLoader`` would fetch by a URL scheme (``torchvision://``, ``open-mmlab://``,
+  ``mmcls://``, ``http(s)://``, ``s3://`` ...) is looked up in mmengine's own tables and found
+  in torch's cache or downloaded into it; one that cannot be (no network, a name the tables
+  lack, a client that is not installed) fails naming the config key and the ways on, where
+  mmengine would raise a bare ``URLError`` after the work directory is written.
 - :func:`check_pretrained_checkpoints`: before a run, a config whose backbone starts from a
   local checkpoint that is not there fails with the converter command that writes it (configs
   under ``configs/pretrained/`` name their checkpoint ``checkpoints/<format>_r<depth>.pth``).
@@ -29,6 +35,7 @@ Checks around it, and around the other checkpoints a config starts from:
 - :func:`frozen_attention`: attention modules that cannot train (``requires_grad=False``).
 """
 import json
+import os
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -475,3 +482,189 @@ def frozen_attention(module: torch.nn.Module) -> 'OrderedDict[str, List[str]]':
         if any(not p.requires_grad for p in m.parameters()):
             frozen.setdefault(type(m).__name__, []).append(name)
     return frozen
+
+
+# -- every checkpoint mmengine fetches by a URL scheme -------------------------------------------
+
+# how long one attempt to download may wait for the server before it counts as unreachable
+DOWNLOAD_TIMEOUT_S = 30
+
+
+def find_remote_checkpoints(cfg) -> List[Tuple[str, str]]:
+    """``(key, checkpoint)`` for every checkpoint of the config that mmengine's
+    ``CheckpointLoader`` fetches through a URL scheme (``torchvision://``, ``open-mmlab://``,
+    ``mmcls://``, ``http(s)://``, ``s3://``, ...): each ``Pretrained`` ``init_cfg`` under
+    ``model``, every ``pretrained`` setting in it (mmseg's models hand theirs to the backbone
+    as such an ``init_cfg``), and ``load_from``. ``key`` is the dotted path ``--cfg-options``
+    takes."""
+    found = [(f'{where}.checkpoint', init['checkpoint'])
+             for where, init in _init_cfgs(cfg.get('model'))
+             if not _is_local(init['checkpoint'])]
+    found += [(key, value) for key, value in _pretrained_keys(cfg.get('model'), 'model')
+              if not _is_local(value)]
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and not _is_local(load_from):
+        found.append(('load_from', load_from))
+    return found
+
+
+def _pretrained_keys(node, where):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'pretrained' and isinstance(value, str):
+                yield f'{where}.pretrained', value
+            elif key != 'init_cfg':
+                yield from _pretrained_keys(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _pretrained_keys(value, f'{where}.{i}')
+
+
+def _scheme_of(checkpoint: str) -> Optional[str]:
+    """The prefix of mmengine's ``CheckpointLoader`` that serves ``checkpoint``."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    for prefix in CheckpointLoader._schemes:  # longest first, as mmengine matches them
+        if prefix and re.match(prefix, checkpoint) is not None:
+            return prefix
+    return None
+
+
+def resolve_checkpoint_url(checkpoint: str) -> str:
+    """The address (or file) mmengine's ``CheckpointLoader`` reads ``checkpoint`` from, looked
+    up in the tables mmengine itself uses; ``KeyError`` for a name its table lacks."""
+    from mmengine.runner import checkpoint as mmckpt
+    scheme = _scheme_of(checkpoint)
+    name = checkpoint[len(scheme):] if scheme else checkpoint
+    if scheme in ('torchvision://', 'modelzoo://'):
+        table = mmckpt.get_torchvision_models()
+    elif scheme in ('open-mmlab://', 'openmmlab://'):
+        table = mmckpt.get_external_models()
+        name = mmckpt.get_deprecated_model_names().get(name, name)
+    elif scheme == 'mmcls://':
+        table = mmckpt.get_mmcls_models()
+    else:
+        return checkpoint
+    if name not in table:
+        import difflib
+        close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
+        raise KeyError(f'{name!r} is not a name mmengine knows for {scheme}'
+                       + (f' (did you mean {", ".join(scheme + c for c in close)}?)'
+                          if close else ''))
+    url = table[name]
+    local = not url.startswith(('http://', 'https://'))
+    if scheme in ('open-mmlab://', 'openmmlab://') and local:
+        return osp.join(mmckpt._get_mmengine_home(), url)  # a file mmengine keeps locally
+    return url
+
+
+def cached_checkpoint_path(url: str) -> str:
+    """Where mmengine's ``load_from_http`` (torch's ``load_state_dict_from_url``) keeps the
+    download of ``url``: ``$TORCH_HOME/hub/checkpoints/<file name>``."""
+    from urllib.parse import urlparse
+    return osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(urlparse(url).path))
+
+
+def _fetch(url: str, dst: str) -> None:
+    """Download ``url`` to ``dst`` as torch's hub does (a temporary file renamed when
+    complete), waiting at most :data:`DOWNLOAD_TIMEOUT_S` for the server at a time."""
+    import socket
+    folder = osp.dirname(dst)
+    created = not osp.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        torch.hub.download_url_to_file(url, dst, progress=False)
+    except BaseException:
+        if created and not os.listdir(folder):
+            os.rmdir(folder)  # leave the cache as it was
+        raise
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _problem_with(checkpoint: str) -> Tuple[Optional[str], Optional[str]]:
+    """``(problem, where)``: why mmengine could not load ``checkpoint`` now (None if it can),
+    and the address it resolves to. A download it needs is made here, into the cache where
+    mmengine looks for it."""
+    from .checkpoint import is_complete
+    scheme = _scheme_of(checkpoint)
+    try:
+        where = resolve_checkpoint_url(checkpoint)
+    except KeyError as err:
+        return str(err.args[0]), None
+    except Exception as err:  # noqa: BLE001 (mmengine's table lookups import torchvision)
+        return f'{type(err).__name__}: {err}', None
+    if scheme in ('pavi://', ):
+        from .checkpoint import first_line
+        try:
+            import pavi  # noqa: F401
+        except ImportError as err:
+            return f'mmengine loads pavi:// checkpoints through pavi ({first_line(err)})', None
+        return None, None
+    if where.startswith(('http://', 'https://')):
+        cached = cached_checkpoint_path(where)
+        if osp.exists(cached) and is_complete(cached):
+            return None, where
+        try:
+            print(f'mmattn: downloading {where} to {cached} (the cache mmengine reads it '
+                  f'from), before anything is written', flush=True)
+            _fetch(where, cached)
+        except Exception as err:  # noqa: BLE001 (URLError, HTTPError, timeouts, ...)
+            return f'it cannot be downloaded ({type(err).__name__}: {err})', where
+        return None, where
+    if where != checkpoint:  # a file mmengine keeps locally for an open-mmlab:// name
+        return (None if osp.isfile(where) else f'{where} does not exist'), where
+    # any other scheme (s3://, petrel://, one registered by another package): load it as
+    # mmengine would, once, now
+    from mmengine.runner.checkpoint import CheckpointLoader
+    try:
+        CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+    except Exception as err:  # noqa: BLE001
+        from .checkpoint import first_line
+        return f'mmengine cannot load it ({type(err).__name__}: {first_line(err)})', None
+    return None, None
+
+
+def check_remote_checkpoints(cfg, config_name: Optional[str] = None) -> None:
+    """Raise :class:`PretrainedUnavailableError` for a checkpoint of the config that mmengine
+    would fetch by a URL scheme and cannot (no network, a name its tables lack, a missing
+    client); the message names the config key and the ways on: the file downloaded and
+    passed, the cache it goes in, or the key set to None. A download the run needs is made
+    here, so that training loads it from the cache."""
+    wanted = find_remote_checkpoints(cfg)
+    problems = []
+    for key, checkpoint in wanted:
+        problem, where = _problem_with(checkpoint)
+        if problem is not None:
+            problems.append((key, checkpoint, problem, where))
+    if not problems:
+        return
+    name = config_name or getattr(cfg, 'filename', None) or 'the config'
+    lines = [f'{name} starts from weights that cannot be loaded here:']
+    for key, checkpoint, problem, where in problems:
+        lines.append(f'  {key} = {checkpoint!r}'
+                     + (f' ({where})' if where and where != checkpoint else '')
+                     + f': {problem}')
+    lines.append('Either:')
+    for key, checkpoint, problem, where in problems:
+        url = where if where and where.startswith(('http://', 'https://')) else None
+        local = osp.basename(url) if url else 'FILE.pth'
+        if url:
+            lines.append(f'  - download {url} into {osp.dirname(cached_checkpoint_path(url))}'
+                         f'/ (where mmengine looks first: the config then works unchanged);')
+        # mmengine's mmcls:// loader keeps the weights under backbone. without the prefix
+        prefix = (f' {key.rsplit(".checkpoint", 1)[0]}.prefix=backbone.'
+                  if checkpoint.startswith('mmcls://') and key.endswith('init_cfg.checkpoint')
+                  else '')
+        lines.append(f'  - or {"download it and " if url else ""}pass --cfg-options '
+                     f'{key}=PATH/{local}{prefix};')
+    # an init_cfg that is a list item cannot be dropped by --cfg-options: name only dicts
+    drop = sorted({key.rsplit('.checkpoint', 1)[0] if key.endswith('init_cfg.checkpoint')
+                   else key for key, *_ in problems
+                   if key.endswith(('init_cfg.checkpoint', '.pretrained')) or key == 'load_from'})
+    if drop:
+        lines.append('  - or start without them (from scratch, or when --resume or another '
+                     'checkpoint brings every weight anyway): --cfg-options '
+                     + ' '.join(f'{k}=None' for k in drop) + '.')
+    raise PretrainedUnavailableError('\n'.join(lines))

@@ -167,8 +167,8 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path, capsys):
     work.mkdir()
     # the toy config trains 6 epochs; mmengine writes meta.epoch = epochs done
     for epoch in (5, 6):
-        torch.save(dict(meta=dict(epoch=epoch, iter=epoch * 10), state_dict={}),
-                   work / f'epoch_{epoch}.pth')
+        torch.save(dict(meta=dict(epoch=epoch, iter=epoch * 10), state_dict={},
+                        message_hub={}), work / f'epoch_{epoch}.pth')
     (work / 'last_checkpoint').write_text(str(work / 'epoch_6.pth'))
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in work.iterdir()}
 

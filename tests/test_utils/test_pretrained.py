@@ -380,8 +380,8 @@ def test_train_py_adds_the_hook_once():
         sys.path.pop(0)
     from mmengine.config import Config
     cfg = Config(dict())
-    train.add_attention_check(cfg)
-    train.add_attention_check(cfg)
+    train.add_hook(cfg, train.CHECK_HOOK)
+    train.add_hook(cfg, train.CHECK_HOOK)
     assert cfg.custom_hooks == [dict(type='mmattn.AttentionCheckHook')]
 
 

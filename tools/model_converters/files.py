@@ -14,24 +14,21 @@ import argparse
 import json
 import os
 import os.path as osp
-import pickle
-import re
-import stat
 import struct
 import tempfile
-import zipfile
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
+# reading a checkpoint file is shared with tools/train.py and tools/test.py
+from mmattn.utils import checkpoint as checkpoint_files
+from mmattn.utils.checkpoint import ZIP_MAGIC, CheckpointFileError
+from mmattn.utils.checkpoint import describe_text as _describe_text
+from mmattn.utils.checkpoint import first_line as _first_line
 from .common import ConversionError, short_list
-
-# torch.save's zip archives start like every zip file; its legacy format starts with a pickled
-# magic number (protocol 2, a LONG1 of 10 bytes)
-ZIP_MAGIC = b'PK\x03\x04'
-LEGACY_MAGIC = b'\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19'
 # where a training checkpoint nests its state dict, in order of preference
 STATE_KEYS = ('state_dict', 'model')
 # a timm training checkpoint stores its argparse options under 'args'; an argparse.Namespace is
@@ -64,34 +61,24 @@ def _problem(path: str, what: str) -> FileProblem:
     return FileProblem(f'{path}: {what}')
 
 
-def _first_line(err: BaseException) -> str:
-    """The first line of an exception's message, without torch's advice about the unsafe
-    loader (which this tool never follows)."""
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    keep = [ln for ln in lines if 'weights_only' not in ln]
-    return (keep or [type(err).__name__])[0][:200]
-
-
-def _describe_text(head: bytes) -> Optional[str]:
-    """What a file that starts with ``head`` is, if it is text."""
+@contextmanager
+def _as_problems():
+    """mmattn's checkpoint reader's one-line refusals, as the converters' FileProblem."""
     try:
-        text = head.decode('utf-8')
-    except UnicodeDecodeError:
-        # a multi-byte character cut at the end of the head is still text
-        try:
-            text = head[:-3].decode('utf-8')
-        except UnicodeDecodeError:
-            return None
-    if not text or any(c not in '\t\n\r' and not c.isprintable() for c in text):
-        return None
-    start = ' '.join(text.split())[:48]
-    lower = text.lstrip().lower()
-    if lower.startswith('version https://git-lfs'):
-        return ('a Git LFS pointer, not the checkpoint itself (fetch the file: git lfs pull)')
-    if lower.startswith(('<!doctype html', '<html', '<?xml', '<head')):
-        return (f'an HTML page (it starts with {start!r}), not a checkpoint: a download that '
-                f'returned a web page?')
-    return f'a text file (it starts with {start!r}), not a checkpoint'
+        yield
+    except CheckpointFileError as err:
+        raise FileProblem(str(err)) from None
+
+
+def _torch_load(path: str, head: bytes, size: int) -> Any:
+    with _as_problems():
+        return checkpoint_files.load_torch_file(path, head, size, SAFE_GLOBALS)
+
+
+def check_readable(path: str) -> int:
+    """Refuse a path that is not a readable, non-empty regular file; returns its size."""
+    with _as_problems():
+        return checkpoint_files.check_readable(path)
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:
@@ -118,70 +105,6 @@ def _read_safetensors(path: str) -> Source:
         raise _problem(path, f'a damaged or truncated safetensors file ({_first_line(err)})'
                        ) from None
     return Source(path, state, metadata, 'safetensors')
-
-
-def _unsupported_global(err: BaseException) -> Optional[str]:
-    found = re.search(r'GLOBAL ([\w.]+)', str(err))
-    return found.group(1) if found else None
-
-
-def _torch_load(path: str, head: bytes, size: int) -> Any:
-    zipped = head.startswith(ZIP_MAGIC)
-    if zipped and not zipfile.is_zipfile(path):
-        # a zip archive keeps its directory at the end: without it the file was cut short
-        raise _problem(path, f'truncated: a zip archive ({size} bytes) without its end '
-                       f'(central directory); download or copy the file again')
-    if not zipped and not head.startswith(LEGACY_MAGIC):
-        if head[:1] == b'\x80' and head[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05'):
-            raise _problem(path, 'a plain Python pickle, not a file written by torch.save; it '
-                           'is not unpickled (a pickle can run code): save the state dict '
-                           'with torch.save')
-        text = _describe_text(head)
-        if text is not None:
-            raise _problem(path, text)
-        raise _problem(path, f'not a PyTorch checkpoint (neither a zip archive written by '
-                       f'torch.save, nor its legacy format, nor a safetensors file; it starts '
-                       f'with bytes {head[:8].hex(" ")})')
-    import mmattn  # noqa: F401  (allows what mmengine's checkpoints hold: numpy, HistoryBuffer)
-    try:
-        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        name = _unsupported_global(err)
-        if name is not None:
-            raise _problem(path, f'holds a pickled Python object ({name}), which is not '
-                           f'loaded: a checkpoint is read as tensors and plain containers only '
-                           f'(a model saved whole is such an object: save its state_dict())'
-                           ) from None
-        reason = re.search(r'WeightsUnpickler error:\s*([^\n]+)', str(err))
-        raise _problem(path, f'damaged: its pickled data cannot be read as a checkpoint '
-                       f'({reason.group(1).strip() if reason else _first_line(err)})'
-                       ) from None
-    except (EOFError, struct.error) as err:
-        raise _problem(path, f'truncated: the data ends early ({_first_line(err)})') from None
-    except (RuntimeError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        msg = _first_line(err)
-        if 'unexpected EOF' in msg or isinstance(err, OSError) and not zipped:
-            raise _problem(path, f'truncated: the data ends early ({msg})') from None
-        raise _problem(path, f'damaged: not readable as a PyTorch checkpoint ({msg})') from None
-
-
-def check_readable(path: str) -> int:
-    """Refuse a path that is not a readable, non-empty regular file; returns its size."""
-    if not osp.lexists(path):
-        raise _problem(path, 'no such file')
-    if not osp.exists(path):
-        raise _problem(path, f'a symbolic link to {os.readlink(path)!r}, which does not exist')
-    if osp.isdir(path):
-        raise _problem(path, 'a directory, not a checkpoint file')
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise _problem(path, 'not a regular file')
-    if info.st_size == 0:
-        raise _problem(path, 'empty (0 bytes)')
-    if not os.access(path, os.R_OK):
-        raise _problem(path, 'not readable (permission denied)')
-    return info.st_size
 
 
 def unwrap_state(path: str, obj: Any) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
@@ -217,12 +140,8 @@ def unwrap_state(path: str, obj: Any) -> Tuple[Dict[str, torch.Tensor], Dict[str
 
 
 def _head(path: str) -> Tuple[bytes, int]:
-    size = check_readable(path)
-    try:
-        with open(path, 'rb') as f:
-            return f.read(64), size
-    except OSError as err:
-        raise _problem(path, f'cannot be read ({err.strerror or err})') from None
+    with _as_problems():
+        return checkpoint_files.read_head(path)
 
 
 def load_checkpoint(path: str) -> Any:
