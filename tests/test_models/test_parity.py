@@ -550,4 +550,5 @@ def test_a_subclass_adds_keyword_only_arguments_the_same_way():
     params = inspect.signature(WithExtra).parameters
     assert list(params)[:3] == ['depth', 'in_channels', 'stem_channels']
     assert [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY] == [
-        'extra', 'maxpool_cfg', 'stage_plugins', 'freeze_plugins']
+        'extra', 'maxpool_cfg', 'stage_plugins', 'freeze_plugins', 'conv1_cfg',
+        'stage_with_conv1_cfg', 'conv2_cfg', 'stage_with_conv2_cfg']
