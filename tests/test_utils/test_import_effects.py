@@ -17,7 +17,9 @@ from tests.test_tools.toy_run import ROOT
 
 PREIMPORT = """
 import importlib, json, sys
-for name in json.loads(sys.argv[1]):
+with open(sys.argv[1]) as f:
+    names = json.load(f)
+for name in names:
     if name not in sys.modules:
         importlib.import_module(name)
 """
@@ -32,8 +34,9 @@ def run_py(code, *args):
 
 
 @pytest.fixture(scope='module')
-def imported_by_mmattn():
-    """The modules, other than mmattn's, that ``import mmattn`` imports, in order."""
+def imported_by_mmattn(tmp_path_factory):
+    """A file listing the modules, other than mmattn's, that ``import mmattn`` imports, in
+    order (too many for a command line)."""
     names = run_py("""
         import json, sys
         before = set(sys.modules)
@@ -42,7 +45,9 @@ def imported_by_mmattn():
                           if m not in before and m.split('.')[0] != 'mmattn']))
     """)
     assert 'torch' in names and 'mmengine' in names
-    return json.dumps(names)
+    path = tmp_path_factory.mktemp('imports') / 'modules.json'
+    path.write_text(json.dumps(names))
+    return str(path)
 
 
 def test_import_leaves_warning_filters_as_they_were(imported_by_mmattn):
