@@ -9,8 +9,11 @@ _base_ = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
 
 custom_imports = dict(imports=['mmattn'], allow_failed_imports=False)
 
+# norm_eval=False: the backbone's BN layers train, as mmpretrain's ResNet's do (AttnResNet is
+# mmdet's ResNet, whose default norm_eval=True keeps them in eval mode, for fine-tuning)
 model = dict(backbone=dict(
     type='mmattn.AttnResNet',
+    norm_eval=False,
     stage_plugins=[
         dict(
             cfg=dict(

@@ -94,6 +94,10 @@ SMALL_COUNTS = {
     ('CBAM', 18): 11.78,  # Woo et al., ECCV 2018, Table 4
     ('CBAM', 34): 21.96,
     ('TripletAttention', 18): 11.69,  # landskape-ai/triplet-attention README
+    # SimAM in each basic block's conv2 slot (after its second 3x3 conv, before bn2), no
+    # parameters: torchvision's resnet18/34; ZjjConan/SimAM README
+    ('SimAM', 18): 11.69,
+    ('SimAM', 34): 21.80,
 }
 
 
@@ -101,8 +105,18 @@ SMALL_COUNTS = {
 def test_resnet18_34_parameter_count(name, depth):
     pytest.importorskip('mmdet.models', reason='the classifier is built on mmdet\'s ResNet')
     from mmattn.models.backbones import count_parameters, resnet_classifier
-    n = count_parameters(resnet_classifier(depth, **AUTHORS_PLACEMENT[name]))
+    model = resnet_classifier(depth, **AUTHORS_PLACEMENT[name])
+    n = count_parameters(model)
     assert round(n / 1e6, 2) == SMALL_COUNTS[name, depth], f'{name}-{depth}: {n:,} parameters'
+    # the module sits in every basic block, once (SimAM: inside conv2, on its output)
+    cls = MODELS.get(name)
+    blocks = [b for i in range(1, 5) for b in getattr(model.backbone, f'layer{i}')]
+    assert len(blocks) == {18: 8, 34: 16}[depth]
+    for block in blocks:
+        mods = [m for m in block.modules() if isinstance(m, cls)]
+        assert len(mods) == 1
+        if name == 'SimAM':
+            assert block.conv2.attn is mods[0] and mods[0].in_channels == block.conv2.out_channels
 
 
 def test_exact_counts_plain_and_se():
