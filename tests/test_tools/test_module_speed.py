@@ -142,6 +142,26 @@ def test_timm_unavailable_is_reported(tmp_path):
         module_speed.build_timm('SE', ours, timm_path=str(tmp_path))
 
 
+def test_flagged_judges_the_formulas_in_float64():
+    row = dict(module='NonLocal', impl='mmcv', diff_out=2e-4, diff_grad=5e-5)
+    # float32 rounding amplified by a sharp softmax: not a fault where float64 agrees
+    assert not module_speed.flagged(dict(row, diff64_out=1e-14, diff64_grad=2e-14), [row])
+    assert module_speed.flagged(dict(row, diff64_out=1e-6, diff64_grad=0.0), [row])
+    # no float64 check ran: the float32 bound decides
+    assert module_speed.flagged(row, [row])
+    assert not module_speed.flagged(dict(row, diff_out=1e-6, diff_grad=1e-6), [row])
+
+
+def test_fast_path_probe():
+    big = (2, 16, 64, 64)  # SimAM's fast path starts at 2**16 elements
+    for name, shape, takes in (('SE', big, False), ('SimAM', big, True),
+                               ('SimAM', (2, 16, 8, 8), False), ('DANetCAM', big, True)):
+        case = module_speed._Case(build_attention(name, 16))
+        assert module_speed._takes_fast_path(case, name, shape) is takes, (name, shape)
+    case = module_speed._Case(build_attention('SimAM', 16), fast=False)
+    assert module_speed._takes_fast_path(case, 'SimAM', big) is False
+
+
 # -- end to end on a tiny shape ----------------------------------------------------------------
 def test_benchmark_end_to_end(tmp_path, capsys):
     out_json = tmp_path / 'speed.json'
@@ -154,12 +174,15 @@ def test_benchmark_end_to_end(tmp_path, capsys):
     table = capsys.readouterr().out
     data = json.loads(out_json.read_text())
     rows = {(r['module'], r['impl']): r for r in data['results']}
-    # SE has a timm counterpart, not importable from the empty --timm-path
+    # SE has a timm counterpart, not importable from the empty --timm-path; SE takes no CPU
+    # fast path, so its plain row would time the same code and is left out
     assert set(rows) == {('SE', 'mmattn'), ('SE', 'plain'), ('SE', 'timm'),
                          ('DANetCAM', 'mmattn'), ('DANetCAM', 'plain'), ('DANetCAM', 'mmseg')}
     assert 'cannot be imported' in rows['SE', 'timm']['unavailable']
-    measured = [('SE', 'mmattn'), ('SE', 'plain'), ('DANetCAM', 'mmattn'),
-                ('DANetCAM', 'plain'), ('DANetCAM', 'mmseg')]
+    assert rows['SE', 'plain'].get('same_code') and 'fwd_bwd' not in rows['SE', 'plain']
+    assert not rows['DANetCAM', 'plain'].get('same_code')
+    measured = [('SE', 'mmattn'), ('DANetCAM', 'mmattn'), ('DANetCAM', 'plain'),
+                ('DANetCAM', 'mmseg')]
     for key in measured:
         r = rows[key]
         for what in ('fwd', 'fwd_bwd', 'pass'):
@@ -167,13 +190,15 @@ def test_benchmark_end_to_end(tmp_path, capsys):
             assert r[what]['n'] >= 3
         assert r['peak_mib'] >= 0
         assert r['fwd_bwd']['min_ms'] > r['fwd']['min_ms'] * 0.5
-    for key in measured[1:]:
-        if key[1] != 'mmattn':
-            assert rows[key]['diff_out'] < 1e-5 and rows[key]['diff_grad'] < 1e-5, rows[key]
+    for key in measured[2:]:
+        assert rows[key]['diff_out'] < 1e-5 and rows[key]['diff_grad'] < 1e-5, rows[key]
+        assert rows[key]['diff64_out'] < 1e-12 and rows[key]['diff64_grad'] < 1e-12, rows[key]
     assert table.splitlines()[0].startswith('device: cpu')
     assert ('| module | impl | fwd ms (min / median) | fwd+bwd ms (min / median) | peak MiB | '
-            'fwd+bwd vs mmattn | rel. diff out / grad |') in table
-    assert '| SE | plain |' in table and '| DANetCAM | mmseg |' in table
-    assert 'Light gates in passes' in table and '| SE | plain |' in table
-    assert 'outputs or input gradients differing from mmattn by more than 1e-04 ' \
-           '(relative): none' in table
+            'fwd+bwd vs mmattn | rel. diff out / grad | float64 rel. diff out / grad |') in table
+    assert '| SE | plain |' not in table and '| DANetCAM | plain |' in table
+    assert '| DANetCAM | mmseg |' in table
+    assert 'no `plain` row (ours runs the plain formula itself): SE.' in table
+    assert 'Light gates in passes' in table and '| SE | mmattn |' in table
+    assert ('outputs or input gradients differing from mmattn by more than 1e-09 in float64 '
+            '(or 1e-04 in float32 where float64 could not run), relative: none') in table

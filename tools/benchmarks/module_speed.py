@@ -22,7 +22,13 @@ server that has imported torch and mmattn once, so each starts fresh without re-
   backward on an 8x8 map warms each up; then each runs one full-size step on the same inputs,
   dropout masks and output gradient as ours, and the largest difference of the outputs, and
   of the input gradients, relative to ours' largest magnitude is printed (float32 rounding
-  gives about 1e-6; more than 1e-4 is flagged). Then up to ``--repeat`` rounds of forward
+  gives about 1e-6, more where a softmax over thousands of sharp logits amplifies it). The
+  formulas are compared in float64, free of that rounding: every implementation's output and
+  input gradients at a (2, C, 12, 12) map, relative to ours; more than 1e-9 there is flagged,
+  and so is more than 1e-4 at full size in float32 where the float64 check could not run.
+  ``plain`` (ours with the CPU fast paths switched off) is timed only for a module whose
+  forward takes one of them on this device; elsewhere it would run the very same code.
+  Then up to ``--repeat`` rounds of forward
   calls (graph recorded, as in training), then of forward + backward calls (gradients set to
   None between calls, as ``zero_grad`` does), each round calling every implementation once in
   a rotating order, so that a change of the machine's load hits them alike; a loop stops after
@@ -80,7 +86,9 @@ IMPLS = ('mmattn', 'plain', 'timm', 'mmcv', 'mmseg')
 # theta-minus with the global extent: x * sigmoid(GAP(x)))
 LIGHT_GATES = ('SE', 'ECA', 'SimAM', 'GatherExcite', 'CSE')
 MISMATCH = 1e-4  # relative difference from ours above which another implementation is flagged
+F64_MISMATCH = 1e-9  # the same, for the float64 check of the formulas
 WARMUP_SIZE = 8
+F64_SIZE = 12  # height and width of the float64 check
 
 # -- helpers shared by the worker and the tests --------------------------------------------------
 if HERE not in sys.path:
@@ -449,6 +457,65 @@ def memory_worker(args):
     return result
 
 
+def _takes_fast_path(case, name, shape):
+    """Whether ours' forward calls into :mod:`mmattn.models.layers.cpu_kernels` for an input
+    of ``shape`` on the case's device (one forward without autograd: some fast paths start
+    at a size)."""
+    import inspect
+
+    import torch
+    from mmattn.models.layers import cpu_kernels
+    calls = []
+
+    def counted(fn):
+        def wrapper(*a, **kw):
+            calls.append(fn.__name__)
+            return fn(*a, **kw)
+        return wrapper
+
+    saved = {n: getattr(cpu_kernels, n) for n in cpu_kernels.__all__
+             if inspect.isfunction(getattr(cpu_kernels, n))}
+    try:
+        for n, fn in saved.items():
+            setattr(cpu_kernels, n, counted(fn))
+        with torch.no_grad():
+            case.forward(example_inputs(name, shape, device=case.device))
+    finally:
+        for n, fn in saved.items():
+            setattr(cpu_kernels, n, fn)
+    return bool(calls)
+
+
+def _float64_diffs(name, ours, cases, shape, device):
+    """{impl: (out, grad)}: each implementation's output and input gradients against ours,
+    all in float64 at a (2, C, F64_SIZE, F64_SIZE) map, as relative differences."""
+    import copy
+
+    import torch
+    small = (2, shape[1], F64_SIZE, F64_SIZE)
+    base = example_inputs(name, small, dtype=torch.float64, device=device)
+
+    def run(model, fast):
+        model = copy.deepcopy(model).double()
+        inputs = [t.clone().requires_grad_() for t in base]
+        torch.manual_seed(3)
+        out = _Case(model, device, fast=fast).forward(inputs)
+        gy = torch.randn(out.shape, dtype=torch.float64,
+                         generator=torch.Generator().manual_seed(2)).to(device)
+        out.backward(gy)
+        return out.detach(), [t.grad for t in inputs]
+
+    ref, ref_grads = run(ours, True)
+    diffs = {}
+    for impl, case in cases.items():
+        if impl == 'mmattn':
+            continue
+        out, grads = run(case.model, case.fast)
+        diffs[impl] = (rel_diff(out, ref),
+                       max(rel_diff(g, r) for g, r in zip(grads, ref_grads)))
+    return diffs
+
+
 def time_worker(args):
     """Check every implementation against ours, then time them interleaved, with the pass."""
     import torch
@@ -463,6 +530,17 @@ def time_worker(args):
             results[impl]['unavailable'] = why
         else:
             cases[impl] = _Case(model, device, amp, fast=impl != 'plain')
+    if 'plain' in cases and not _takes_fast_path(_Case(ours, device, amp), args.module,
+                                                 args.shape):
+        del cases['plain']
+        results['plain']['same_code'] = True
+    try:
+        for impl, (d_out, d_grad) in _float64_diffs(args.module, ours, cases, args.shape,
+                                                    device).items():
+            results[impl].update(diff64_out=d_out, diff64_grad=d_grad)
+    except RuntimeError as e:  # e.g. a kernel without float64 on this device
+        for impl in cases:
+            results[impl]['diff64_error'] = f'{type(e).__name__}: {e}'.replace('\n', ' ')
     # the reference is ours in float32, also under --amp: then every implementation, ours
     # included, is compared with it, and ours should lose no more than plain does
     ref_case = _Case(ours, device)
@@ -608,15 +686,18 @@ def _ms(d):
 
 
 def flagged(r, results, amp=None):
-    """Whether a row's check failed. float32: another implementation differs from ours by more
-    than MISMATCH. Under autocast every row is compared with ours in float32, and ours is flagged
-    where its error exceeds twice the plain formula's at the same precision plus MISMATCH_AMP
-    (rounding of the reduced precision is no fault; losing more than plain does is)."""
+    """Whether a row's check failed. Another implementation differs from ours in float64 by
+    more than F64_MISMATCH; where no float64 check ran, in float32 by more than MISMATCH.
+    Under autocast every row is compared with ours in float32, and ours is flagged where its
+    error exceeds twice the plain formula's at the same precision plus MISMATCH_AMP (rounding
+    of the reduced precision is no fault; losing more than plain does is)."""
+    if 'diff64_out' in r and max(r['diff64_out'], r['diff64_grad']) > F64_MISMATCH:
+        return True
     if 'diff_out' not in r:
         return False
     err = max(r['diff_out'], r['diff_grad'])
     if amp is None:
-        return err > MISMATCH
+        return 'diff64_out' not in r and err > MISMATCH
     if r['impl'] != 'mmattn':
         return False
     plain = next((p for p in results if p['module'] == r['module'] and p['impl'] == 'plain'
@@ -635,28 +716,35 @@ def format_tables(results, meta):
              f'{tuple(meta["shape"])}, training mode; {meta["device_name"]}; load average '
              f'{meta["load_before"]} before, {meta["load_after"]} after', '',
              '| module | impl | fwd ms (min / median) | fwd+bwd ms (min / median) | '
-             f'peak MiB | fwd+bwd vs mmattn | rel. diff out / grad{vs} |',
-             '|---|---|---|---|---|---|---|']
+             f'peak MiB | fwd+bwd vs mmattn | rel. diff out / grad{vs} | '
+             'float64 rel. diff out / grad |',
+             '|---|---|---|---|---|---|---|---|']
     ours_time = {r['module']: r['fwd_bwd']['min_ms'] for r in results
                  if r['impl'] == 'mmattn' and 'fwd_bwd' in r}
+    same_code = [r['module'] for r in results if r.get('same_code')]
     for r in results:
+        if r.get('same_code'):
+            continue
         head = f'| {r["module"]} | {r["impl"]} |'
         if 'fwd_bwd' not in r:
             why = r.get('unavailable') or r.get('error', '')
-            lines.append(f'{head} {why} | | | | |')
+            lines.append(f'{head} {why} | | | | | |')
             continue
         ratio = ''
         if r['module'] in ours_time and r['impl'] != 'mmattn':
             ratio = f'{r["fwd_bwd"]["min_ms"] / ours_time[r["module"]]:.2f}x'
-        diff = ''
-        if 'diff_out' in r:
-            flag = ' **MISMATCH**' if flagged(r, results, amp) else ''
-            diff = f'{r["diff_out"]:.1e} / {r["diff_grad"]:.1e}{flag}'
+        flag = ' **MISMATCH**' if flagged(r, results, amp) else ''
+        diff = f'{r["diff_out"]:.1e} / {r["diff_grad"]:.1e}' if 'diff_out' in r else ''
+        diff64 = (f'{r["diff64_out"]:.1e} / {r["diff64_grad"]:.1e}' if 'diff64_out' in r
+                  else r.get('diff64_error', ''))
         peak = f'{r["peak_mib"]:.1f}' if 'peak_mib' in r else r.get('peak_error', '')
         if meta.get('skip_memory'):
             peak = 'not measured'
         lines.append(f'{head} {_ms(r["fwd"])} | {_ms(r["fwd_bwd"])} | {peak} | '
-                     f'{ratio} | {diff} |')
+                     f'{ratio} | {diff} | {diff64}{flag} |')
+    if same_code:
+        lines += ['', 'Without a CPU fast path on this device, so no `plain` row (ours runs the '
+                  'plain formula itself): ' + ', '.join(same_code) + '.']
     gates = [r for r in results if r['module'] in LIGHT_GATES and 'fwd_bwd' in r]
     if gates:
         lines += ['', 'Light gates in passes (one pass = `x * s`, s of shape (N, C, 1, 1), no '
@@ -749,7 +837,8 @@ def main(argv=None):
         f'{m} {w} {a:.1f} vs {b:.1f} ms' for m, w, a, b in slow) or 'none'))
     if args.amp is None:
         print('outputs or input gradients differing from mmattn by more than '
-              f'{MISMATCH:.0e} (relative): ' + (', '.join(mismatched) or 'none'))
+              f'{F64_MISMATCH:.0e} in float64 (or {MISMATCH:.0e} in float32 where float64 '
+              'could not run), relative: ' + (', '.join(mismatched) or 'none'))
     else:
         print(f'under autocast {amp_dtype(args.amp)}, mmattn further from its float32 result '
               f"than twice the plain formula's error + {MISMATCH_AMP:.0e}: "
