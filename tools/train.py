@@ -9,9 +9,7 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import DictAction
 
 import mmattn  # noqa: F401  (registry scope; safe loading of mmengine checkpoints)
 from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
@@ -19,12 +17,12 @@ from mmattn.utils import (CheckpointNotFoundError, DatasetNotFoundError,
                           adapt_cfg_for_cpu_distributed, check_dataset_paths,
                           check_library_available, check_pretrained_available,
                           check_pretrained_checkpoints, check_remote_checkpoints,
-                          init_cpu_distributed, silence_pinned_notices, silence_pinned_warnings)
+                          init_cpu_distributed, silence_pinned_warnings)
 from mmattn.utils.checkpoint import (CheckpointFileError, CheckpointMismatchError,
                                      check_checkpoint_fits, check_resumable, read_checkpoint)
-from mmattn.utils.data_check import set_data_root
 from mmattn.utils.dist import close_distributed
-from mmattn.utils.preflight import EarlyFailureCleanup, ModelBuildError, build_model
+from mmattn.utils.preflight import (ModelBuildError, build_model, guarded_runner,
+                                    load_run_config)
 from mmattn.utils.resume import latest_checkpoint, nothing_left_to_train
 
 CHECK_HOOK = 'mmattn.AttentionCheckHook'
@@ -75,16 +73,8 @@ def _fail(msg):
 
 
 def build_cfg(args):
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root is not None:
-        set_data_root(cfg, args.data_root)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_run_config(args.config, args.launcher, cfg_options=args.cfg_options,
+                          data_root=args.data_root, work_dir=args.work_dir)
 
     if args.amp:
         import torch
@@ -212,12 +202,7 @@ def main(argv=None):
     init_cpu_distributed(args.launcher)
 
     # a run that fails before its first iteration ends leaves nothing behind
-    with EarlyFailureCleanup(cfg.work_dir, keep_files=[osp.basename(cfg.filename)]) as run:
-        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
-        run.watch(runner)
-        # mmengine's hooks log its own FileClient deprecation on every run; the user can't
-        # act on it
-        silence_pinned_notices(runner.logger)
+    with guarded_runner(cfg) as runner:
         runner.train()
     close_distributed()
 

@@ -1,13 +1,13 @@
-"""Helpers shared by the modules: reduced widths, norms that survive a batch of one, mmcv
-ConvModules, autocast regions, and the errors a drop-in raises where the original asserts or
-raises ``KeyError``."""
+"""Helpers shared by the modules: reduced widths, norms that survive a batch of one, 1x1
+conv-norm-activation units, mmcv ConvModules, autocast regions, and the errors a drop-in raises
+where the original asserts or raises ``KeyError``."""
 import contextlib
 import warnings
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_activation_layer, build_norm_layer
 from torch import nn
 from torch.nn.modules import module as _nn_module
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -141,6 +141,27 @@ def norm_forward(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(x, norm.running_mean, norm.running_var, norm.weight, norm.bias,
                             False, 0.0, norm.eps)
     return norm(x)
+
+
+def conv1x1_norm_act(in_channels: int, out_channels: int, norm_cfg: dict,
+                     act_cfg: Optional[dict] = None, *, bias: bool) -> nn.Sequential:
+    """1x1 conv -> norm [-> activation] as an ``nn.Sequential``, the layout of the authors'
+    units in IAU and RGA, so that their state-dict keys (``<name>.0.weight``,
+    ``<name>.1.running_mean``, ...) are ours. ``act_cfg=None`` leaves the activation out.
+    Run it with :func:`sequential_forward`."""
+    layers = [nn.Conv2d(in_channels, out_channels, 1, bias=bias),
+              build_norm_layer(norm_cfg, out_channels)[1]]
+    if act_cfg is not None:
+        layers.append(build_activation_layer(act_cfg))
+    return nn.Sequential(*layers)
+
+
+def sequential_forward(seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Run an ``nn.Sequential`` layer by layer, its batch norms through :func:`norm_forward`
+    (a batch of one vector per channel is normalised with the running statistics)."""
+    for m in seq:
+        x = norm_forward(m, x)
+    return x
 
 
 def build_conv_module(in_channels, out_channels, kernel_size=1, bias='auto', **kwargs):

@@ -9,19 +9,20 @@ counter behind mmdet's and mmseg's ``tools/analysis_tools/get_flops.py``, with i
   element-wise operators (activations, sigmoid and softmax, gate products, additions) and
   reductions such as ``mean`` are not. What was seen but not counted is returned by operator
   name (``Complexity.uncounted``), overall and per attention module, so a report can say so.
-- The model is traced with ``torch.jit``. While tracing, mmattn's fused paths step aside:
-  :func:`mmattn.models.ops.channel_gate` and ``global_avg_pool`` take the plain product and
-  mean (their autograd Functions never enter the graph), and the lean softmax / concatenation
-  attention of :mod:`mmattn.models.context.attention_ops` takes the explicit formula, whose
-  two matrix products are the ones the lean path computes block by block. So no
-  ``prim::PythonOp`` is left uncounted; :func:`analyze_model` reports any that appear.
+- The model is traced with ``torch.jit``. While tracing, mmattn's CPU fast paths step aside
+  (:func:`mmattn.models.layers.use_fast_path` is false while a graph is captured, so the
+  autograd Functions of :mod:`mmattn.models.layers.cpu_kernels` never enter the graph), and
+  the lean softmax / concatenation attention of :mod:`mmattn.models.layers.attention` takes
+  the explicit formula, whose two matrix products are the ones the lean path computes block
+  by block. So no ``prim::PythonOp`` is left uncounted; :func:`analyze_model` reports any
+  that appear.
 
 One correction to mmengine 0.10's handles: its ``aten::matmul`` count is
 ``prod(a.shape) * b.shape[-1]``, which misses the broadcast batch dimensions of the second
-operand: ``P @ x`` with P (oh, H) and x (N, C, H, W), as APNB's and RGA's pooling and
-:func:`mmattn.models.ops.adaptive_avg_pool2d` under tracing compute, counted oh*H*W instead of
-N*C*oh*H*W. :func:`matmul_flop_jit` counts broadcast products correctly and is registered on
-every analyzer made here.
+operand: ``P @ x`` with P (oh, H) and x (N, C, H, W), the products of the ONNX-safe pooling
+(:func:`mmattn.models.layers.pool_matrix`), counts oh*H*W instead of N*C*oh*H*W.
+:func:`matmul_flop_jit` counts broadcast products correctly and is registered on every analyzer
+made here.
 """
 import hashlib
 import importlib
@@ -301,7 +302,7 @@ def _hash_files(h, files):
 def _mmattn_sources(model: nn.Module) -> List[str]:
     """Source files of the mmattn code a model runs: the modules defining its classes (and
     their bases), and, transitively, every mmattn module whose functions or classes those
-    import (``from ..ops import channel_gate`` makes ops.py one)."""
+    import (``from ..utils import reduced_channels`` makes utils.py one)."""
     import sys
     todo = {c.__module__ for m in model.modules() for c in type(m).__mro__}
     todo = {n for n in todo if n.startswith('mmattn.')}

@@ -1,6 +1,7 @@
-"""What tools/train.py and tools/test.py do before and around a run so that a mistake leaves
-nothing behind: build the model before mmengine's Runner writes its work directory, and remove
-what a run wrote when it fails before its first iteration ends.
+"""What tools/train.py and tools/test.py do before and around a run: read the config as both
+take it, and, so that a mistake leaves nothing behind, build the model before mmengine's Runner
+writes its work directory, and remove what a run wrote when it fails before its first iteration
+ends.
 
 mmengine's Runner creates the work directory, a log folder and a copy of the config as it is
 built, before it builds the model, and the first forward pass is where layers that do not fit
@@ -11,9 +12,33 @@ import os.path as osp
 import shutil
 import sys
 import traceback
+from contextlib import contextmanager
 from typing import Dict, Optional, Set
 
 from mmengine.hooks import Hook
+
+from .data_check import set_data_root
+from .noise import silence_pinned_notices
+
+
+def load_run_config(config: str, launcher: str, cfg_options: Optional[dict] = None,
+                    data_root: Optional[str] = None, work_dir: Optional[str] = None):
+    """The config a run of tools/train.py or tools/test.py starts from: ``config`` read with
+    mmengine's ``Config.fromfile``, the launcher set, ``--cfg-options`` merged, ``--data-root``
+    applied (:func:`~mmattn.utils.data_check.set_data_root`), and the work directory given,
+    else the config's, else ``./work_dirs/<config name>`` (as mmdet's and mmseg's tools)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config))[0])
+    return cfg
 
 
 class ModelBuildError(RuntimeError):
@@ -125,3 +150,18 @@ class EarlyFailureCleanup:
             with open(path, 'wb') as f:
                 f.write(data)
         return [osp.join(self.work_dir, r) for r in removed]
+
+
+@contextmanager
+def guarded_runner(cfg):
+    """Build mmengine's Runner for ``cfg`` (a ``runner_type`` the config names, as mmdet's
+    tools) and yield it inside :class:`EarlyFailureCleanup`: a run that fails before its
+    first iteration ends leaves nothing behind. mmengine's hooks log its own FileClient
+    deprecation on every run, which the user cannot act on: the runner's logger drops it."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    with EarlyFailureCleanup(cfg.work_dir, keep_files=[osp.basename(cfg.filename)]) as run:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        run.watch(runner)
+        silence_pinned_notices(runner.logger)
+        yield runner

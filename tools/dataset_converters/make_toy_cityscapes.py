@@ -34,14 +34,15 @@ Usage::
         [--num-train 100] [--num-val 20] [--height 128] [--width 256] [--seed 0] [--force]
 """
 import argparse
-import json
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 
 import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _toy_output import (read_stamp, refuse_foreign_data, staged_output,  # noqa: E402
+                         write_png)
 
 # Bump when the output for given arguments changes; the stamp then no longer matches.
 GENERATOR_VERSION = 1
@@ -295,14 +296,6 @@ def to_train_ids(label_ids):
     return lut[label_ids]
 
 
-def write_png(path, array):
-    from PIL import Image
-
-    # Pillow picks RGB for HxWx3 uint8, L for uint8, I;16 (16-bit PNG) for uint16; PNG written
-    # by Pillow carries no timestamp, so the bytes depend on the pixels alone
-    Image.fromarray(array).save(path, format='PNG', compress_level=6, optimize=False)
-
-
 def frame_stem(city, seq):
     return f'{city}_{seq:06d}_{FRAME:06d}'
 
@@ -334,21 +327,13 @@ def stamp_for(num_train, num_val, seed, height, width):
                 num_train=num_train, num_val=num_val, seed=seed, height=height, width=width)
 
 
-def read_stamp(out):
-    try:
-        with open(osp.join(out, STAMP_NAME)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def count_files(root, suffix):
     return sum(name.endswith(suffix) for _, _, names in os.walk(root) for name in names)
 
 
 def is_complete(out, stamp):
     """The stamp matches and every file it promises is there."""
-    if read_stamp(out) != stamp:
+    if read_stamp(out, STAMP_NAME) != stamp:
         return False
     for split, n in (('train', stamp['num_train']), ('val', stamp['num_val'])):
         if count_files(osp.join(out, 'leftImg8bit', split), SUFFIXES['img']) != n:
@@ -368,38 +353,17 @@ def generate(out, num_train=100, num_val=20, seed=0, height=128, width=256, forc
     stamp = stamp_for(num_train, num_val, seed, height, width)
     if not force and is_complete(out, stamp):
         return f'toy Cityscapes already up to date in {out} (nothing to do)'
-    ours = (STAMP_NAME, 'leftImg8bit', 'gtFine')
-    if osp.isdir(out) and read_stamp(out) is None and not force and any(
-            osp.exists(osp.join(out, name)) for name in ours[1:]):
-        raise SystemExit(f'{out} holds data this generator did not write; pass --force to '
-                         'replace its leftImg8bit/ and gtFine/')
+    folders = ('leftImg8bit', 'gtFine')
+    if not force:
+        refuse_foreign_data(out, STAMP_NAME, folders)
 
     sources = texture_sources(load_photos())
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    # build next to the target and swap in at the end, so an interrupted run leaves no
-    # half-written dataset behind a valid stamp
-    tmp = tempfile.mkdtemp(prefix='.toy_cityscapes_tmp_', dir=parent)
     pixel_counts = {}
-    try:
+    with staged_output(out, STAMP_NAME, stamp, folders, prefix='.toy_cityscapes_tmp_') as tmp:
         for split, cities, n, split_seed in (('train', TRAIN_CITIES, num_train, 1),
                                              ('val', VAL_CITIES, num_val, 2)):
             rng = np.random.default_rng([seed, split_seed])
             build_split(tmp, split, cities, n, rng, sources, height, width, pixel_counts)
-        with open(osp.join(tmp, STAMP_NAME), 'w') as f:
-            json.dump(stamp, f, sort_keys=True)
-        os.makedirs(out, exist_ok=True)
-        for name in ours:
-            target = osp.join(out, name)
-            if osp.isdir(target):
-                shutil.rmtree(target)
-            elif osp.exists(target):
-                os.remove(target)
-        # the stamp goes last: it is what marks the output as complete
-        for name in ours[1:] + ours[:1]:
-            os.replace(osp.join(tmp, name), osp.join(out, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     total = sum(pixel_counts.values())
     classes = sorted(t for t in pixel_counts if t != 255)
     ignored = 100.0 * pixel_counts.get(255, 0) / total

@@ -26,11 +26,13 @@ import argparse
 import json
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 
 import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _toy_output import (read_stamp, refuse_foreign_data, staged_output,  # noqa: E402
+                         write_png)
 
 # Bump when the output for given arguments changes; the stamp then no longer matches.
 GENERATOR_VERSION = 1
@@ -100,6 +102,16 @@ def make_background(rng, h, w):
     return np.clip(bg, 0, BG_MAX)
 
 
+def paint_ink(rng, canvas, alpha, top, left):
+    """Blend a digit into ``canvas`` at (top, left): its ink ``alpha`` (h x w, in [0, 1]) in a
+    random colour with every channel >= INK_MIN."""
+    dh, dw = alpha.shape
+    colour = rng.uniform(INK_MIN, 255, size=3)
+    region = canvas[top:top + dh, left:left + dw]
+    canvas[top:top + dh, left:left + dw] = (
+        region * (1 - alpha[:, :, None]) + colour[None, None, :] * alpha[:, :, None])
+
+
 def boxes_overlap(a, b, margin=2):
     """Whether two (x0, y0, x1, y1) pixel boxes (x1/y1 exclusive) come within ``margin``."""
     return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or
@@ -141,20 +153,10 @@ def render_image(rng, images, labels, pool):
                 break
         else:
             continue
-        colour = rng.uniform(INK_MIN, 255, size=3)
-        region = canvas[top:top + dh, left:left + dw]
-        canvas[top:top + dh, left:left + dw] = (
-            region * (1 - alpha[:, :, None]) + colour[None, None, :] * alpha[:, :, None])
+        paint_ink(rng, canvas, alpha, top, left)
         objects.append((int(labels[idx]), box, patch))
     image = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
     return image, [(label, box) for label, box, _ in objects]
-
-
-def write_png(path, image):
-    from PIL import Image
-    # fixed compression settings; PNG written by PIL carries no timestamp
-    Image.fromarray(image, mode='RGB').save(path, format='PNG', compress_level=6,
-                                            optimize=False)
 
 
 def build_split(out_root, split, num_images, first_image_id, first_ann_id, rng, images,
@@ -198,17 +200,9 @@ def stamp_for(args):
                 num_train=args.num_train, num_val=args.num_val, seed=args.seed)
 
 
-def read_stamp(out):
-    try:
-        with open(osp.join(out, STAMP_NAME)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def is_complete(out, stamp):
     """The stamp matches and every file it promises is there."""
-    if read_stamp(out) != stamp:
+    if read_stamp(out, STAMP_NAME) != stamp:
         return False
     for split, n in (('train2017', stamp['num_train']), ('val2017', stamp['num_val'])):
         ann = osp.join(out, 'annotations', f'instances_{split}.json')
@@ -228,20 +222,13 @@ def generate(out, num_train=300, num_val=60, seed=0, force=False):
     stamp = stamp_for(args)
     if not force and is_complete(out, stamp):
         return f'toy COCO already up to date in {out} (nothing to do)'
-    ours = (STAMP_NAME, 'train2017', 'val2017', 'annotations')
-    if osp.isdir(out) and read_stamp(out) is None and not force and any(
-            osp.exists(osp.join(out, name)) for name in ours[1:]):
-        raise SystemExit(f'{out} holds data this generator did not write; pass --force to '
-                         'replace its train2017/, val2017/ and annotations/')
+    folders = ('train2017', 'val2017', 'annotations')
+    if not force:
+        refuse_foreign_data(out, STAMP_NAME, folders)
 
     images, labels = load_digit_images()
     train_pool, val_pool = split_digits(labels, seed)
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    # build next to the target and swap in at the end, so an interrupted run leaves no
-    # half-written dataset behind a valid stamp
-    tmp = tempfile.mkdtemp(prefix='.toy_coco_tmp_', dir=parent)
-    try:
+    with staged_output(out, STAMP_NAME, stamp, folders, prefix='.toy_coco_tmp_') as tmp:
         os.makedirs(osp.join(tmp, 'annotations'))
         counts = {}
         next_image_id, next_ann_id = 1, 1
@@ -255,20 +242,6 @@ def generate(out, num_train=300, num_val=60, seed=0, force=False):
             counts[split] = (len(coco_images), len(anns))
             next_image_id += n
             next_ann_id += len(anns)
-        with open(osp.join(tmp, STAMP_NAME), 'w') as f:
-            json.dump(stamp, f, sort_keys=True)
-        os.makedirs(out, exist_ok=True)
-        for name in ours:
-            target = osp.join(out, name)
-            if osp.isdir(target):
-                shutil.rmtree(target)
-            elif osp.exists(target):
-                os.remove(target)
-        # the stamp goes last: it is what marks the output as complete
-        for name in ours[1:] + ours[:1]:
-            os.replace(osp.join(tmp, name), osp.join(out, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     (ti, ta), (vi, va) = counts['train2017'], counts['val2017']
     return (f'toy COCO written to {out}: train2017 {ti} images / {ta} boxes, val2017 {vi} '
             f'images / {va} boxes, {len(CLASSES)} classes (digits 0-9)')

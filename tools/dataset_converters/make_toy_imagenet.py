@@ -27,18 +27,17 @@ Usage::
         [--num-train 800] [--num-val 200] [--seed 0] [--force]
 """
 import argparse
-import json
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from make_toy_coco import (INK_MIN, load_digit_images, make_background,  # noqa: E402
-                           split_digits, upscale, write_png)
+from _toy_output import (read_stamp, refuse_foreign_data, staged_output,  # noqa: E402
+                         write_png)
+from make_toy_coco import (load_digit_images, make_background, paint_ink,  # noqa: E402
+                           split_digits, upscale)
 
 # Bump when the output for given arguments changes; the stamp then no longer matches.
 GENERATOR_VERSION = 1
@@ -62,10 +61,7 @@ def render_image(rng, image, size=IMAGE_SIZE):
     alpha = np.clip(upscale(image, dh, dw), 0.0, 1.0)
     top = int(rng.integers(0, size - dh + 1))
     left = int(rng.integers(0, size - dw + 1))
-    colour = rng.uniform(INK_MIN, 255, size=3)
-    region = canvas[top:top + dh, left:left + dw]
-    canvas[top:top + dh, left:left + dw] = (
-        region * (1 - alpha[:, :, None]) + colour[None, None, :] * alpha[:, :, None])
+    paint_ink(rng, canvas, alpha, top, left)
     return np.clip(np.round(canvas), 0, 255).astype(np.uint8)
 
 
@@ -89,17 +85,9 @@ def stamp_for(num_train, num_val, seed):
                 num_train=num_train, num_val=num_val, seed=seed)
 
 
-def read_stamp(out):
-    try:
-        with open(osp.join(out, STAMP_NAME)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def is_complete(out, stamp):
     """The stamp matches and every file it promises is there."""
-    if read_stamp(out) != stamp:
+    if read_stamp(out, STAMP_NAME) != stamp:
         return False
     for split in SPLITS:
         ann = osp.join(out, 'meta', f'{split}.txt')
@@ -121,20 +109,13 @@ def generate(out, num_train=800, num_val=200, seed=0, force=False):
     stamp = stamp_for(num_train, num_val, seed)
     if not force and is_complete(out, stamp):
         return f'toy ImageNet already up to date in {out} (nothing to do)'
-    ours = (STAMP_NAME, 'train', 'val', 'meta')
-    if osp.isdir(out) and read_stamp(out) is None and not force and any(
-            osp.exists(osp.join(out, name)) for name in ours[1:]):
-        raise SystemExit(f'{out} holds data this generator did not write; pass --force to '
-                         'replace its train/, val/ and meta/')
+    folders = ('train', 'val', 'meta')
+    if not force:
+        refuse_foreign_data(out, STAMP_NAME, folders)
 
     images, labels = load_digit_images()
     train_pool, val_pool = split_digits(labels, seed)
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    # build next to the target and swap in at the end, so an interrupted run leaves no
-    # half-written dataset behind a valid stamp
-    tmp = tempfile.mkdtemp(prefix='.toy_imagenet_tmp_', dir=parent)
-    try:
+    with staged_output(out, STAMP_NAME, stamp, folders, prefix='.toy_imagenet_tmp_') as tmp:
         os.makedirs(osp.join(tmp, 'meta'))
         first_id = 1
         for split, n, pool, split_seed in (('train', num_train, train_pool, 1),
@@ -146,20 +127,6 @@ def generate(out, num_train=800, num_val=200, seed=0, force=False):
             first_id += n
         with open(osp.join(tmp, 'meta', 'classes.txt'), 'w') as f:
             f.write('\n'.join(CLASSES) + '\n')
-        with open(osp.join(tmp, STAMP_NAME), 'w') as f:
-            json.dump(stamp, f, sort_keys=True)
-        os.makedirs(out, exist_ok=True)
-        for name in ours:
-            target = osp.join(out, name)
-            if osp.isdir(target):
-                shutil.rmtree(target)
-            elif osp.exists(target):
-                os.remove(target)
-        # the stamp goes last: it is what marks the output as complete
-        for name in ours[1:] + ours[:1]:
-            os.replace(osp.join(tmp, name), osp.join(out, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return (f'toy ImageNet written to {out}: train {num_train} images, val {num_val} images, '
             f'{len(CLASSES)} classes (digits 0-9), {IMAGE_SIZE}x{IMAGE_SIZE} px')
 

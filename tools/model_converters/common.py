@@ -226,9 +226,6 @@ class KeyMapper:
         self.missing: List[Tuple[str, Optional[str]]] = []
         self.report = Report()
 
-    def has(self, src_key: str) -> bool:
-        return src_key in self.src
-
     def check_shape(self, src_key: str, expected: Sequence[Optional[int]],
                     why: str) -> Optional[torch.Tensor]:
         """Refuse a source tensor whose shape is not ``expected`` (``None``: any size there),
@@ -396,18 +393,6 @@ def count_blocks(src_state: Mapping[str, torch.Tensor],
                for m in [re.match(re.escape(prefix) + r'(\d+)\.', k)] if m}
         counts.append(max(idx) + 1 if idx else 0)
     return tuple(counts)
-
-
-def plugin_name(cfg: dict) -> str:
-    """The attribute name mmcv gives a plugin in a block: its abbreviation + ``postfix``."""
-    import mmattn.models  # noqa: F401
-    from mmcv.cnn.bricks.plugin import infer_abbr
-
-    from mmattn.registry import MODELS
-    cls = MODELS.get(cfg['type'])
-    if cls is None:
-        raise ConversionError(f'unknown plugin type {cfg["type"]!r}')
-    return infer_abbr(cls) + str(cfg.get('postfix', ''))
 
 
 BlockHook = Callable[['KeyMapper', str, str, int, int], None]

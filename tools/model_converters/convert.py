@@ -49,14 +49,10 @@ def list_formats() -> None:
         print(f'{fmt.name}: {fmt.description}')
         print(f'    weights: {fmt.published}')
         print(f'    depths: {", ".join(map(str, fmt.depths))}')
-        try:
-            cfg = fmt.backbone(fmt.depths[0] if 50 not in fmt.depths else 50)
-        except ConversionError:  # a layout no backbone of ours expresses (its reason below)
-            cfg = None
-        if cfg is not None:
-            print('    loads into: ' + config_text(cfg).replace('\n', '\n    '))
-            for line in fmt.exactness.lines():
-                print(f'    exactness: {line}')
+        cfg = fmt.backbone(fmt.depths[0] if 50 not in fmt.depths else 50)
+        print('    loads into: ' + config_text(cfg).replace('\n', '\n    '))
+        for line in fmt.exactness.lines():
+            print(f'    exactness: {line}')
         for fig in fmt.figures:
             print(f'    published: {fig}')
         for name, why in fmt.lookalikes:
@@ -88,7 +84,7 @@ def formats_that_convert(state, exclude: str, overrides: Optional[dict] = None) 
     tensor by name (their backbone has other widths, e.g. a narrower network)."""
     exact, named = [], []
     for other in FORMATS.values():
-        if other.name == exclude or getattr(other, 'reason', ''):
+        if other.name == exclude:
             continue
         try:
             depth = other.infer_depth(state)
@@ -128,7 +124,7 @@ def convert(name: str, src: str, dst: str, depth: Optional[int] = None,
     except FileProblem:
         raise
     except ConversionError as err:
-        others = [] if 'use format' in str(err) or getattr(fmt, 'reason', '') else \
+        others = [] if 'use format' in str(err) else \
             formats_that_convert(source.state, name, overrides)
         if not others:
             raise

@@ -119,10 +119,9 @@ def check_network(fmt: ConverterFormat, source: Source,
     notes = []
     for name, where in found:
         owner, why = table[name]
-        refused = owner is None or getattr(formats[owner], 'reason', '')
-        if refused:
+        if owner is None:
             raise ConversionError(f'{fmt.name}: {source.path} is {name} ({where}): not '
-                                  f'convertible: {why or formats[owner].reason}')
+                                  f'convertible: {why}')
         notes.append(f'{source.path} is {name} ({where})' + (
             '' if owner == fmt.name else f', a network of format {owner!r}'))
     if not found and fmt.lookalikes:

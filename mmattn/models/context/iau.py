@@ -13,28 +13,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..layers import cpu_kernels, use_fast_path
-from ..utils import autocast_off, norm_forward, reduced_channels
-
-
-def _conv_norm(in_channels, out_channels, norm_cfg, act_cfg=None):
-    """1x1 conv (bias) -> norm [-> act], an nn.Sequential like the authors' W1/W2/fsm/relation."""
-    layers = [nn.Conv2d(in_channels, out_channels, 1, bias=True),
-              build_norm_layer(norm_cfg, out_channels)[1]]
-    if act_cfg is not None:
-        layers.append(build_activation_layer(act_cfg))
-    return nn.Sequential(*layers)
-
-
-def _run(seq, x):
-    for m in seq:
-        x = norm_forward(m, x)
-    return x
+from ..utils import autocast_off, conv1x1_norm_act, reduced_channels, sequential_forward
 
 
 def _authors_conv_init(module):
@@ -87,7 +71,7 @@ class ChannelIAU(BaseAttention):
 
     def __init__(self, in_channels, *, norm_cfg=dict(type='BN'), init_cfg=None):
         super().__init__(in_channels, init_cfg=init_cfg)
-        self.W1 = _conv_norm(in_channels, in_channels, norm_cfg)
+        self.W1 = conv1x1_norm_act(in_channels, in_channels, norm_cfg, bias=True)
         _authors_conv_init(self)
         self.reset_authors_init()
 
@@ -105,7 +89,7 @@ class ChannelIAU(BaseAttention):
             energy = cpu_kernels.gram(g) if use_fast_path(x) else torch.bmm(g, g.transpose(1, 2))
             f = F.softmax(energy, dim=-1)
             y = torch.bmm(f, g).to(x.dtype)
-        return _run(self.W1, y.reshape(n, c, h, w)) + x
+        return sequential_forward(self.W1, y.reshape(n, c, h, w)) + x
 
 
 @MODELS.register_module()
@@ -170,12 +154,12 @@ class SpatialIAU(BaseAttention):
                              f'the others), got {num_parts!r}')
         self.num_parts = num_parts
         self.inter_channels = ci = reduced_channels(in_channels, reduction)
-        self.part_attn = _conv_norm(in_channels, num_parts, norm_cfg)
+        self.part_attn = conv1x1_norm_act(in_channels, num_parts, norm_cfg, bias=True)
         self.reduce = nn.Conv2d(in_channels, ci, 1, bias=True)
-        self.edge = _conv_norm(2 * ci, 1, norm_cfg)
-        self.node = _conv_norm(2 * ci, ci, norm_cfg, act_cfg)
+        self.edge = conv1x1_norm_act(2 * ci, 1, norm_cfg, bias=True)
+        self.node = conv1x1_norm_act(2 * ci, ci, norm_cfg, act_cfg, bias=True)
         # 2 * ci == C for the even widths of the authors' nets; odd widths lose one channel
-        self.W2 = _conv_norm(2 * ci, in_channels, norm_cfg)
+        self.W2 = conv1x1_norm_act(2 * ci, in_channels, norm_cfg, bias=True)
         _authors_conv_init(self)
         self.reset_authors_init()
 
@@ -187,7 +171,7 @@ class SpatialIAU(BaseAttention):
         self.check_input(x)
         n, c, h, w = x.shape
         p = self.num_parts
-        a = torch.sigmoid(_run(self.part_attn, x))
+        a = torch.sigmoid(sequential_forward(self.part_attn, x))
         dtype = self.reduce.weight.dtype
         with autocast_off(x.device.type):
             xf = x.reshape(n, c, h * w).to(dtype)
@@ -201,13 +185,13 @@ class SpatialIAU(BaseAttention):
             parts, u = nodes[:, :, :p], nodes[:, :, p:]  # (N, C', P), (N, C', 1)
             diff = (parts.unsqueeze(3) - parts.unsqueeze(2)).abs()  # (N, C', P, P)
             edges = torch.cat([diff, u.unsqueeze(3).expand_as(diff)], dim=1)
-            energy = _run(self.edge, edges).squeeze(1)
+            energy = sequential_forward(self.edge, edges).squeeze(1)
             self_edge = torch.eye(p, dtype=torch.bool, device=x.device)
             weights = F.softmax(energy.masked_fill(self_edge, float('-inf')), dim=-1)
             neighbours = torch.matmul(parts, weights.transpose(1, 2))  # sum_j e(i,j) part_j
             upd = torch.cat([parts, neighbours], dim=1).unsqueeze(3)  # (N, 2C', P, 1)
-            upd = _run(self.node, upd).mean(dim=2)  # (N, C', 1)
-            v = _run(self.W2, torch.cat([upd, u], dim=1).unsqueeze(3))
+            upd = sequential_forward(self.node, upd).mean(dim=2)  # (N, C', 1)
+            v = sequential_forward(self.W2, torch.cat([upd, u], dim=1).unsqueeze(3))
         out = x + v.to(x.dtype)
         return (out, a) if return_parts else out
 

@@ -5,29 +5,13 @@ CVPR 2020. Authors' code: https://github.com/microsoft/Relation-Aware-Global-Att
 (``reid/models/models_utils/rga_modules.py::RGA_Module``).
 """
 import torch
-from mmcv.cnn import build_activation_layer, build_norm_layer
 from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..layers import adaptive_avg_pool2d, cpu_kernels, use_fast_path
-from ..utils import has_forward_hooks, norm_forward, reduced_channels
-
-
-def _cna(in_channels, out_channels, norm_cfg, act_cfg=None):
-    """1x1 conv (no bias) -> norm [-> act], as an nn.Sequential like the authors' (so that their
-    state-dict keys, ``<name>.0.weight``, ``<name>.1.running_mean``, ..., are ours)."""
-    layers = [nn.Conv2d(in_channels, out_channels, 1, bias=False),
-              build_norm_layer(norm_cfg, out_channels)[1]]
-    if act_cfg is not None:
-        layers.append(build_activation_layer(act_cfg))
-    return nn.Sequential(*layers)
-
-
-def _run(seq, x):
-    for m in seq:
-        x = norm_forward(m, x)
-    return x
+from ..utils import (conv1x1_norm_act, has_forward_hooks, reduced_channels,
+                     sequential_forward)
 
 
 @MODELS.register_module()
@@ -134,23 +118,24 @@ class RGA(BaseAttention):
         c, s = in_channels, self.in_spatial
         ic, is_ = self.inter_channel, self.inter_spatial
         if use_spatial:
-            self.theta_spatial = _cna(c, ic, norm_cfg, act_cfg)
-            self.phi_spatial = _cna(c, ic, norm_cfg, act_cfg)
-            self.gx_spatial = _cna(c, ic, norm_cfg, act_cfg)
-            self.gg_spatial = _cna(2 * s, is_, norm_cfg, act_cfg)
+            self.theta_spatial = conv1x1_norm_act(c, ic, norm_cfg, act_cfg, bias=False)
+            self.phi_spatial = conv1x1_norm_act(c, ic, norm_cfg, act_cfg, bias=False)
+            self.gx_spatial = conv1x1_norm_act(c, ic, norm_cfg, act_cfg, bias=False)
+            self.gg_spatial = conv1x1_norm_act(2 * s, is_, norm_cfg, act_cfg, bias=False)
             self.W_spatial = self._gate_net(1 + is_, down_ratio, norm_cfg, act_cfg)
         if use_channel:
-            self.theta_channel = _cna(s, is_, norm_cfg, act_cfg)
-            self.phi_channel = _cna(s, is_, norm_cfg, act_cfg)
-            self.gx_channel = _cna(s, is_, norm_cfg, act_cfg)
-            self.gg_channel = _cna(2 * c, ic, norm_cfg, act_cfg)
+            self.theta_channel = conv1x1_norm_act(s, is_, norm_cfg, act_cfg, bias=False)
+            self.phi_channel = conv1x1_norm_act(s, is_, norm_cfg, act_cfg, bias=False)
+            self.gx_channel = conv1x1_norm_act(s, is_, norm_cfg, act_cfg, bias=False)
+            self.gg_channel = conv1x1_norm_act(2 * c, ic, norm_cfg, act_cfg, bias=False)
             self.W_channel = self._gate_net(1 + ic, down_ratio, norm_cfg, act_cfg)
 
     @staticmethod
     def _gate_net(channels, down_ratio, norm_cfg, act_cfg):
         mid = reduced_channels(channels, down_ratio, arg='down_ratio',
                                of="the gate's input channels")
-        return nn.Sequential(*_cna(channels, mid, norm_cfg, act_cfg), *_cna(mid, 1, norm_cfg))
+        return nn.Sequential(*conv1x1_norm_act(channels, mid, norm_cfg, act_cfg, bias=False),
+                             *conv1x1_norm_act(mid, 1, norm_cfg, bias=False))
 
     @staticmethod
     def _relations(gg, a, b, a_grid, b_grid):
@@ -177,27 +162,27 @@ class RGA(BaseAttention):
     def spatial_logits(self, x):
         """(N, 1, H, W): the spatial branch before its sigmoid."""
         n, _, h, w = x.shape
-        theta = _run(self.theta_spatial, x)
-        phi = _run(self.phi_spatial, x)
+        theta = sequential_forward(self.theta_spatial, x)
+        phi = sequential_forward(self.phi_spatial, x)
         theta_grid = adaptive_avg_pool2d(theta, self.spatial_size).flatten(2)
         phi_grid = adaptive_avg_pool2d(phi, self.spatial_size).flatten(2)
         rel = self._relations(self.gg_spatial, theta.flatten(2), phi.flatten(2),
                               theta_grid, phi_grid)
-        rel = _run(self.gg_spatial[1:], rel.reshape(n, rel.shape[1], h, w))
-        unary = _run(self.gx_spatial, x).mean(dim=1, keepdim=True)
-        return _run(self.W_spatial, torch.cat([unary, rel], dim=1))
+        rel = sequential_forward(self.gg_spatial[1:], rel.reshape(n, rel.shape[1], h, w))
+        unary = sequential_forward(self.gx_spatial, x).mean(dim=1, keepdim=True)
+        return sequential_forward(self.W_spatial, torch.cat([unary, rel], dim=1))
 
     def channel_logits(self, x):
         """(N, C, 1, 1): the channel branch before its sigmoid."""
         n, c = x.shape[:2]
         xc = adaptive_avg_pool2d(x, self.spatial_size).flatten(2).transpose(1, 2).unsqueeze(3)
-        theta = _run(self.theta_channel, xc).squeeze(3)
-        phi = _run(self.phi_channel, xc).squeeze(3)
+        theta = sequential_forward(self.theta_channel, xc).squeeze(3)
+        phi = sequential_forward(self.phi_channel, xc).squeeze(3)
         # every channel is a node of the grid here, so a node's grid is the nodes themselves
         rel = self._relations(self.gg_channel, theta, phi, theta, phi)
-        rel = _run(self.gg_channel[1:], rel.unsqueeze(3))
-        unary = _run(self.gx_channel, xc).mean(dim=1, keepdim=True)
-        out = _run(self.W_channel, torch.cat([unary, rel], dim=1))
+        rel = sequential_forward(self.gg_channel[1:], rel.unsqueeze(3))
+        unary = sequential_forward(self.gx_channel, xc).mean(dim=1, keepdim=True)
+        out = sequential_forward(self.W_channel, torch.cat([unary, rel], dim=1))
         return out.reshape(n, c, 1, 1)
 
     def forward(self, x):

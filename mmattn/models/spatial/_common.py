@@ -46,11 +46,11 @@ class ConvNormAct(nn.Module):
     statistics instead. ``act_cfg=None`` leaves the activation out.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, padding=0, dilation=1, groups=1,
-                 bias=False, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU')):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=False, norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU')):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding,
-                              dilation=dilation, groups=groups, bias=bias)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=padding, dilation=dilation, groups=groups, bias=bias)
         self.bn = build_norm(norm_cfg, out_channels)
         if act_cfg is not None and act_cfg['type'] not in _NOT_INPLACE:
             # in place, as mmcv's ConvModule: the norm's backward does not need its output,
@@ -62,6 +62,27 @@ class ConvNormAct(nn.Module):
     def forward(self, x):
         x = norm_forward(self.bn, self.conv(x))
         return self.act(x) if self.act is not None else x
+
+
+def sk_fuse_select(feats, fc_reduce: nn.Module, fc_select: nn.Module) -> torch.Tensor:
+    """Selective kernel's fuse and select, on the outputs of its M branches (each (N, C, H, W)).
+
+    Fuse: ``U = sum of the branches`` -> global average pool -> ``fc_reduce`` (C -> d).
+    Select: ``fc_select`` (d -> M * C, branch m's logits in output channels
+    ``[m * C, (m + 1) * C)``) -> softmax across the M branches per channel ->
+    ``sum_m a_m * branch_m``. The branches stay separate tensors: stacking them copies M
+    full-size maps.
+    """
+    u = feats[0]
+    for f in feats[1:]:
+        u = u + f
+    z = fc_reduce(u.mean((2, 3), keepdim=True))
+    n, c = u.shape[:2]
+    weights = fc_select(z).reshape(n, len(feats), c, 1, 1).softmax(dim=1)
+    out = feats[0] * weights[:, 0]
+    for m in range(1, len(feats)):
+        out = out + feats[m] * weights[:, m]
+    return out
 
 
 class ZPoolGate(nn.Module):

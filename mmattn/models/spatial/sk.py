@@ -8,7 +8,7 @@ from torch import nn
 from mmattn.registry import MODELS
 from ..base import BaseAttention
 from ..utils import reduced_channels
-from ._common import ConvNormAct, largest_divisor
+from ._common import ConvNormAct, largest_divisor, sk_fuse_select
 
 
 @MODELS.register_module()
@@ -92,18 +92,8 @@ class SelectiveKernel(BaseAttention):
 
     def forward(self, x):
         self.check_input(x)
-        # the branches stay separate tensors: stacking them copies M full-size maps
         feats = [branch(x) for branch in self.branches]
-        u = feats[0]
-        for f in feats[1:]:
-            u = u + f
-        z = self.fc_reduce(u.mean((2, 3), keepdim=True))
-        logits = self.fc_select(z).reshape(x.shape[0], self.num_branches, self.in_channels, 1, 1)
-        weights = logits.softmax(dim=1)
-        out = feats[0] * weights[:, 0]
-        for m in range(1, self.num_branches):
-            out = out + feats[m] * weights[:, m]
-        return out
+        return sk_fuse_select(feats, self.fc_reduce, self.fc_select)
 
     def extra_repr(self):
         return (f'in_channels={self.in_channels}, num_branches={self.num_branches}, '

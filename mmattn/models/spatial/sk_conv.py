@@ -8,56 +8,12 @@ PyTorch forms.
 """
 from typing import Optional, Sequence
 
-from mmcv.cnn import build_activation_layer
 from torch import nn
 
 from mmattn.registry import MODELS
 from ..base import BaseAttention
-from ..utils import norm_forward, reduced_channels
-from ._common import build_norm
-
-# activations without an ``inplace`` argument (as in _common.ConvNormAct)
-_NOT_INPLACE = ('Tanh', 'PReLU', 'Sigmoid', 'HSigmoid', 'Swish', 'GELU')
-
-
-class SKBranch(nn.Module):
-    """One path of the split: 3x3 conv (no bias, the unit's stride) -> norm -> activation."""
-
-    def __init__(self, in_channels, out_channels, stride, dilation, groups, norm_cfg, act_cfg):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation,
-                              dilation=dilation, groups=groups, bias=False)
-        self.bn = build_norm(norm_cfg, out_channels)
-        self.act = _activation(act_cfg)
-
-    def forward(self, x):
-        x = norm_forward(self.bn, self.conv(x))
-        return self.act(x) if self.act is not None else x
-
-
-class SKFuse(nn.Module):
-    """The fuse layer: 1x1 conv C->d (no bias) -> norm -> activation on the pooled sum."""
-
-    def __init__(self, channels, attn_channels, norm_cfg, act_cfg):
-        super().__init__()
-        self.conv = nn.Conv2d(channels, attn_channels, 1, bias=False)
-        self.bn = build_norm(norm_cfg, attn_channels)
-        self.act = _activation(act_cfg)
-
-    def forward(self, x):
-        # norm_forward: one value per channel in a batch of one is normalised with the
-        # running statistics instead of failing
-        x = norm_forward(self.bn, self.conv(x))
-        return self.act(x) if self.act is not None else x
-
-
-def _activation(act_cfg):
-    if act_cfg is None:
-        return None
-    act_cfg = dict(act_cfg)
-    if act_cfg['type'] not in _NOT_INPLACE:
-        act_cfg.setdefault('inplace', True)
-    return build_activation_layer(act_cfg)
+from ..utils import reduced_channels
+from ._common import ConvNormAct, sk_fuse_select
 
 
 def _per_branch(name, values, num_branches):
@@ -191,10 +147,12 @@ class SKConv(BaseAttention):
         self.attn_channels = reduced_channels(out_channels, reduction,
                                               min_channels=min_channels)
         self.branches = nn.ModuleList([
-            SKBranch(branch_in, out_channels, stride, dilation * d, g, norm_cfg, act_cfg)
+            ConvNormAct(branch_in, out_channels, 3, stride=stride, padding=dilation * d,
+                        dilation=dilation * d, groups=g, norm_cfg=norm_cfg, act_cfg=act_cfg)
             for d, g in zip(branch_dilations, branch_groups)
         ])
-        self.fc_reduce = SKFuse(out_channels, self.attn_channels, norm_cfg, act_cfg)
+        self.fc_reduce = ConvNormAct(out_channels, self.attn_channels, 1, norm_cfg=norm_cfg,
+                                     act_cfg=act_cfg)
         self.fc_select = nn.Conv2d(self.attn_channels, num_branches * out_channels, 1,
                                    bias=False)
         self.reset_authors_init()
@@ -210,17 +168,7 @@ class SKConv(BaseAttention):
             feats = [branch(p) for branch, p in zip(self.branches, parts)]
         else:
             feats = [branch(x) for branch in self.branches]
-        u = feats[0]
-        for f in feats[1:]:
-            u = u + f
-        z = self.fc_reduce(u.mean((2, 3), keepdim=True))
-        logits = self.fc_select(z).reshape(x.shape[0], self.num_branches, self.out_channels,
-                                           1, 1)
-        weights = logits.softmax(dim=1)
-        out = feats[0] * weights[:, 0]
-        for m in range(1, self.num_branches):
-            out = out + feats[m] * weights[:, m]
-        return out
+        return sk_fuse_select(feats, self.fc_reduce, self.fc_select)
 
     def attention_maps(self, inputs, taps, query):
         from mmattn.visualization import AttentionMaps, first_image

@@ -1,6 +1,6 @@
 """Helpers shared by the formats whose source is a torchvision-layout ResNet with one attention
-module per block (or between stages): the backbone config, the per-block mapping, and formats
-that refuse a layout our backbones cannot express. No ``FORMATS`` here.
+module per block (or between stages): the backbone config and the per-block mapping. No
+``FORMATS`` here.
 
 Every source family converted with these helpers was checked (README, "Starting from the
 authors' ImageNet weights") to have torchvision's block layout: the stride on the 3x3 conv
@@ -10,13 +10,11 @@ the last BN of the residual branch, before the sum (mmdet's ``position='after_co
 ResNet-18/34's BasicBlock our ``after_conv3`` is the same point, after ``bn2``).
 """
 import copy
-from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from ..common import (RESNET_ARCH, ConversionError, ConverterFormat, KeyMapper, Report,
-                      map_resnet)
+from ..common import RESNET_ARCH, KeyMapper, Report, map_resnet
 
 # A block's attention mapping: (mapper, src_block_prefix, dst_block_prefix, stage, block).
 BlockMap = Callable[[KeyMapper, str, str, int, int], None]
@@ -86,32 +84,6 @@ def convert_blocks(fmt: str, src_state: Mapping[str, torch.Tensor], depth: int,
         for name in ('weight', 'bias'):
             mapper.drop(f'{src_prefix}fc.{name}', 'the ImageNet classifier')
     return mapper.finish()
-
-
-@dataclass(frozen=True)
-class RefusedFormat(ConverterFormat):
-    """A format that refuses every checkpoint (see :func:`refusing_format`): it says why
-    before anything else is looked at."""
-    reason: str = ''
-
-    def infer_depth(self, src_state, layer_prefix=None):
-        raise ConversionError(f'{self.name}: not convertible: {self.reason}')
-
-
-def refusing_format(name: str, description: str, published: str, reason: str,
-                    depths: Tuple[int, ...], figures: Tuple[str, ...] = (),
-                    networks: Tuple[str, ...] = ()) -> ConverterFormat:
-    """A source whose layout our backbones cannot express: converting it approximately would
-    give weights for a different network, so both the conversion and the config refuse, with
-    ``reason``."""
-
-    def refuse(*args, **kwargs):
-        raise ConversionError(f'{name}: not convertible: {reason}')
-
-    return RefusedFormat(name=name, description=description, published=published,
-                         backbone=refuse, convert=refuse, depths=depths, figures=figures,
-                         unsupported=(f'{description}: {reason}', ), reason=reason,
-                         refused_networks=tuple((n, reason) for n in networks))
 
 
 def depths_of(*depths: int) -> Tuple[int, ...]:
