@@ -47,8 +47,7 @@ class ChannelIAU(BaseAttention):
     scale); y = f X; out = BN(conv1x1(y)) + x, the conv with bias, the BN's weight and bias
     **initialised to 0** (the unit starts as the identity).
 
-    The energies are computed in float32 under autocast: X X^T sums over every position. On
-    the CPU they are :func:`~mmattn.models.layers.cpu_kernels.gram`.
+    The energies are computed in float32 under autocast: X X^T sums over every position.
 
     Submodule names follow the authors' ``IAU``: ``W1`` (conv, BN).
 
@@ -86,7 +85,7 @@ class ChannelIAU(BaseAttention):
             g = x.reshape(n, c, h * w).to(_wide_dtype(x))
             # bmm, not matmul: over a training step matmul's batched path holds two more
             # feature-map-sized tensors
-            energy = cpu_kernels.gram(g) if use_fast_path(x) else torch.bmm(g, g.transpose(1, 2))
+            energy = torch.bmm(g, g.transpose(1, 2))
             f = F.softmax(energy, dim=-1)
             y = torch.bmm(f, g).to(x.dtype)
         return sequential_forward(self.W1, y.reshape(n, c, h, w)) + x

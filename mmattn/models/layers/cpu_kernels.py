@@ -15,8 +15,8 @@ used elsewhere, is in ``docs/en/advanced_guides/fast_paths.md``.
 - :func:`simam`: SimAM as two kernels compiled by ``torch.compile`` (:class:`CompiledKernel`),
   the forward and a hand-derived backward.
 - :func:`criss_cross`: one criss-cross pass as one autograd Function over channels-last q, k, v.
-- :func:`gram`: channel attention's Gram product with a one-product backward (DANet's CAM, the
-  channel IAU); :func:`flushed_softmax`: a softmax that sets its subnormal probabilities to 0
+- :func:`gram`: channel attention's Gram product with a one-product backward (DANet's CAM);
+  :func:`flushed_softmax`: a softmax that sets its subnormal probabilities to 0
   (DANet's CAM).
 - :func:`part_pool`: the spatial IAU's part sums and global average as one product.
 - :func:`regrouped_relations`: RGA's relation conv applied to the embeddings, never to the

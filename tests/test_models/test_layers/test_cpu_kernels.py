@@ -23,7 +23,6 @@ FAST_PATHS = {
     'CrissCross': ('CrissCross', {}, {'criss_cross'}),
     'CrissCross-r1': ('CrissCross', dict(recurrence=1), {'criss_cross'}),
     'DANetCAM': ('DANetCAM', {}, {'gram', 'flushed_softmax'}),
-    'ChannelIAU': ('ChannelIAU', {}, {'gram'}),
     'SpatialIAU': ('SpatialIAU', {}, {'part_pool'}),
     'RGA': ('RGA', {}, {'regrouped_relations'}),
     'RGA-spatial_only': ('RGA', dict(use_channel=False), {'regrouped_relations'}),
