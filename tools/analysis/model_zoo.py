@@ -54,8 +54,8 @@ from collections import defaultdict
 import torch
 
 import mmattn  # noqa: F401  (registry scope)
-from mmattn.models.factory import (attention_classes, describe_backbone_placement, family_of,
-                                   missing_declarations)
+from mmattn.models.factory import (FAMILIES, attention_classes, describe_backbone_placement,
+                                   family_of, missing_declarations, placement_text)
 from mmattn.models.factory import short_type as _short_type
 from mmattn.utils.complexity import (Complexity, ConfigError, analyze_config, analyze_model,
                                      attention_modules, build_model, load_config, parse_shape,
@@ -448,18 +448,6 @@ def classifier_counts(classes, cache, shape, device):
     return plain, counts
 
 
-FAMILIES = ('channel', 'spatial', 'context')
-
-
-def placement_text(name, cls, count=None) -> str:
-    """Where the class's placement puts it in a ResNet-50, in words (or why it has none);
-    ``count``: the number of instances that builds."""
-    if cls.placement is None:
-        return cls.no_placement
-    where = '; '.join(describe_backbone_placement(cls.placement, name))
-    return where + (f' (x{count})' if count is not None else '')
-
-
 def module_table(classes, plain, counts, shape) -> str:
     """The README's module table: one row per module, family by family."""
     lines = [
@@ -479,8 +467,9 @@ def module_table(classes, plain, counts, shape) -> str:
             params = f'{_fmt(a["params"])} ({_pct(a["params"], plain.params)})'
             flops = f'{_fmt(a["flops"])} ({_pct(a["flops"], plain.flops)})'
             count = len(a.get('instances', []))
-        lines.append(f'| `{name}` | {family_of(cls)} | {cite or title} | '
-                     f'{placement_text(name, cls, count)} | {params} | {flops} |')
+        where = placement_text(name, cls) + (f' (x{count})' if count is not None else '')
+        lines.append(f'| `{name}` | {family_of(cls)} | {cite or title} | {where} | {params} | '
+                     f'{flops} |')
     lines += ['', f'What each module adds to a plain ResNet-50 classifier ({plain.params:,} '
               f'parameters, {_fmt(plain.flops)}FLOPs; one FLOP is one multiply-add, element-wise '
               'operators are not counted), placed as its class\'s `placement` says: as its '
