@@ -153,13 +153,25 @@ def test_flagged_judges_the_formulas_in_float64():
 
 
 def test_fast_path_probe():
+    def takes_fast_path(case, name, shape):
+        with module_speed.counting_kernel_calls() as calls:
+            case.step([t.requires_grad_() for t in module_speed.example_inputs(name, shape)],
+                      torch.ones(shape))
+        return bool(calls)
+
     big = (2, 16, 64, 64)  # SimAM's fast path starts at 2**16 elements
     for name, shape, takes in (('SE', big, False), ('SimAM', big, True),
                                ('SimAM', (2, 16, 8, 8), False), ('DANetCAM', big, True)):
         case = module_speed._Case(build_attention(name, 16))
-        assert module_speed._takes_fast_path(case, name, shape) is takes, (name, shape)
+        assert takes_fast_path(case, name, shape) is takes, (name, shape)
     case = module_speed._Case(build_attention('SimAM', 16), fast=False)
-    assert module_speed._takes_fast_path(case, 'SimAM', big) is False
+    assert takes_fast_path(case, 'SimAM', big) is False
+    # the kernels are restored on leaving the block
+    from mmattn.models.layers import cpu_kernels
+    before = cpu_kernels.gram
+    with module_speed.counting_kernel_calls():
+        assert cpu_kernels.gram is not before
+    assert cpu_kernels.gram is before
 
 
 # -- end to end on a tiny shape ----------------------------------------------------------------

@@ -70,6 +70,7 @@ package or from ``--timm-path`` (a directory holding ``timm/``, e.g. an unpacked
 layer whose file still needs torchvision is reported as unavailable with the import error.
 """
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -457,13 +458,13 @@ def memory_worker(args):
     return result
 
 
-def _takes_fast_path(case, name, shape):
-    """Whether ours' forward calls into :mod:`mmattn.models.layers.cpu_kernels` for an input
-    of ``shape`` on the case's device (one forward without autograd: some fast paths start
-    at a size)."""
+@contextlib.contextmanager
+def counting_kernel_calls():
+    """Inside the block, record the name of every call into
+    :mod:`mmattn.models.layers.cpu_kernels` (a module that makes none runs its plain formula)
+    in the list it yields."""
     import inspect
 
-    import torch
     from mmattn.models.layers import cpu_kernels
     calls = []
 
@@ -478,12 +479,10 @@ def _takes_fast_path(case, name, shape):
     try:
         for n, fn in saved.items():
             setattr(cpu_kernels, n, counted(fn))
-        with torch.no_grad():
-            case.forward(example_inputs(name, shape, device=case.device))
+        yield calls
     finally:
         for n, fn in saved.items():
             setattr(cpu_kernels, n, fn)
-    return bool(calls)
 
 
 def _float64_diffs(name, ours, cases, shape, device):
@@ -530,17 +529,6 @@ def time_worker(args):
             results[impl]['unavailable'] = why
         else:
             cases[impl] = _Case(model, device, amp, fast=impl != 'plain')
-    if 'plain' in cases and not _takes_fast_path(_Case(ours, device, amp), args.module,
-                                                 args.shape):
-        del cases['plain']
-        results['plain']['same_code'] = True
-    try:
-        for impl, (d_out, d_grad) in _float64_diffs(args.module, ours, cases, args.shape,
-                                                    device).items():
-            results[impl].update(diff64_out=d_out, diff64_grad=d_grad)
-    except RuntimeError as e:  # e.g. a kernel without float64 on this device
-        for impl in cases:
-            results[impl]['diff64_error'] = f'{type(e).__name__}: {e}'.replace('\n', ' ')
     # the reference is ours in float32, also under --amp: then every implementation, ours
     # included, is compared with it, and ours should lose no more than plain does
     ref_case = _Case(ours, device)
@@ -549,21 +537,39 @@ def time_worker(args):
         case.warm_up(args.module, args.shape)
     inputs, gy = _full_inputs(args.module, args.shape, out_channels, device)
 
-    # check: the same inputs, dropout masks and output gradient as ours
+    # check: the same inputs, dropout masks and output gradient as ours. Ours' step (under
+    # --amp, the mmattn row's, checked first) also says whether it takes a CPU fast path:
+    # where it does not, plain would run the very same code and is left out
     torch.manual_seed(3)
-    ref = ref_case.step(inputs, gy).detach()
+    with counting_kernel_calls() as kernel_calls:
+        ref = ref_case.step(inputs, gy).detach()
     ref_grads = [t.grad for t in inputs]
     ref_case.clear(inputs)
-    for impl, case in cases.items():
+    for impl in sorted(cases, key=lambda i: i != 'mmattn'):
         if impl == 'mmattn' and amp is None:
             continue
+        if impl == 'plain' and not kernel_calls:
+            del cases['plain']
+            results['plain']['same_code'] = True
+            continue
+        case = cases[impl]
         torch.manual_seed(3)
-        out = case.step(inputs, gy).detach()
+        with counting_kernel_calls() as calls:
+            out = case.step(inputs, gy).detach()
+        if impl == 'mmattn':
+            kernel_calls = calls
         results[impl]['diff_out'] = rel_diff(out, ref)
         results[impl]['diff_grad'] = max(rel_diff(t.grad, g) for t, g in zip(inputs, ref_grads))
         case.clear(inputs)
         del out
     del ref, ref_grads
+    try:
+        for impl, (d_out, d_grad) in _float64_diffs(args.module, ours, cases, args.shape,
+                                                    device).items():
+            results[impl].update(diff64_out=d_out, diff64_grad=d_grad)
+    except RuntimeError as e:  # e.g. a kernel without float64 on this device
+        for impl in cases:
+            results[impl]['diff64_error'] = f'{type(e).__name__}: {e}'.replace('\n', ' ')
 
     x = torch.randn(*args.shape).to(device)
     s = torch.rand(*args.shape[:2], 1, 1).to(device)
