@@ -192,10 +192,10 @@ class ResumeStateHook(Hook):
         if not isinstance(runner._train_loop, BaseLoop):
             return
         record = self.position(runner)
-        # the gathered states belong to this save only if they were gathered for it
-        rng = self._gathered if self._gathered is not None \
-            and len(self._gathered) == runner.world_size else [capture_rng_state()]
-        record['rng'] = rng if len(rng) == runner.world_size else rng[:1]
+        # the gathered states belong to this save only if they were gathered for it; else
+        # this process's own
+        gathered = self._gathered is not None and len(self._gathered) == runner.world_size
+        record['rng'] = self._gathered if gathered else [capture_rng_state()]
         checkpoint.setdefault('meta', {})[self.KEY] = record
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
