@@ -226,8 +226,7 @@ def drop_in_signature(cls: type) -> inspect.Signature:
     the keyword-only parameters the drop-in's ``__init__``s add (the mixin's, and any a
     subclass adds as ``def __init__(self, *args, extra=None, **kwargs)``), before
     ``**kwargs``."""
-    original = next(c for c in cls.__mro__ if not issubclass(c, AttnResNetMixin))
-    theirs = list(inspect.signature(original.__init__).parameters.values())[1:]
+    theirs = list(inspect.signature(cls.original_class().__init__).parameters.values())[1:]
     names = {q.name for q in theirs}
     ours = []
     for c in cls.__mro__:
